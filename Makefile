@@ -1,0 +1,53 @@
+# Switchboard — every target does its own set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint typecheck pytest bench loadtest seed browser clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright's own browser download does not work here).
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "installing Debian chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+## The service: demo mode (built-in AMI simulator, embedded PostgreSQL) unless configured.
+run: $(STAMP)
+	$(PY) -m app
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) browser
+	$(BIN)/pytest
+
+## Lint, type check and the whole test suite (.ci/run calls exactly this).
+test: lint typecheck pytest
+
+seed: $(STAMP)
+	$(PY) -m app.seed
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+loadtest: $(STAMP)
+	$(PY) -m bench.loadtest $(ARGS)
+
+clean:
+	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Switchboard service: FastAPI app, persistence, websockets, pages (composition root)."""

@@ -1,0 +1,102 @@
+"""One settings object with nested groups, read from the environment once.
+
+Environment variables use the prefix ``SWITCHBOARD_`` and ``__`` between groups, e.g.
+``SWITCHBOARD_DATABASE__URL=postgresql+asyncpg://...`` or
+``SWITCHBOARD_AUTH__JWT_SECRET=...``.  AMI servers come as JSON:
+``SWITCHBOARD_AMI__SERVERS='[{"name":"pbx1","host":"10.0.0.5","username":"sb","secret":"..."}]'``.
+
+With no AMI server configured the service runs in demo mode against the built-in AMI
+simulator; with no database URL it starts an embedded PostgreSQL (``pgserver``) in
+``database.embedded_dir``.  Outside demo mode the default secrets are refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "switchboard-demo-secret-change-me-0123456789"  # noqa: S105 - refused outside demo
+DEFAULT_ADMIN_PASSWORD = "admin"  # noqa: S105 - refused outside demo
+
+
+class DatabaseSettings(BaseModel):
+    url: SecretStr | None = None  # postgresql+asyncpg://user:pass@host:port/db
+    embedded_dir: Path = Path(".data/pg")
+    pool_size: int = 10
+    echo: bool = False
+
+
+class AmiServerSettings(BaseModel):
+    name: str
+    host: str
+    port: int = 5038
+    username: str = "switchboard"
+    secret: SecretStr = SecretStr("")
+    tls: bool = False
+
+
+class AmiSettings(BaseModel):
+    servers: list[AmiServerSettings] = Field(default_factory=list)
+    action_timeout_s: float = 5.0
+    ping_interval_s: float = 10.0
+    reconnect_max_s: float = 30.0
+
+
+class AuthSettings(BaseModel):
+    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    token_ttl_s: int = 12 * 3600
+    admin_username: str = "admin"
+    admin_password: SecretStr = SecretStr(DEFAULT_ADMIN_PASSWORD)
+
+
+class DemoSettings(BaseModel):
+    """Traffic of the built-in simulator when no Asterisk is configured."""
+
+    agents: int = 40
+    queues: int = 4
+    calls_per_second: float = 0.5
+    mean_talk_s: float = 20.0
+    simulator_port: int = 0  # 0: any free loopback port
+
+
+class OutcomeSettings(BaseModel):
+    batch_size: int = 500
+    flush_interval_s: float = 0.2
+    spill_dir: Path = Path(".data/spill")
+    retention_days: int = 730
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    demo: bool | None = None  # None: demo iff no AMI server is configured
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    ami: AmiSettings = Field(default_factory=AmiSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    demo_traffic: DemoSettings = Field(default_factory=DemoSettings)
+    outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
+
+    @property
+    def demo_mode(self) -> bool:
+        return self.demo if self.demo is not None else not self.ami.servers
+
+    def check_secrets(self) -> None:
+        """Refuse the shipped default secrets outside demo mode."""
+        if self.demo_mode:
+            return
+        if self.auth.jwt_secret.get_secret_value() == DEFAULT_JWT_SECRET:
+            raise ValueError("SWITCHBOARD_AUTH__JWT_SECRET must be set outside demo mode")
+        if len(self.auth.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("SWITCHBOARD_AUTH__JWT_SECRET must be at least 32 characters")
+        if self.auth.admin_password.get_secret_value() == DEFAULT_ADMIN_PASSWORD:
+            raise ValueError("SWITCHBOARD_AUTH__ADMIN_PASSWORD must be set outside demo mode")

@@ -1,0 +1,1 @@
+"""Telephony adapter: AMI connections, the AMI <-> routing codec, and the AMI simulator."""

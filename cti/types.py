@@ -1,0 +1,64 @@
+"""Types shared between ``cti`` and ``app`` (contract: add fields with defaults, never rename)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AmiServer:
+    """One Asterisk server's AMI endpoint.  ``secret`` is never logged or repr'd."""
+
+    name: str
+    host: str
+    port: int = 5038
+    username: str = "switchboard"
+    secret: str = ""
+    tls: bool = False
+
+    def __repr__(self) -> str:
+        return f"AmiServer(name={self.name!r}, host={self.host!r}, port={self.port}, username={self.username!r}, tls={self.tls})"
+
+
+@dataclass(frozen=True, slots=True)
+class Dialplan:
+    """Names of the dialplan pieces in ``deploy/asterisk/extensions.conf``."""
+
+    hold_context: str = "acd-hold"
+    hold_exten: str = "s"
+    connect_context: str = "acd-connect"  # exten = agent_id
+    callback_context: str = "callback-out"
+    device_var: str = "ACD_AGENT_DEVICE"
+    ring_timeout_var: str = "ACD_RING_TIMEOUT"
+    hold_user_event: str = "ACDHold"
+    dial_result_user_event: str = "ACDDialResult"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCall:
+    """A caller reached the holding context for the first time (not yet classified).
+
+    The app classifies it (DNIS -> queue, CRM lookup -> VIP / entitlement) and feeds
+    ``routing.events.CallArrived`` with the same ``call_id``.
+    """
+
+    call_id: str  # "<server>/<uniqueid>" of the caller channel
+    server: str
+    uniqueid: str
+    linkedid: str
+    channel: str
+    caller_num: str
+    caller_name: str
+    dnis: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatus:
+    name: str
+    connected: bool
+    since: float | None = None  # epoch s of the last state change
+    uptime_s: float | None = None  # Asterisk uptime from FullyBooted/CoreStatus
+    restarts: int = 0
+    reconnects: int = 0
+    last_error: str | None = None

@@ -1,0 +1,172 @@
+"""Events the routing core consumes: ``RoutingEngine.handle(event, now)``.
+
+Contract shared by ``routing``, ``cti`` and ``app``: events may be added and fields may
+be added with defaults, never renamed or removed.  All ids are opaque strings:
+``call_id`` is ``"<server>/<uniqueid>"`` of the caller channel (built by ``cti``),
+``agent_id`` is the agent's id (also the Asterisk extension dialled in the connect
+context), ``queue_id`` the queue's id.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from routing.config import AgentConfig, QueueConfig
+
+
+class OfferFailure(enum.StrEnum):
+    """Why an offer ended without the agent answering (Asterisk DIALSTATUS words)."""
+
+    NOANSWER = "noanswer"  # ring timeout (RONA)
+    BUSY = "busy"
+    CONGESTION = "congestion"
+    CHANUNAVAIL = "chanunavail"
+    FAILED = "failed"  # the action that makes the offer failed (Redirect error, timeout)
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureQueue:
+    queue: QueueConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveQueue:
+    queue_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureAgent:
+    agent: AgentConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAgent:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQueueOpen:
+    """Open hours are computed by the app (it has the clock and calendars)."""
+
+    queue_id: str
+    is_open: bool
+
+
+# --- agents ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLogin:
+    """Agent logs in on a device (an Asterisk dial string); starts paused ("login")."""
+
+    agent_id: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReady:
+    """Paused -> ready, or wrap-up ended early by the agent."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPause:
+    agent_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLogout:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDisconnected:
+    """The agent's desktop/device vanished: treated like a logout."""
+
+    agent_id: str
+
+
+# --- calls -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived:
+    """A caller is waiting in the holding context, classified by the app."""
+
+    call_id: str
+    queue_id: str
+    caller: str = ""
+    vip: bool = False
+    entitled: bool = False
+    priority_boost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAnswered:
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFailed:
+    call_id: str
+    agent_id: str
+    reason: OfferFailure
+
+
+@dataclass(frozen=True, slots=True)
+class CallHungUp:
+    """The caller's channel is gone (abandon while waiting/ringing, or end of a call)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentHungUp:
+    """The agent's leg of a connected call hung up (the caller may still be up)."""
+
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred:
+    """A connected call left ACD control (blind/redirect transfer); the agent is freed."""
+
+    call_id: str
+    target: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallFailed:
+    """The call cannot go on (channel vanished on resync, server lost, action refused)."""
+
+    call_id: str
+    reason: str
+
+
+Event = (
+    ConfigureQueue
+    | RemoveQueue
+    | ConfigureAgent
+    | RemoveAgent
+    | SetQueueOpen
+    | AgentLogin
+    | AgentReady
+    | AgentPause
+    | AgentLogout
+    | AgentDisconnected
+    | CallArrived
+    | OfferAnswered
+    | OfferFailed
+    | CallHungUp
+    | AgentHungUp
+    | CallTransferred
+    | CallFailed
+)
