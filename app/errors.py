@@ -27,6 +27,7 @@ Exception tree::
           │    └── InvalidPhoneNumber      422   invalid-phone-number
           ├── ServiceUnavailable           503   service-unavailable
           └── InternalError                500   internal-error
+     └── WebSocketClosed   (websocket already closed with a 4xxx code; ends quietly)
 
     routing.errors.RoutingError (mapped, keeps its own error_id)
      ├── IllegalTransition   -> 409
@@ -43,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi import HTTPException as FastAPIHTTPException
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -214,6 +215,19 @@ def _clean_error(error: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class WebSocketClosed(Exception):
+    """A websocket endpoint already closed its socket with ``code``; nothing is left to do.
+
+    Raised e.g. by ``app.auth.authenticate_websocket``; the handler installed by
+    ``install_error_handlers`` ends the endpoint quietly.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
 # --- mapping of lower-layer errors ------------------------------------------------------
 
 _HTTP_STATUS_TO_PROBLEM: dict[int, type[ProblemError]] = {
@@ -382,11 +396,16 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     return render(InternalError("An unexpected error occurred; it has been logged."), request)
 
 
+async def _websocket_closed_handler(websocket: WebSocket, exc: Exception) -> None:
+    assert isinstance(exc, WebSocketClosed)  # the socket is closed already
+
+
 def install_error_handlers(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
     """Make every error response a problem document and cap request bodies."""
     app.add_exception_handler(ProblemError, _problem_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(WebSocketClosed, _websocket_closed_handler)
     routing_error = _routing_error_class()
     if routing_error is not None:
         app.add_exception_handler(routing_error, _unexpected_handler)
