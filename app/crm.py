@@ -1,0 +1,248 @@
+"""CRM lookup for the screen pop: who is calling, what they own, are they entitled.
+
+Invariants:
+- Phone numbers are stored and looked up as ``normalize_phone`` digits; a number that
+  cannot be normalized raises ``InvalidPhoneNumber`` (never a silent miss).
+- ``lookup_caller`` costs ONE round trip: a primary-key probe on ``customer_phones``
+  joined to ``customers``, with products, the last ``interactions`` and the open cases
+  aggregated as JSON by correlated sub-selects (each an index range scan).  No cache: a
+  screen pop must reflect the CRM as it is now.
+- Entitlement (free technical support) is computed here, from dates only, by
+  ``product_entitlement``: within ``PURCHASE_GRACE_DAYS`` (90) days of purchase, inclusive,
+  or while a protection plan runs (up to and including ``protection_plan_end``).  When
+  both apply, the one lasting longer is reported.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+PURCHASE_GRACE_DAYS = 90
+PROTECTION_PLAN_YEARS = 3
+DEFAULT_INTERACTIONS = 5
+
+
+class InvalidPhoneNumber(ValueError):
+    """The text is not a phone number we can normalize."""
+
+
+_SEPARATORS = re.compile(r"[\s\-().\u00a0/]")
+
+
+def normalize_phone(raw: str) -> str:
+    """Digits only, without the China country code.
+
+    Accepts spaces, dashes, dots, slashes and parentheses as separators; strips ``+86``,
+    ``0086`` and a bare ``86`` in front of an 11-digit mobile.  Other international
+    numbers keep their country code as ``00<cc>...``.  Landlines keep their trunk ``0``.
+
+    >>> normalize_phone("+86 138-0013-8000")
+    '13800138000'
+    >>> normalize_phone("0086 10 6552 9988")
+    '1065529988'
+    >>> normalize_phone("(010) 6552-9988")
+    '01065529988'
+    >>> normalize_phone("+1 415 555 0100")
+    '0014155550100'
+    """
+    if not isinstance(raw, str):
+        raise InvalidPhoneNumber(f"phone number must be text, got {type(raw).__name__}")
+    text = _SEPARATORS.sub("", raw.strip())
+    if not text:
+        raise InvalidPhoneNumber("phone number is empty")
+    international = False
+    if text.startswith("+"):
+        text = text[1:]
+        international = True
+    elif text.startswith("00"):
+        text = text[2:]
+        international = True
+    if not text.isascii() or not text.isdigit():
+        raise InvalidPhoneNumber(
+            f"phone number {raw!r} may contain only digits, separators and a leading '+'"
+        )
+    if international:
+        if text.startswith("86"):
+            text = text[2:]
+        else:
+            text = "00" + text
+    elif len(text) == 13 and text.startswith("861"):
+        text = text[2:]  # "86" + mobile without the plus
+    if not 3 <= len(text) <= 20:
+        raise InvalidPhoneNumber(f"phone number {raw!r} must have 3 to 20 digits")
+    if len(text) == 11 and text.startswith("1") and text[1] not in "3456789":
+        raise InvalidPhoneNumber(f"mobile number {raw!r} must start with 13-19")
+    return text
+
+
+class EntitlementReason(enum.StrEnum):
+    NEW_PURCHASE = "new_purchase"  # within 90 days of purchase
+    PROTECTION_PLAN = "protection_plan"  # a 3-year protection plan runs
+
+
+class Entitlement(BaseModel):
+    entitled: bool
+    reason: EntitlementReason | None = None
+    until: date | None = None  # last day of free support under ``reason``
+
+
+def product_entitlement(
+    purchase_date: date, protection_plan_end: date | None, *, today: date
+) -> Entitlement:
+    """Is support for this product free ``today``, why, and until when.
+
+    >>> product_entitlement(date(2026, 1, 1), None, today=date(2026, 4, 1)).until
+    datetime.date(2026, 4, 1)
+    >>> product_entitlement(date(2026, 1, 1), None, today=date(2026, 4, 2)).entitled
+    False
+    """
+    candidates: list[tuple[date, EntitlementReason]] = []
+    grace_end = purchase_date + timedelta(days=PURCHASE_GRACE_DAYS)
+    if purchase_date <= today <= grace_end:
+        candidates.append((grace_end, EntitlementReason.NEW_PURCHASE))
+    if protection_plan_end is not None and purchase_date <= today <= protection_plan_end:
+        candidates.append((protection_plan_end, EntitlementReason.PROTECTION_PLAN))
+    if not candidates:
+        return Entitlement(entitled=False)
+    until, reason = max(candidates)
+    return Entitlement(entitled=True, reason=reason, until=until)
+
+
+class CustomerInfo(BaseModel):
+    id: int
+    name: str
+    vip: bool
+    member: bool
+
+
+class ProductInfo(BaseModel):
+    id: int
+    model: str
+    sku: str
+    serial: str | None
+    purchase_date: date
+    protection_plan_end: date | None
+    entitlement: Entitlement
+
+
+class InteractionInfo(BaseModel):
+    at: datetime
+    channel: str
+    agent_id: int | None
+    summary: str
+
+
+class CaseInfo(BaseModel):
+    id: int
+    opened_at: datetime
+    kind: str
+    severity: str
+    subject: str
+    due_at: datetime | None
+    overdue: bool
+
+
+class ScreenPop(BaseModel):
+    """What the agent sees when the call is offered (sent as JSON on the websocket)."""
+
+    phone: str
+    customer: CustomerInfo
+    entitled: bool  # any product entitled to free support
+    entitlement_reason: EntitlementReason | None = None  # of the longest-running one
+    entitled_until: date | None = None
+    products: list[ProductInfo] = Field(default_factory=list)
+    interactions: list[InteractionInfo] = Field(default_factory=list)  # newest first
+    open_cases: list[CaseInfo] = Field(default_factory=list)  # oldest first
+
+
+_LOOKUP = sa.text(
+    """
+    SELECT c.id, c.name, c.vip, c.member,
+      (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'id', p.id, 'model', p.model, 'sku', p.sku, 'serial', p.serial,
+                'purchase_date', p.purchase_date,
+                'protection_plan_end', p.protection_plan_end)
+              ORDER BY p.purchase_date DESC, p.id), '[]'::jsonb)
+         FROM products p WHERE p.customer_id = c.id) AS products,
+      (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'at', i.at, 'channel', i.channel, 'agent_id', i.agent_id,
+                'summary', i.summary) ORDER BY i.at DESC), '[]'::jsonb)
+         FROM (SELECT * FROM interactions WHERE customer_id = c.id
+               ORDER BY at DESC LIMIT :n_interactions) i) AS interactions,
+      (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'id', k.id, 'opened_at', k.opened_at, 'kind', k.kind,
+                'severity', k.severity, 'subject', k.subject, 'due_at', k.due_at)
+              ORDER BY k.opened_at, k.id), '[]'::jsonb)
+         FROM cases k WHERE k.customer_id = c.id AND k.status = 'open') AS open_cases
+    FROM customer_phones cp JOIN customers c ON c.id = cp.customer_id
+    WHERE cp.phone = :phone
+    """
+).columns(
+    sa.column("id", sa.BigInteger),
+    sa.column("name", sa.Text),
+    sa.column("vip", sa.Boolean),
+    sa.column("member", sa.Boolean),
+    sa.column("products", JSONB),
+    sa.column("interactions", JSONB),
+    sa.column("open_cases", JSONB),
+)
+
+
+async def lookup_caller(
+    session: AsyncSession,
+    phone: str,
+    *,
+    today: date,
+    interactions: int = DEFAULT_INTERACTIONS,
+) -> ScreenPop | None:
+    """The screen pop for ``phone``, or ``None`` when no customer has that number.
+
+    One query.  Raises ``InvalidPhoneNumber`` for malformed input.
+    """
+    number = normalize_phone(phone)
+    row = (
+        await session.execute(_LOOKUP, {"phone": number, "n_interactions": interactions})
+    ).one_or_none()
+    if row is None:
+        return None
+    return _build(number, row._mapping, today=today)
+
+
+def _build(phone: str, row: Any, *, today: date) -> ScreenPop:
+    products = []
+    for raw in row["products"]:
+        purchase = date.fromisoformat(raw["purchase_date"])
+        plan_end = raw["protection_plan_end"]
+        plan_end_date = date.fromisoformat(plan_end) if plan_end else None
+        products.append(
+            ProductInfo(
+                **raw,
+                entitlement=product_entitlement(purchase, plan_end_date, today=today),
+            )
+        )
+    entitled = [p.entitlement for p in products if p.entitlement.entitled]
+    best = max(entitled, key=lambda e: e.until or date.min, default=None)
+    cases = []
+    for raw in row["open_cases"]:
+        case = CaseInfo(**raw, overdue=False)
+        if case.due_at is not None and case.due_at.date() < today:
+            case.overdue = True
+        cases.append(case)
+    return ScreenPop(
+        phone=phone,
+        customer=CustomerInfo(id=row["id"], name=row["name"], vip=row["vip"], member=row["member"]),
+        entitled=best is not None,
+        entitlement_reason=best.reason if best else None,
+        entitled_until=best.until if best else None,
+        products=products,
+        interactions=[InteractionInfo(**raw) for raw in row["interactions"]],
+        open_cases=cases,
+    )
