@@ -1,0 +1,425 @@
+// Agent desktop: log in to a device, ready / pause / log out, screen pop on offer, call
+// timer, wrap-up with a disposition.
+//
+// Invariants:
+// - The server is the source of truth for the agent's state: buttons only send requests;
+//   what the page shows comes from GET .../state and the agent websocket's messages.
+// - The screen pop is rendered from the `offer` message itself, before the phone rings,
+//   and announced through an aria-live region.
+// - After a call ends, Ready stays disabled until a wrap-up with a disposition is saved.
+import {
+  api, connectWs, el, $, fmtDuration, fmtDate, fmtDateTime, toMs, normState, stateBadge,
+  requireSession, wireSignOut, showWho,
+} from "/assets/common.js";
+
+const s = requireSession();
+const params = new URLSearchParams(location.search);
+// Supervisors/admins may open a given agent's desktop with ?agent=<id>.
+const agentId = s.agentId || params.get("agent");
+wireSignOut($("#signout"));
+showWho($("#who"), s);
+
+const view = {
+  state: "unknown",
+  reason: null,
+  since: null,
+  device: null,
+  offer: null, // {call, pop, ring_timeout_s, receivedAt}
+  callId: null,
+  answeredAt: null,
+  endedAt: null,
+  wrapupPending: false,
+};
+
+let tick = null;
+const DEVICE_KEY = `switchboard.device.${agentId}`;
+
+function setError(msg) {
+  $("#action-error").textContent = msg || "";
+}
+
+async function act(path, body, button) {
+  setError("");
+  if (button) button.disabled = true;
+  try {
+    const resp = await api("POST", `/api/v1/agents/${encodeURIComponent(agentId)}/${path}`, body ?? {});
+    if (resp && typeof resp === "object") applyState(resp);
+    return resp;
+  } catch (err) {
+    setError(err.message);
+    return null;
+  } finally {
+    if (button) button.disabled = false;
+    render();
+  }
+}
+
+// ---------- state ----------
+function pick(obj, ...keys) {
+  for (const k of keys) if (obj && obj[k] !== undefined && obj[k] !== null) return obj[k];
+  return null;
+}
+
+function applyState(msg) {
+  if (!msg || typeof msg !== "object") return;
+  const st = msg.state && typeof msg.state === "object" ? msg.state : msg;
+  const raw = pick(st, "state", "status");
+  if (raw === null) return;
+  const prev = view.state;
+  view.state = normState(raw);
+  view.reason = pick(st, "reason", "pause_reason");
+  const since = toMs(pick(st, "since", "state_since", "changed_at"));
+  view.since = since ?? (prev !== view.state ? Date.now() : view.since);
+  const dev = pick(st, "device");
+  if (dev) view.device = dev;
+  if (view.state === "wrap_up") view.wrapupPending = true;
+  if (view.state === "logged_out") {
+    view.wrapupPending = false;
+    view.offer = null;
+  }
+  const callId = pick(st, "call_id");
+  if (callId && !view.callId) view.callId = callId;
+  // A reservation that ended without an answer (RONA, caller hung up) clears the offer.
+  if (prev === "reserved" && (view.state === "ready" || view.state === "paused") && !view.answeredAt) {
+    clearOffer();
+  }
+  render();
+}
+
+function clearOffer() {
+  view.offer = null;
+  view.callId = null;
+  view.answeredAt = null;
+  view.endedAt = null;
+  $("#offer-live").replaceChildren();
+  $("#pop").hidden = true;
+}
+
+function onMessage(msg) {
+  const type = msg.type || msg.event_type;
+  if (type === "hello") {
+    applyState(msg);
+  } else if (type === "state") {
+    applyState(msg);
+  } else if (type === "offer") {
+    onOffer(msg);
+  } else if (type === "call") {
+    onCall(msg);
+  } else if (type === "error") {
+    setError(msg.detail || msg.message || "The server reported an error.");
+  }
+}
+
+function onOffer(msg) {
+  const call = msg.call || {};
+  view.offer = { call, pop: msg.pop || null, ringTimeout: msg.ring_timeout_s ?? null, receivedAt: Date.now() };
+  view.callId = call.call_id || call.id || msg.call_id || null;
+  view.answeredAt = null;
+  view.endedAt = null;
+  view.wrapupPending = false;
+  if (view.state !== "on_call") {
+    view.state = "reserved";
+    view.since = Date.now();
+  }
+  renderPop();
+  render();
+}
+
+function onCall(msg) {
+  const ev = String(msg.event || "").toLowerCase();
+  const callId = msg.call_id || (msg.call && (msg.call.call_id || msg.call.id)) || view.callId;
+  if (ev === "answered" || ev === "connected") {
+    view.callId = callId;
+    view.answeredAt = toMs(msg.answered_at || msg.at) || Date.now();
+    view.endedAt = null;
+    view.state = "on_call";
+    view.since = view.answeredAt;
+  } else if (ev === "ended" || ev === "hangup") {
+    view.endedAt = toMs(msg.ended_at || msg.at) || Date.now();
+    // Only a call that was answered needs a wrap-up.
+    if (view.answeredAt) view.wrapupPending = true;
+    else clearOffer();
+  }
+  render();
+}
+
+// ---------- rendering ----------
+function render() {
+  const st = view.state;
+  $("#state-badge").replaceChildren(stateBadge(st, view.reason));
+  $("#state-since").textContent = view.since ? `for ${fmtDuration((Date.now() - view.since) / 1000)}` : "";
+
+  const loggedOut = st === "logged_out";
+  $("#login-form").hidden = !loggedOut;
+  $("#session-controls").hidden = loggedOut || st === "unknown";
+  $("#device-shown").textContent = view.device || "—";
+
+  const busy = st === "reserved" || st === "on_call";
+  const readyBtn = $("#ready-btn");
+  readyBtn.disabled = busy || st === "ready" || view.wrapupPending;
+  readyBtn.title = view.wrapupPending ? "Save the wrap-up first" : "";
+  if (view.wrapupPending) readyBtn.setAttribute("aria-describedby", "wrapup-title");
+  else readyBtn.removeAttribute("aria-describedby");
+  $("#pause-btn").disabled = busy;
+  $("#logout-btn").disabled = busy;
+
+  $("#wrapup-form").hidden = !view.wrapupPending;
+  $("#idle-note").hidden = !!view.offer || view.wrapupPending;
+  renderCallBanner();
+}
+
+function renderCallBanner() {
+  const live = $("#offer-live");
+  if (!view.offer) {
+    live.replaceChildren();
+    return;
+  }
+  const call = view.offer.call;
+  const pop = view.offer.pop || {};
+  const customer = pop.customer || {};
+  const who = customer.name || call.caller_name || call.caller || "Unknown caller";
+  const number = call.caller || call.caller_id || "";
+  const queue = call.queue_name || call.queue_id || call.queue || "";
+  let cls = "offer-banner";
+  let headline;
+  let detail;
+  if (view.endedAt && view.answeredAt) {
+    cls += " ended";
+    headline = `Call ended · ${who}`;
+    detail = `Talk time ${fmtDuration((view.endedAt - view.answeredAt) / 1000)}`;
+  } else if (view.answeredAt) {
+    cls += " connected";
+    headline = `On call with ${who}`;
+    detail = null;
+  } else {
+    headline = `Incoming call from ${who}`;
+    const left = view.offer.ringTimeout ? Math.max(0, view.offer.ringTimeout - (Date.now() - view.offer.receivedAt) / 1000) : null;
+    detail = left !== null ? `Your phone rings now. Answer within ${Math.ceil(left)} s.` : "Your phone rings now.";
+  }
+  const timer = view.answeredAt
+    ? el("div", null, el("span", { class: "hint" }, "Call time "), el("span", { id: "call-timer", class: "timer", role: "timer", "aria-live": "off" },
+        fmtDuration(((view.endedAt || Date.now()) - view.answeredAt) / 1000)))
+    : null;
+  const banner = el("div", { class: cls, id: "offer-banner", dataset: { phase: view.endedAt ? "ended" : view.answeredAt ? "connected" : "offered" } },
+    el("strong", { id: "offer-headline" }, headline),
+    el("div", null, [number && `Number ${number}`, queue && `Queue ${queue}`, customer.vip ? "VIP customer" : null].filter(Boolean).join(" · ")),
+    detail ? el("div", { class: "hint" }, detail) : null,
+    timer,
+  );
+  // Re-render only when the text changes so screen readers don't repeat the offer every second.
+  const old = live.firstElementChild;
+  if (old && old.dataset.phase === banner.dataset.phase && old.querySelector("#offer-headline")?.textContent === headline) {
+    const t = old.querySelector("#call-timer");
+    const nt = banner.querySelector("#call-timer");
+    if (t && nt) t.textContent = nt.textContent;
+    const hints = old.querySelectorAll(".hint");
+    const nhints = banner.querySelectorAll(".hint");
+    hints.forEach((h, i) => { if (nhints[i] && h.id !== "call-timer") h.textContent = nhints[i].textContent; });
+    return;
+  }
+  live.replaceChildren(banner);
+}
+
+function entitlementOf(pop) {
+  const e = pop.entitlement;
+  if (e && typeof e === "object") return e;
+  if (typeof e === "boolean") return { entitled: e };
+  const products = pop.products || [];
+  const ent = products.find((p) => p.entitled);
+  return ent ? { entitled: true, reason: ent.entitlement_reason, until: ent.until, product: ent.name } : { entitled: false };
+}
+
+function reasonText(reason, until) {
+  const r = String(reason || "").toLowerCase();
+  const end = until ? fmtDate(until) : null;
+  if (r.includes("plan") || r.includes("protection"))
+    return end ? `Protection plan runs until ${end}` : "Under a protection plan";
+  if (r.includes("90") || r.includes("purchase") || r.includes("warranty") || r.includes("recent"))
+    return end ? `Within 90 days of purchase (until ${end})` : "Within 90 days of purchase";
+  if (reason) return end ? `${reason} (until ${end})` : String(reason);
+  return end ? `Until ${end}` : "";
+}
+
+function renderPop() {
+  const pop = (view.offer && view.offer.pop) || null;
+  const body = $("#pop-body");
+  $("#pop").hidden = false;
+  if (!pop || (!pop.customer && !(pop.products || []).length)) {
+    body.replaceChildren(el("p", { class: "empty", id: "pop-unknown" }, "No customer record for this number."));
+    return;
+  }
+  const c = pop.customer || {};
+  const ent = entitlementOf(pop);
+  const entReason = ent.reason || ent.entitlement_reason;
+  const entBox = el("div", { class: `entitlement ${ent.entitled ? "yes" : "no"}`, id: "pop-entitlement", dataset: { entitled: ent.entitled ? "yes" : "no" } },
+    el("strong", null, ent.entitled ? "Entitled to free technical support" : "Not entitled to free support"),
+    ent.entitled ? el("div", null, [ent.product && `${ent.product}: `, reasonText(entReason, ent.until)].filter(Boolean).join("")) : (entReason ? el("div", null, String(entReason)) : null),
+  );
+
+  const products = pop.products || [];
+  const productTable = products.length
+    ? el("table", { id: "pop-products" },
+        el("caption", { class: "visually-hidden" }, "Products"),
+        el("thead", null, el("tr", null, el("th", { scope: "col" }, "Product"), el("th", { scope: "col" }, "Purchased"),
+          el("th", { scope: "col" }, "Protection plan ends"), el("th", { scope: "col" }, "Support"))),
+        el("tbody", null, products.map((p) => el("tr", null,
+          el("td", null, p.name || p.model || p.sku || "Product", p.serial || p.serial_number ? el("div", { class: "hint" }, `S/N ${p.serial || p.serial_number}`) : null),
+          el("td", null, fmtDate(p.purchase_date || p.purchased_on)),
+          el("td", null, p.protection_plan_end ? fmtDate(p.protection_plan_end) : "None"),
+          el("td", null, el("span", { class: `badge ${p.entitled ? "ok" : "bad"}` }, p.entitled ? "Entitled" : "Not entitled"),
+            p.entitled ? el("div", { class: "hint" }, reasonText(p.entitlement_reason, p.until)) : null),
+        ))))
+    : el("p", { class: "empty" }, "No products on record.");
+
+  const interactions = pop.interactions || pop.last_interactions || [];
+  const interList = interactions.length
+    ? el("ul", { class: "plain", id: "pop-interactions" }, interactions.slice(0, 5).map((i) => el("li", null,
+        el("strong", null, fmtDateTime(i.at || i.occurred_at || i.started_at || i.created_at)), " · ",
+        [i.channel, i.kind || i.type, i.agent_id && `agent ${i.agent_id}`].filter(Boolean).join(" · "),
+        i.summary || i.notes || i.disposition_code ? el("div", null, i.summary || i.notes || i.disposition_code) : null,
+      )))
+    : el("p", { class: "empty" }, "No earlier interactions.");
+
+  const cases = pop.open_cases || pop.cases || [];
+  const caseList = cases.length
+    ? el("ul", { class: "plain", id: "pop-cases" }, cases.map((k) => el("li", null,
+        el("strong", null, k.case_id || k.id || k.reference || "Case"), " ",
+        k.priority || k.severity ? el("span", { class: "badge warn" }, k.priority || k.severity) : null, " ",
+        k.subject || k.title || k.summary || k.category || "",
+        el("div", { class: "hint" }, [k.status, (k.opened_at || k.created_at) && `opened ${fmtDate(k.opened_at || k.created_at)}`, k.due_at && `due ${fmtDate(k.due_at)}`].filter(Boolean).join(" · ")),
+      )))
+    : el("p", { class: "empty" }, "No open cases.");
+
+  const badges = [];
+  if (c.vip) badges.push(el("span", { class: "badge vip", id: "pop-vip" }, "VIP"));
+  if (c.member) badges.push(el("span", { class: "badge member" }, typeof c.member === "string" ? `Member · ${c.member}` : "Member"));
+
+  body.replaceChildren(
+    el("div", { class: "status-line" }, el("span", { class: "customer-name", id: "pop-name" }, c.name || "Unknown customer"), badges),
+    el("p", { class: "hint" }, [c.customer_id && `Customer ${c.customer_id}`, c.phone || (view.offer.call && view.offer.call.caller), c.city || c.region, c.language].filter(Boolean).join(" · ")),
+    entBox,
+    el("div", { class: "pop-grid" },
+      el("section", { "aria-labelledby": "h-products" }, el("h3", { id: "h-products" }, "Products"), productTable),
+      el("section", { "aria-labelledby": "h-cases" }, el("h3", { id: "h-cases" }, `Open cases (${cases.length})`), caseList),
+      el("section", { "aria-labelledby": "h-inter" }, el("h3", { id: "h-inter" }, "Last interactions"), interList),
+    ),
+  );
+}
+
+// ---------- actions ----------
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const device = $("#device").value.trim();
+  if (!device) {
+    setError("Enter your phone device.");
+    $("#device").focus();
+    return;
+  }
+  const resp = await act("login", { device }, $("#login-btn"));
+  if (resp !== null) {
+    view.device = device;
+    localStorage.setItem(DEVICE_KEY, device);
+    render();
+    $("#ready-btn").focus();
+  }
+});
+
+$("#ready-btn").addEventListener("click", async () => {
+  if (view.wrapupPending) {
+    setError("Save the wrap-up before going ready.");
+    $("#disposition").focus();
+    return;
+  }
+  await act("ready", {}, $("#ready-btn"));
+});
+
+$("#pause-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  await act("pause", { reason: $("#pause-reason").value }, $("#pause-btn"));
+});
+
+$("#logout-btn").addEventListener("click", async () => {
+  await act("logout", {}, $("#logout-btn"));
+});
+
+$("#wrapup-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const code = $("#disposition").value;
+  const err = $("#wrapup-error");
+  err.textContent = "";
+  if (!code) {
+    err.textContent = "Choose a disposition.";
+    $("#disposition").setAttribute("aria-invalid", "true");
+    $("#disposition").focus();
+    return;
+  }
+  $("#disposition").removeAttribute("aria-invalid");
+  const body = { disposition_code: code, notes: $("#notes").value.trim() };
+  if (view.callId) body.call_id = view.callId;
+  const btn = $("#wrapup-btn");
+  btn.disabled = true;
+  try {
+    const resp = await api("POST", `/api/v1/agents/${encodeURIComponent(agentId)}/wrapup`, body);
+    view.wrapupPending = false;
+    $("#wrapup-form").reset();
+    clearOffer();
+    if (resp && typeof resp === "object") applyState(resp);
+    render();
+    $("#ready-btn").focus();
+  } catch (e) {
+    err.textContent = e.message;
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+// ---------- start ----------
+async function loadDispositions() {
+  try {
+    const data = await api("GET", "/api/v1/dispositions");
+    const list = Array.isArray(data) ? data : data.items || data.dispositions || [];
+    const sel = $("#disposition");
+    for (const d of list) {
+      const code = typeof d === "string" ? d : d.code || d.disposition_code;
+      const label = typeof d === "string" ? d : d.label || d.name || d.description || code;
+      sel.append(el("option", { value: code }, label));
+    }
+  } catch (err) {
+    setError(`Dispositions could not be loaded: ${err.message}`);
+  }
+}
+
+async function loadState() {
+  try {
+    applyState(await api("GET", `/api/v1/agents/${encodeURIComponent(agentId)}/state`));
+  } catch (err) {
+    setError(err.message);
+  }
+}
+
+function setConn(status) {
+  const c = $("#conn");
+  c.dataset.status = status;
+  c.textContent = status === "open" ? "Connected" : status === "connecting" ? "Connecting…" : "Connection lost · reconnecting…";
+  const banner = $("#conn-banner");
+  banner.classList.toggle("show", status === "lost");
+  banner.textContent = status === "lost" ? "Connection to the server lost. Reconnecting… Calls may not be shown until it is back." : "";
+}
+
+if (!agentId) {
+  setError("This account is not an agent. Open /agent?agent=<id> to watch an agent's desktop.");
+} else {
+  const saved = localStorage.getItem(DEVICE_KEY);
+  $("#device").value = saved || "";
+  if (saved) $("#device-list").append(el("option", { value: saved }));
+  render();
+  loadDispositions();
+  loadState();
+  connectWs(`/ws/agents/${encodeURIComponent(agentId)}`, {
+    onMessage,
+    onStatus: setConn,
+    // After a reconnect the server's view wins: re-read the state we may have missed.
+    onOpen: () => loadState(),
+  });
+  tick = setInterval(render, 1000);
+}
