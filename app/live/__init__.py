@@ -1,23 +1,27 @@
 """Live call handling: the call-center driver, agent actions, websockets, wallboard.
 
-Contract with ``app.main`` (placeholder until the live runtime lands):
-- ``router``: an ``APIRouter`` with the agent-action, live-view and websocket routes.
+Contract with ``app.main``:
+- ``router``: an ``APIRouter`` with the agent-action and live-view routes (``/api/v1``)
+  and the websocket channels (``/ws/agents/{agent_id}``, ``/ws/wallboard``).
 - ``live_runtime(settings, database, **overrides)``: an async context manager that starts
   the routing engine, the telephony link (or the simulator in demo mode), the outcome
   writer and the websocket hubs, yields the ``CallCenter``, and stops them on exit.
+
+Modules: ``callcenter`` (the asyncio driver around the routing core), ``routes`` (REST),
+``ws`` (websockets), ``hub`` (bounded fan-out), ``wallboard`` (KPIs), ``loader``
+(configuration from the database), ``runtime`` (composition).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 from fastapi import APIRouter
 
+from app.live import routes, ws
+from app.live.callcenter import CallCenter
+from app.live.runtime import live_runtime
+
 router = APIRouter()
+router.include_router(routes.router)
+router.include_router(ws.router)
 
-
-@asynccontextmanager
-async def live_runtime(settings: Any, database: Any, **overrides: Any) -> AsyncIterator[Any]:
-    yield None
+__all__ = ["CallCenter", "live_runtime", "router"]

@@ -1,0 +1,1060 @@
+"""The call center: the asyncio driver around the pure ``RoutingEngine``.
+
+Theory of operation
+-------------------
+Everything that changes routing state goes through ``RoutingEngine.handle(event, now)``
+(or ``handle_timer(now)``) on the event loop, and the returned commands are dispatched
+at once by ``_dispatch``:
+
+- telephony actions (``OfferCall``, ``ReturnToHold``, ``OverflowCall``, ``HangupCall``)
+  run as owned tasks through ``link.execute``.  Actions for the same call are chained
+  (each waits for the previous one), so a ``ReturnToHold`` can never overtake the
+  ``OfferCall`` it cancels; actions of different calls run concurrently, so one slow
+  Asterisk never delays another.  A failed ``OfferCall`` comes back as
+  ``OfferFailed(reason=FAILED)``; the core re-queues the call.
+- notifications go to the outcome writer (batched, off the routing path), the agent
+  websocket hub, and the wallboard counters.  None of them awaits.
+
+Ordering of a call's events while its CRM lookup runs (the choice made here): the
+telephony link's events enter one inbox, consumed by one task in arrival order.  An
+``IncomingCall`` starts the screen-pop lookup (bounded by ``lookup_timeout_s``) as an
+owned task; until it completes, later events of that call (an early hangup, a failure)
+are *held* in that call's own list, and other calls flow on.  When the lookup completes
+(or times out) a ``_Classified`` item re-enters the inbox; the consumer then feeds
+``CallArrived`` (with VIP / entitlement from the pop) and the held events, in order.  A
+caller hanging up during the lookup cancels it: the call is delivered unclassified and
+ends at once (an abandon is never delayed by the CRM).  The pop is therefore known
+before the call can be offered, and it is written on the agent's socket before the
+``OfferCall`` is executed (the action waits, at most ``offer_push_timeout_s``, for the
+websocket pump to confirm the write).
+
+Clock: ``clock()`` (epoch seconds, default ``time.time``) is the ``now`` passed to the
+core and stamped on records; latencies use ``time.perf_counter``.
+
+Timer: one task sleeps until ``engine.next_deadline()``; every state change re-arms it
+(wakes it to recompute) when the deadline moved.
+
+Latency measured per call (kept for the last ``latency_window`` calls):
+- routing: the routable event received (``IncomingCall`` from the link, the agent
+  action or timer that freed an agent) -> ``link.execute(OfferCall)`` returned (the
+  Redirect was written and acknowledged);
+- screen pop: the CRM lookup's duration.
+
+Invariants:
+- The call center owns every task it starts (consumer, timer, tickers, lookups,
+  actions); ``close()`` cancels and awaits them all.
+- Routing errors raised by agent actions are re-raised as RFC 9457 problems (the
+  routing core leaves its state unchanged when it refuses); routing errors caused by
+  telephony events (late events of an ended call) are logged and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app import errors as problems
+from app.live import loader
+from app.live.hub import Hub
+from app.live.wallboard import Wallboard
+from cti.types import IncomingCall, ServerStatus
+from routing.commands import (
+    AgentState,
+    AgentStateChanged,
+    CallAnswered,
+    CallEnded,
+    CallOffered,
+    CallQueued,
+    CallRecord,
+    CallResult,
+    Command,
+    HangupCall,
+    OfferCall,
+    OverflowCall,
+    ReturnToHold,
+    WrapUpEnded,
+)
+from routing.config import AgentConfig, QueueConfig
+from routing.events import (
+    AgentLogin,
+    AgentLogout,
+    AgentPause,
+    AgentReady,
+    CallArrived,
+    CallFailed,
+    CallHungUp,
+    ConfigureAgent,
+    ConfigureQueue,
+    Event,
+    OfferFailed,
+    OfferFailure,
+    RemoveAgent,
+    RemoveQueue,
+    SetQueueOpen,
+)
+
+logger = logging.getLogger(__name__)
+
+_TELEPHONY_ACTIONS = (OfferCall, ReturnToHold, OverflowCall, HangupCall)
+
+
+# --- errors of this module (problems with stable ids) ------------------------------------
+
+
+class UnknownDisposition(problems.ValidationFailed):
+    error_id = "unknown-disposition"
+    title = "Unknown disposition code"
+
+
+class NothingToWrapUp(problems.Conflict):
+    error_id = "nothing-to-wrap-up"
+    title = "The agent has no call to wrap up"
+
+
+class AgentNotFound(problems.NotFound):
+    error_id = "unknown-agent"
+    title = "Unknown agent"
+
+
+class InvalidForcedState(problems.ValidationFailed):
+    error_id = "invalid-forced-state"
+    title = "A supervisor can force only ready, paused or logged_out"
+
+
+# --- collaborators (structural types: the real classes live in cti/ and app/) ----------
+
+
+class TelephonyLinkLike(Protocol):
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def execute(self, cmd: Any) -> Any: ...
+    def status(self) -> Any: ...
+
+
+class OutcomeWriterLike(Protocol):
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+Lookup = Callable[[str, float], Coroutine[Any, Any, Any]]
+"""``lookup(phone, now) -> ScreenPop | None`` (the CRM screen pop)."""
+
+
+# --- per-call bookkeeping ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _CallMeta:
+    """What the driver knows about a call beyond the routing core."""
+
+    incoming: IncomingCall
+    queue_id: str
+    received: float  # perf_counter when the link delivered it
+    pop: Any = None
+    vip: bool = False
+    entitled: bool = False
+    held: list[tuple[Event, float]] = field(default_factory=list)
+    lookup: asyncio.Task[None] | None = None
+    classified: bool = False
+    routed_from: float | None = None  # perf_counter of the event that led to the offer
+
+
+@dataclass(frozen=True, slots=True)
+class _Classified:
+    call_id: str
+    pop: Any
+    pop_latency_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Injected:
+    """An event the driver itself generated (a failed action) that must be ordered."""
+
+    event: Event
+
+
+@dataclass(slots=True)
+class _LastCall:
+    call_id: str
+    ended_at: float
+    wrapup_ended_at: float | None = None
+    dispositioned: bool = False
+
+
+def _jsonable(value: Any) -> Any:
+    """Views and screen pops as JSON-ready values (dataclasses, pydantic models, enums)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _percentiles(samples: Iterable[float]) -> dict[str, Any]:
+    data = sorted(samples)
+    if not data:
+        return {"count": 0}
+
+    def pick(q: float) -> float:
+        return round(data[min(len(data) - 1, int(q * len(data)))] * 1000, 3)
+
+    return {
+        "count": len(data),
+        "p50_ms": pick(0.50),
+        "p90_ms": pick(0.90),
+        "p99_ms": pick(0.99),
+        "max_ms": round(data[-1] * 1000, 3),
+        "mean_ms": round(sum(data) / len(data) * 1000, 3),
+    }
+
+
+class CallCenter:
+    """Drives the routing core from telephony events, agent actions and time."""
+
+    def __init__(
+        self,
+        *,
+        engine: Any,
+        database: Any,
+        outcomes: Any,
+        lookup: Lookup | None = None,
+        clock: Callable[[], float] = time.time,
+        agent_hub: Hub | None = None,
+        wallboard_hub: Hub | None = None,
+        wallboard: Wallboard | None = None,
+        lookup_timeout_s: float = 0.3,
+        offer_push_timeout_s: float = 0.25,
+        wallboard_interval_s: float = 1.0,
+        hours_interval_s: float = 30.0,
+        default_queue_id: str | None = None,
+        latency_window: int = 100_000,
+    ) -> None:
+        self.engine = engine
+        self.database = database
+        self.outcomes = outcomes
+        self.link: TelephonyLinkLike | None = None
+        self.clock = clock
+        self.agent_hub = agent_hub or Hub("agents")
+        self.wallboard_hub = wallboard_hub or Hub("wallboard", queue_size=32)
+        self.wallboard = wallboard or Wallboard(now=clock())
+        self._lookup = lookup
+        self.lookup_timeout_s = lookup_timeout_s
+        self.offer_push_timeout_s = offer_push_timeout_s
+        self.wallboard_interval_s = wallboard_interval_s
+        self.hours_interval_s = hours_interval_s
+        self.default_queue_id = default_queue_id
+
+        self._inbox: asyncio.Queue[tuple[Any, float]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()  # every task this object started
+        self._loops: list[asyncio.Task[None]] = []
+        self._chains: dict[str, asyncio.Task[None]] = {}  # call_id -> last action task
+        self._wake = asyncio.Event()
+        self._armed: float | None = None
+        self._closing = False
+
+        self._calls: dict[str, _CallMeta] = {}  # arrived, not yet ended
+        self._pending: dict[str, _CallMeta] = {}  # CRM lookup running
+        self._last_call: dict[str, _LastCall] = {}  # agent_id -> last answered call
+        self._servers: dict[str, ServerStatus] = {}
+        self.dnis: dict[str, str] = {}
+        self.queues: dict[str, loader.QueueRow] = {}
+        self.agents: dict[str, loader.AgentRow] = {}
+        self._queue_open: dict[str, bool] = {}
+
+        self._routing_latency: deque[float] = deque(maxlen=latency_window)
+        self._pop_latency: deque[float] = deque(maxlen=latency_window)
+        self._per_call_latency: deque[tuple[str, float]] = deque(maxlen=latency_window)
+        self.counters: dict[str, int] = {
+            "incoming": 0,
+            "unknown_dnis": 0,
+            "lookup_timeouts": 0,
+            "lookup_errors": 0,
+            "action_failures": 0,
+            "ignored_events": 0,
+        }
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def attach_link(self, link: TelephonyLinkLike) -> None:
+        self.link = link
+
+    async def start(self) -> None:
+        """Load the configuration, then start consuming events and the timers."""
+        await self.reload()
+        self._loops = [
+            self._spawn(self._consume(), "callcenter-consumer"),
+            self._spawn(self._timer_loop(), "callcenter-timer"),
+            self._spawn(self._wallboard_loop(), "callcenter-wallboard"),
+            self._spawn(self._hours_loop(), "callcenter-hours"),
+        ]
+
+    async def close(self) -> None:
+        """Cancel and await every task this call center started."""
+        self._closing = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for sub in self.agent_hub.subscribers() + self.wallboard_hub.subscribers():
+            sub.close(1001, "service stopping")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- configuration ---------------------------------------------------------------------
+
+    async def reload(
+        self,
+        *,
+        agent_ids: Iterable[str] | None = None,
+        queue_ids: Iterable[str] | None = None,
+    ) -> None:
+        """(Re)load queues, agents and the DNIS map from the database into the core.
+
+        ``None`` for both means everything.  Rows that vanished or were deactivated are
+        removed from the core (agents first, so no agent refers to a removed queue).
+        """
+        full = agent_ids is None and queue_ids is None
+        now = self.clock()
+        q_filter = None if full or queue_ids is None else [int(q) for q in queue_ids]
+        a_filter = None if full or agent_ids is None else [int(a) for a in agent_ids]
+        async with self.database.sessionmaker() as session:
+            queues = (
+                await loader.load_queues(session, now, q_filter)
+                if full or queue_ids is not None
+                else {}
+            )
+            agents = (
+                await loader.load_agents(session, a_filter) if full or agent_ids is not None else {}
+            )
+            dnis = await loader.load_dnis(session)
+        wanted_queues = set(self.queues) if full else {str(q) for q in q_filter or ()}
+        wanted_agents = set(self.agents) if full else {str(a) for a in a_filter or ()}
+        for queue_id, qrow in queues.items():
+            self._apply_config(ConfigureQueue(qrow.config))
+            self.queues[queue_id] = qrow
+            self._queue_open[queue_id] = qrow.config.is_open
+            self.wallboard.set_queues([queue_id])
+        for agent_id, arow in agents.items():
+            self._apply_config(ConfigureAgent(arow.config))
+            self.agents[agent_id] = arow
+            self.wallboard.set_agent_queues(agent_id, arow.config.queues)
+        for agent_id in wanted_agents - set(agents):
+            if agent_id in self.agents:
+                self._apply_config(RemoveAgent(agent_id))
+                self.agents.pop(agent_id, None)
+                self.wallboard.remove_agent(agent_id)
+        for queue_id in wanted_queues - set(queues):
+            if queue_id in self.queues:
+                self._apply_config(RemoveQueue(queue_id))
+                self.queues.pop(queue_id, None)
+                self._queue_open.pop(queue_id, None)
+                self.wallboard.remove_queue(queue_id)
+        self.dnis = dnis
+        logger.info(
+            "configuration loaded: %d queues, %d agents, %d DNIS",
+            len(self.queues),
+            len(self.agents),
+            len(self.dnis),
+        )
+
+    async def config_changed(
+        self, *, agent_ids: Iterable[str] = (), queue_ids: Iterable[str] = ()
+    ) -> None:
+        """The REST layer changed these rows: reload them (and the DNIS map)."""
+        agents, queues = list(agent_ids), list(queue_ids)
+        await self.reload(agent_ids=agents, queue_ids=queues)
+
+    def _apply_config(self, event: Event) -> None:
+        try:
+            self._handle(event, time.perf_counter())
+        except Exception as exc:
+            logger.error("configuration refused by the routing core: %s: %s", event, exc)
+            raise
+
+    # --- the link's sink --------------------------------------------------------------------
+
+    def sink(self, item: Any) -> None:
+        """Called by the telephony link for every event; never blocks, never raises."""
+        self._inbox.put_nowait((item, time.perf_counter()))
+
+    def inject(self, event: Event) -> None:
+        """Feed an event through the inbox, ordered with the link's events."""
+        self._inbox.put_nowait((_Injected(event), time.perf_counter()))
+
+    async def _consume(self) -> None:
+        while True:
+            item, received = await self._inbox.get()
+            try:
+                self._process(item, received)
+            except Exception:
+                logger.exception("event %r could not be processed", item)
+
+    def _process(self, item: Any, received: float) -> None:
+        if isinstance(item, IncomingCall):
+            self._incoming(item, received)
+        elif isinstance(item, _Classified):
+            self._classified(item)
+        elif isinstance(item, ServerStatus):
+            self._servers[item.name] = item
+            logger.info(
+                "AMI server %s %s", item.name, "connected" if item.connected else "disconnected"
+            )
+        elif isinstance(item, _Injected):
+            self._telephony_event(item.event, received)
+        else:
+            self._telephony_event(item, received)
+
+    def _telephony_event(self, event: Any, received: float) -> None:
+        call_id = getattr(event, "call_id", None)
+        if call_id is not None:
+            meta = self._pending.get(call_id)
+            if meta is not None:
+                meta.held.append((event, received))
+                if isinstance(event, CallHungUp | CallFailed) and meta.lookup is not None:
+                    # The caller is gone: do not wait for the CRM to record the abandon.
+                    meta.lookup.cancel()
+                return
+        try:
+            self._handle(event, received)
+        except Exception as exc:
+            if _is_routing_error(exc):
+                self.counters["ignored_events"] += 1
+                logger.debug("event %s ignored by the routing core: %s", event, exc)
+            else:
+                raise
+
+    # --- arrival and classification ---------------------------------------------------------
+
+    def _incoming(self, call: IncomingCall, received: float) -> None:
+        if call.call_id in self._calls or call.call_id in self._pending:
+            return  # seen again (resync after a reconnect)
+        self.counters["incoming"] += 1
+        queue_id = self.dnis.get(call.dnis) or self.default_queue_id
+        if queue_id is None or queue_id not in self.queues:
+            self.counters["unknown_dnis"] += 1
+            logger.warning(
+                "call server=%s uniqueid=%s: no queue for DNIS %r; hanging up",
+                call.server,
+                call.uniqueid,
+                call.dnis,
+            )
+            self._reject(call)
+            return
+        meta = _CallMeta(incoming=call, queue_id=queue_id, received=received)
+        self._calls[call.call_id] = meta
+        if self._lookup is None or not call.caller_num:
+            self._arrive(meta)
+            return
+        self._pending[call.call_id] = meta
+        meta.lookup = self._spawn(self._run_lookup(meta), f"lookup-{call.call_id}")
+
+    def _reject(self, call: IncomingCall) -> None:
+        now = self.clock()
+        record = CallRecord(
+            call_id=call.call_id,
+            queue_id="",
+            caller=call.caller_num,
+            result=CallResult.FAILED,
+            arrived_at=call.at,
+            ended_at=now,
+            reason="unknown-dnis",
+        )
+        self._record_outcome(record, call)
+        self._run_action(HangupCall(call.call_id, cause=1), None)  # 1: unallocated number
+
+    async def _run_lookup(self, meta: _CallMeta) -> None:
+        assert self._lookup is not None
+        started = time.perf_counter()
+        pop: Any = None
+        latency: float | None = None
+        try:
+            async with asyncio.timeout(self.lookup_timeout_s):
+                pop = await self._lookup(meta.incoming.caller_num, self.clock())
+            latency = time.perf_counter() - started
+        except TimeoutError:
+            self.counters["lookup_timeouts"] += 1
+            logger.warning(
+                "call %s: screen pop lookup timed out after %.3fs",
+                meta.incoming.call_id,
+                self.lookup_timeout_s,
+            )
+        except asyncio.CancelledError:
+            if self._closing:
+                raise
+        except Exception as exc:
+            self.counters["lookup_errors"] += 1
+            logger.warning("call %s: screen pop lookup failed: %s", meta.incoming.call_id, exc)
+        self._inbox.put_nowait((_Classified(meta.incoming.call_id, pop, latency), started))
+
+    def _classified(self, item: _Classified) -> None:
+        meta = self._pending.pop(item.call_id, None)
+        if meta is None:
+            return
+        meta.lookup = None
+        if item.pop_latency_s is not None:
+            self._pop_latency.append(item.pop_latency_s)
+        if item.pop is not None:
+            meta.pop = item.pop
+            customer = getattr(item.pop, "customer", None)
+            meta.vip = bool(getattr(customer, "vip", False) or getattr(item.pop, "vip", False))
+            meta.entitled = bool(getattr(item.pop, "entitled", False))
+        self._arrive(meta)
+        for event, received in meta.held:
+            self._telephony_event(event, received)
+        meta.held.clear()
+
+    def _arrive(self, meta: _CallMeta) -> None:
+        meta.classified = True
+        call = meta.incoming
+        event = CallArrived(
+            call_id=call.call_id,
+            queue_id=meta.queue_id,
+            caller=call.caller_num,
+            vip=meta.vip,
+            entitled=meta.entitled,
+        )
+        try:
+            self._handle(event, meta.received)
+        except Exception as exc:
+            self._calls.pop(call.call_id, None)
+            if not _is_routing_error(exc):
+                raise
+            logger.warning("call %s refused by the routing core: %s", call.call_id, exc)
+            record = CallRecord(
+                call_id=call.call_id,
+                queue_id=meta.queue_id,
+                caller=call.caller_num,
+                result=CallResult.FAILED,
+                arrived_at=call.at,
+                ended_at=self.clock(),
+                reason=str(exc)[:200],
+            )
+            self._record_outcome(record, call)
+            self._run_action(HangupCall(call.call_id), None)
+
+    # --- the core --------------------------------------------------------------------------
+
+    def _handle(self, event: Event, received: float | None) -> None:
+        cmds: Sequence[Command] = self.engine.handle(event, self.clock())
+        self._dispatch(cmds, received)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self.engine.next_deadline() != self._armed:
+            self._wake.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            deadline = self.engine.next_deadline()
+            self._armed = deadline
+            if deadline is None:
+                await self._wake.wait()
+                continue
+            delay = deadline - self.clock()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                if self._wake.is_set():
+                    continue  # re-armed: recompute
+            try:
+                cmds = self.engine.handle_timer(self.clock())
+                self._dispatch(cmds, time.perf_counter())
+            except Exception:
+                logger.exception("routing timer failed")
+            # Yield even if the core keeps a past deadline, so the loop cannot spin.
+            await asyncio.sleep(0.001 if self.engine.next_deadline() == deadline else 0)
+
+    def _dispatch(self, cmds: Sequence[Command], received: float | None) -> None:
+        now = self.clock()
+        for cmd in cmds:
+            if isinstance(cmd, _TELEPHONY_ACTIONS):
+                if isinstance(cmd, OfferCall):
+                    self._offer(cmd, received)
+                else:
+                    self._run_action(cmd, None)
+                continue
+            self.wallboard.apply(cmd, now)
+            if isinstance(cmd, AgentStateChanged):
+                self._agent_state_changed(cmd)
+            elif isinstance(cmd, CallQueued):
+                self._record_event(cmd.call_id, "queued", cmd.at, None, {"queue_id": cmd.queue_id})
+            elif isinstance(cmd, CallOffered):
+                self._record_event(
+                    cmd.call_id, "offered", cmd.at, cmd.agent_id, {"queue_id": cmd.queue_id}
+                )
+            elif isinstance(cmd, CallAnswered):
+                self._record_event(
+                    cmd.call_id, "answered", cmd.at, cmd.agent_id, {"queue_id": cmd.queue_id}
+                )
+                self.agent_hub.publish(
+                    cmd.agent_id,
+                    {
+                        "type": "call",
+                        "event": "answered",
+                        "call_id": cmd.call_id,
+                        "queue_id": cmd.queue_id,
+                        "at": cmd.at,
+                    },
+                )
+            elif isinstance(cmd, CallEnded):
+                self._call_ended(cmd)
+            elif isinstance(cmd, WrapUpEnded):
+                self._wrapup_ended(cmd)
+
+    def _agent_state_changed(self, cmd: AgentStateChanged) -> None:
+        self.agent_hub.publish(
+            cmd.agent_id,
+            {
+                "type": "state",
+                "agent_id": cmd.agent_id,
+                "state": cmd.state.value,
+                "previous": cmd.previous.value if cmd.previous else None,
+                "reason": cmd.reason,
+                "call_id": cmd.call_id,
+                "at": cmd.at,
+            },
+        )
+
+    def _call_ended(self, cmd: CallEnded) -> None:
+        rec = cmd.record
+        meta = self._calls.pop(rec.call_id, None)
+        self._record_outcome(rec, meta.incoming if meta else None)
+        self._record_event(
+            rec.call_id,
+            "ended",
+            rec.ended_at,
+            rec.answered_by,
+            {"result": rec.result.value, "queue_id": rec.queue_id},
+        )
+        # The agent who talked (or whose phone was ringing) learns the call is over.
+        agent = rec.answered_by or (rec.agents_offered[-1] if rec.agents_offered else None)
+        if agent is not None:
+            self.agent_hub.publish(
+                agent,
+                {
+                    "type": "call",
+                    "event": "ended",
+                    "call_id": rec.call_id,
+                    "result": rec.result.value,
+                    "answered": rec.answered_by == agent,
+                    "at": rec.ended_at,
+                },
+            )
+        if rec.answered_by is not None:
+            self._last_call[rec.answered_by] = _LastCall(rec.call_id, rec.ended_at)
+
+    def _wrapup_ended(self, cmd: WrapUpEnded) -> None:
+        last = self._last_call.get(cmd.agent_id)
+        if last is None or cmd.call_id is None or last.call_id != cmd.call_id:
+            return
+        last.wrapup_ended_at = cmd.at
+        if not last.dispositioned:
+            # The wrap-up timer ran out without a disposition: still record when it ended.
+            self._record_wrapup(last.call_id, None, None, cmd.at, last.ended_at)
+
+    # --- persistence ------------------------------------------------------------------------
+
+    def _record_outcome(self, rec: CallRecord, incoming: IncomingCall | None) -> None:
+        try:
+            self.outcomes.record_call(
+                rec,
+                server=incoming.server if incoming else rec.call_id.partition("/")[0],
+                uniqueid=incoming.uniqueid if incoming else rec.call_id.partition("/")[2],
+                linkedid=incoming.linkedid if incoming else None,
+                dnis=incoming.dnis if incoming else None,
+            )
+        except Exception:
+            logger.exception("call %s: outcome could not be queued", rec.call_id)
+
+    def _record_event(
+        self, call_id: str, kind: str, at: float, agent_id: str | None, data: dict[str, Any]
+    ) -> None:
+        try:
+            self.outcomes.record_event(call_id, kind, at, agent_id=agent_id, data=data)
+        except Exception:
+            logger.exception("call %s: event %s could not be queued", call_id, kind)
+
+    def _record_wrapup(
+        self,
+        call_id: str,
+        disposition_code: str | None,
+        notes: str | None,
+        wrapup_ended_at: float | None,
+        ended_at: float,
+    ) -> None:
+        try:
+            self.outcomes.record_wrapup(
+                call_id,
+                disposition_code=disposition_code,
+                notes=notes,
+                wrapup_ended_at=wrapup_ended_at,
+                ended_at=ended_at,
+            )
+        except Exception:
+            logger.exception("call %s: wrap-up could not be queued", call_id)
+
+    # --- telephony actions ------------------------------------------------------------------
+
+    def _offer(self, cmd: OfferCall, received: float | None) -> None:
+        meta = self._calls.get(cmd.call_id)
+        call: dict[str, Any] = {"call_id": cmd.call_id, "queue_id": cmd.queue_id}
+        if meta is not None:
+            inc = meta.incoming
+            call.update(
+                server=inc.server,
+                uniqueid=inc.uniqueid,
+                caller=inc.caller_num,
+                caller_name=inc.caller_name,
+                dnis=inc.dnis,
+                arrived_at=inc.at,
+                vip=meta.vip,
+                entitled=meta.entitled,
+            )
+            if received is None or meta.routed_from is None:
+                meta.routed_from = received
+        queue = self.queues.get(cmd.queue_id)
+        if queue is not None:
+            call["queue_name"] = queue.name
+        delivered = self.agent_hub.publish(
+            cmd.agent_id,
+            {
+                "type": "offer",
+                "agent_id": cmd.agent_id,
+                "call": call,
+                "pop": _jsonable(meta.pop) if meta is not None else None,
+                "ring_timeout_s": cmd.ring_timeout_s,
+            },
+            want_delivery=True,
+        )
+        self._run_action(cmd, received, delivered)
+
+    def _run_action(
+        self,
+        cmd: Command,
+        received: float | None,
+        delivered: Sequence[asyncio.Future[bool]] = (),
+    ) -> None:
+        call_id: str = getattr(cmd, "call_id", "")
+        previous = self._chains.get(call_id)
+        task = self._spawn(
+            self._execute(cmd, received, previous, delivered), f"action-{type(cmd).__name__}"
+        )
+        self._chains[call_id] = task
+
+        def _unchain(t: asyncio.Task[None]) -> None:
+            if self._chains.get(call_id) is t:
+                del self._chains[call_id]
+
+        task.add_done_callback(_unchain)
+
+    async def _execute(
+        self,
+        cmd: Command,
+        received: float | None,
+        previous: asyncio.Task[None] | None,
+        delivered: Sequence[asyncio.Future[bool]],
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        if delivered:
+            # The offer and screen pop reach the agent's screen before the phone rings.
+            await asyncio.wait(delivered, timeout=self.offer_push_timeout_s)
+        link = self.link
+        try:
+            if link is None:
+                raise RuntimeError("no telephony link attached")
+            await link.execute(cmd)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.counters["action_failures"] += 1
+            logger.warning("action %s failed: %s", cmd, exc)
+            if isinstance(cmd, OfferCall):
+                self.inject(OfferFailed(cmd.call_id, cmd.agent_id, OfferFailure.FAILED))
+            return
+        if isinstance(cmd, OfferCall) and received is not None:
+            latency = time.perf_counter() - received
+            self._routing_latency.append(latency)
+            self._per_call_latency.append((cmd.call_id, latency))
+
+    # --- agent actions (REST) ---------------------------------------------------------------
+
+    def _action(self, event: Event) -> None:
+        if (
+            isinstance(event, AgentLogin | AgentReady | AgentPause | AgentLogout)
+            and event.agent_id not in self.agents
+        ):
+            raise AgentNotFound(f"Agent {event.agent_id} does not exist.")
+        try:
+            self._handle(event, time.perf_counter())
+        except problems.ProblemError:
+            raise
+        except Exception as exc:
+            mapped = problems.from_routing_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    async def login(self, agent_id: str, device: str | None = None) -> dict[str, Any]:
+        row = self.agents.get(agent_id)
+        if row is None:
+            raise AgentNotFound(f"Agent {agent_id} does not exist.")
+        self._action(AgentLogin(agent_id, device or row.device))
+        return self.agent_view(agent_id)
+
+    async def ready(self, agent_id: str) -> dict[str, Any]:
+        self._action(AgentReady(agent_id))
+        return self.agent_view(agent_id)
+
+    async def pause(self, agent_id: str, reason: str) -> dict[str, Any]:
+        self._action(AgentPause(agent_id, reason))
+        return self.agent_view(agent_id)
+
+    async def logout(self, agent_id: str) -> dict[str, Any]:
+        self._action(AgentLogout(agent_id))
+        return self.agent_view(agent_id)
+
+    async def wrap_up(
+        self, agent_id: str, disposition_code: str, notes: str | None = None
+    ) -> dict[str, Any]:
+        """Record the disposition of the agent's last call and end its wrap-up."""
+        if agent_id not in self.agents:
+            raise AgentNotFound(f"Agent {agent_id} does not exist.")
+        async with self.database.sessionmaker() as session:
+            known = await loader.disposition_exists(session, disposition_code)
+        if not known:
+            raise UnknownDisposition(
+                f"Disposition code {disposition_code!r} does not exist.",
+                disposition_code=disposition_code,
+            )
+        last = self._last_call.get(agent_id)
+        if last is None or last.dispositioned:
+            raise NothingToWrapUp(f"Agent {agent_id} has no call to wrap up.")
+        state = self._agent_state(agent_id)
+        if state == AgentState.WRAP_UP.value:
+            self._action(AgentReady(agent_id))  # ends the wrap-up: WrapUpEnded is emitted
+        last.dispositioned = True
+        self._record_wrapup(
+            last.call_id, disposition_code, notes, last.wrapup_ended_at, last.ended_at
+        )
+        view = self.agent_view(agent_id)
+        view["wrapped_call_id"] = last.call_id
+        return view
+
+    async def force_state(
+        self, agent_id: str, state: str, reason: str | None = None, *, by: str | None = None
+    ) -> dict[str, Any]:
+        """A supervisor moves an agent to ready, paused (with a reason) or logged out."""
+        if state == AgentState.READY.value:
+            event: Event = AgentReady(agent_id)
+        elif state == AgentState.PAUSED.value:
+            event = AgentPause(agent_id, reason or "supervisor")
+        elif state == AgentState.LOGGED_OUT.value:
+            event = AgentLogout(agent_id)
+        else:
+            raise InvalidForcedState(f"Cannot force state {state!r}.", state=state)
+        logger.info("agent %s forced to %s by %s (%s)", agent_id, state, by, reason)
+        self._action(event)
+        return self.agent_view(agent_id)
+
+    # --- live views --------------------------------------------------------------------------
+
+    def _agent_state(self, agent_id: str) -> str | None:
+        view = self.engine.agent(agent_id)
+        if view is None:
+            return None
+        state = getattr(view, "state", None)
+        return state.value if isinstance(state, enum.Enum) else state
+
+    def agent_view(self, agent_id: str) -> dict[str, Any]:
+        row = self.agents.get(agent_id)
+        if row is None:
+            raise AgentNotFound(f"Agent {agent_id} does not exist.")
+        view = self.engine.agent(agent_id)
+        return self._agent_dict(row, view)
+
+    def _agent_dict(self, row: loader.AgentRow, view: Any) -> dict[str, Any]:
+        now = self.clock()
+        data: dict[str, Any] = _jsonable(view) if view is not None else {}
+        since = data.get("since") or data.get("state_since")
+        out: dict[str, Any] = {
+            "agent_id": row.config.agent_id,
+            "name": row.name,
+            "team": row.config.team,
+            "queues": list(row.config.queues),
+            "state": data.get("state", AgentState.LOGGED_OUT.value),
+            "reason": data.get("reason"),
+            "call_id": data.get("call_id"),
+            "device": data.get("device"),
+            "since": since,
+            "time_in_state_s": round(now - since, 1) if isinstance(since, int | float) else None,
+        }
+        for key, value in data.items():
+            out.setdefault(key, value)
+        return out
+
+    def agent_states(
+        self, *, queue_id: str | None = None, team: str | None = None
+    ) -> list[dict[str, Any]]:
+        out = []
+        for agent_id, row in self.agents.items():
+            if queue_id is not None and queue_id not in row.config.queues:
+                continue
+            if team is not None and team not in (row.config.team, str(row.team_id)):
+                continue
+            out.append(self._agent_dict(row, self.engine.agent(agent_id)))
+        return out
+
+    def live_calls(self) -> dict[str, Any]:
+        """Calls in progress: waiting per queue, offered (ringing), connected."""
+        now = self.clock()
+        waiting: dict[str, list[dict[str, Any]]] = {q: [] for q in self.queues}
+        offered: list[dict[str, Any]] = []
+        connected: list[dict[str, Any]] = []
+        for call_id, meta in self._calls.items():
+            view = self.engine.call(call_id) if meta.classified else None
+            data: dict[str, Any] = _jsonable(view) if view is not None else {}
+            inc = meta.incoming
+            item = {
+                "call_id": call_id,
+                "server": inc.server,
+                "caller": inc.caller_num,
+                "caller_name": inc.caller_name,
+                "dnis": inc.dnis,
+                "queue_id": data.get("queue_id", meta.queue_id),
+                "arrived_at": inc.at,
+                "waited_s": round(now - inc.at, 1),
+                "vip": meta.vip,
+                "entitled": meta.entitled,
+                "agent_id": data.get("agent_id"),
+                "state": data.get("state", "classifying" if not meta.classified else None),
+            }
+            for key, value in data.items():
+                item.setdefault(key, value)
+            state = str(item["state"] or "")
+            if state in ("connected", "answered", "on_call", "talking"):
+                connected.append(item)
+            elif state in ("offered", "ringing", "reserved"):
+                offered.append(item)
+            else:
+                waiting.setdefault(str(item["queue_id"]), []).append(item)
+        return {"waiting": waiting, "offered": offered, "connected": connected}
+
+    def queue_views(self) -> list[dict[str, Any]]:
+        board = self.wallboard.state(self.clock())
+        stats = _jsonable(self.engine.queue_stats())
+        out = []
+        for queue_id, row in self.queues.items():
+            item: dict[str, Any] = {
+                "queue_id": queue_id,
+                "name": row.name,
+                "open": self._queue_open.get(queue_id, True),
+                "priority": row.config.priority,
+                "ring_timeout_s": row.config.ring_timeout_s,
+                "wrapup_s": row.config.wrapup_s,
+                "dnis": sorted(d for d, q in self.dnis.items() if q == queue_id),
+                "wallboard": board["queues"].get(queue_id),
+            }
+            if isinstance(stats, dict) and isinstance(stats.get(queue_id), dict):
+                item["routing"] = stats[queue_id]
+            out.append(item)
+        return out
+
+    def server_status(self) -> list[dict[str, Any]]:
+        if self.link is not None:
+            try:
+                status = self.link.status()
+            except Exception:
+                logger.exception("link status failed")
+            else:
+                items = status.values() if isinstance(status, dict) else status
+                return [_jsonable(s) for s in items]
+        return [_jsonable(s) for s in self._servers.values()]
+
+    def latency_stats(self) -> dict[str, Any]:
+        """Routing latency (event received -> OfferCall executed) and screen-pop latency."""
+        return {
+            "routing": _percentiles(self._routing_latency),
+            "screen_pop": _percentiles(self._pop_latency),
+            "counters": dict(self.counters),
+        }
+
+    def latency_samples(self) -> list[tuple[str, float]]:
+        """(call_id, seconds) per executed offer, oldest first (for the load test)."""
+        return list(self._per_call_latency)
+
+    @property
+    def idle(self) -> bool:
+        """No event waiting in the inbox and no lookup or action running (for tests)."""
+        return self._inbox.empty() and not self._pending and not self._chains
+
+    # --- periodic work ------------------------------------------------------------------------
+
+    async def _wallboard_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.wallboard_interval_s)
+            try:
+                delta = self.wallboard.publish(self.clock())
+                if delta is not None:
+                    self.wallboard_hub.broadcast(delta)
+            except Exception:
+                logger.exception("wallboard tick failed")
+
+    def wallboard_snapshot(self) -> dict[str, Any]:
+        return self.wallboard.snapshot(self.clock())
+
+    async def _hours_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.hours_interval_s)
+            try:
+                self.check_hours()
+            except Exception:
+                logger.exception("opening-hours check failed")
+
+    def check_hours(self) -> None:
+        """Open / close queues whose opening hours say so (``SetQueueOpen`` on change)."""
+        now = self.clock()
+        for queue_id, row in self.queues.items():
+            is_open = loader.is_open(row.hours, now)
+            if self._queue_open.get(queue_id) != is_open:
+                self._queue_open[queue_id] = is_open
+                logger.info("queue %s is now %s", queue_id, "open" if is_open else "closed")
+                self._handle(SetQueueOpen(queue_id, is_open), time.perf_counter())
+
+    # --- configuration views (for other modules) ------------------------------------------
+
+    def queue_config(self, queue_id: str) -> QueueConfig | None:
+        row = self.queues.get(queue_id)
+        return row.config if row else None
+
+    def agent_config(self, agent_id: str) -> AgentConfig | None:
+        row = self.agents.get(agent_id)
+        return row.config if row else None
+
+
+def _is_routing_error(exc: BaseException) -> bool:
+    return problems.routing_status(exc) is not None

@@ -1,0 +1,196 @@
+"""REST routes of the live call center: agent actions and live views (``/api/v1``).
+
+Invariants:
+- Handlers are thin: they authorise, validate the body, call one ``CallCenter`` method
+  and return its view.  State changes happen only in the call center (and thereby in
+  the routing core, which leaves its state unchanged when it refuses).
+- An agent acts only on itself; a supervisor (or admin) on anyone.  Forcing a state and
+  the live views of all agents / calls are supervisor-only.
+- Errors are problems: unknown agent 404, illegal transition 409 (``illegal-transition``),
+  wrap-up with nothing to wrap 409 (``nothing-to-wrap-up``), unknown disposition 422.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.auth import AgentSelfOrSupervisor, CurrentUser, SupervisorUser
+from app.errors import ServiceUnavailable
+from app.live.callcenter import CallCenter
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+
+Device = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=3, max_length=200, pattern=r"^[A-Za-z]+/[^\s,|&;]+$"
+    ),
+]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+def get_live(request: Request) -> CallCenter:
+    callcenter = getattr(request.app.state, "callcenter", None)
+    if not isinstance(callcenter, CallCenter):
+        raise ServiceUnavailable("The live call center is not running.")
+    return callcenter
+
+
+LiveDep = Annotated[CallCenter, Depends(get_live)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginBody(_In):
+    device: Device | None = Field(
+        default=None, description="Asterisk dial string; the agent's configured device if omitted"
+    )
+
+
+class PauseBody(_In):
+    reason: Reason
+
+
+class WrapUpBody(_In):
+    disposition_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+    ]
+    notes: Annotated[str, StringConstraints(max_length=4000)] | None = None
+
+
+class ForceBody(_In):
+    state: Literal["ready", "paused", "logged_out"]
+    reason: Reason | None = None
+
+
+class AgentStateRead(BaseModel):
+    agent_id: str
+    name: str
+    team: str | None = None
+    queues: list[str] = Field(default_factory=list)
+    state: str
+    reason: str | None = None
+    call_id: str | None = None
+    device: str | None = None
+    since: float | None = None
+    time_in_state_s: float | None = None
+    pending: str | None = None
+    missed_in_row: int | None = None
+    wrapped_call_id: str | None = None
+
+
+class LiveCallRead(BaseModel):
+    call_id: str
+    server: str
+    caller: str
+    caller_name: str = ""
+    dnis: str = ""
+    queue_id: str
+    arrived_at: float
+    waited_s: float
+    vip: bool = False
+    entitled: bool = False
+    agent_id: str | None = None
+    state: str | None = None
+    priority: int | None = None
+    rona_count: int | None = None
+
+
+class LiveCallsRead(BaseModel):
+    waiting: dict[str, list[LiveCallRead]]
+    offered: list[LiveCallRead]
+    connected: list[LiveCallRead]
+
+
+class LiveQueueRead(BaseModel):
+    queue_id: str
+    name: str
+    open: bool
+    priority: int
+    ring_timeout_s: float
+    wrapup_s: float
+    dnis: list[str]
+    wallboard: dict[str, Any] | None = None
+    routing: dict[str, Any] | None = None
+
+
+@router.post("/agents/{agent_id}/login", summary="Log an agent in on a device (starts paused)")
+async def login(
+    agent_id: str, body: LoginBody, principal: AgentSelfOrSupervisor, live: LiveDep
+) -> AgentStateRead:
+    return AgentStateRead.model_validate(await live.login(agent_id, body.device))
+
+
+@router.post("/agents/{agent_id}/ready", summary="Become ready for calls (or end wrap-up)")
+async def ready(agent_id: str, principal: AgentSelfOrSupervisor, live: LiveDep) -> AgentStateRead:
+    return AgentStateRead.model_validate(await live.ready(agent_id))
+
+
+@router.post("/agents/{agent_id}/pause", summary="Pause with a reason")
+async def pause(
+    agent_id: str, body: PauseBody, principal: AgentSelfOrSupervisor, live: LiveDep
+) -> AgentStateRead:
+    return AgentStateRead.model_validate(await live.pause(agent_id, body.reason))
+
+
+@router.post("/agents/{agent_id}/logout", summary="Log out")
+async def logout(agent_id: str, principal: AgentSelfOrSupervisor, live: LiveDep) -> AgentStateRead:
+    return AgentStateRead.model_validate(await live.logout(agent_id))
+
+
+@router.post(
+    "/agents/{agent_id}/wrapup",
+    summary="Record the disposition of the agent's last call and end its wrap-up",
+)
+async def wrap_up(
+    agent_id: str, body: WrapUpBody, principal: AgentSelfOrSupervisor, live: LiveDep
+) -> AgentStateRead:
+    view = await live.wrap_up(agent_id, body.disposition_code, body.notes)
+    return AgentStateRead.model_validate(view)
+
+
+@router.get("/agents/{agent_id}/state", summary="An agent's live state")
+async def agent_state(
+    agent_id: str, principal: AgentSelfOrSupervisor, live: LiveDep
+) -> AgentStateRead:
+    return AgentStateRead.model_validate(live.agent_view(agent_id))
+
+
+@router.post("/agents/{agent_id}/force", summary="Supervisor: force an agent's state")
+async def force(
+    agent_id: str, body: ForceBody, principal: SupervisorUser, live: LiveDep
+) -> AgentStateRead:
+    view = await live.force_state(agent_id, body.state, body.reason, by=principal.username)
+    return AgentStateRead.model_validate(view)
+
+
+@router.get("/live/agents", summary="Supervisor: live states of all agents")
+async def live_agents(
+    principal: SupervisorUser,
+    live: LiveDep,
+    queue_id: Annotated[str | None, Query(max_length=32)] = None,
+    team: Annotated[str | None, Query(max_length=200)] = None,
+) -> list[AgentStateRead]:
+    return [
+        AgentStateRead.model_validate(a) for a in live.agent_states(queue_id=queue_id, team=team)
+    ]
+
+
+@router.get("/live/calls", summary="Supervisor: calls in progress")
+async def live_calls(principal: SupervisorUser, live: LiveDep) -> LiveCallsRead:
+    return LiveCallsRead.model_validate(live.live_calls())
+
+
+@router.get("/live/queues", summary="Live queue status and wallboard figures")
+async def live_queues(principal: CurrentUser, live: LiveDep) -> list[LiveQueueRead]:
+    return [LiveQueueRead.model_validate(q) for q in live.queue_views()]
+
+
+@router.get("/live/latency", summary="Supervisor: routing and screen-pop latency")
+async def live_latency(principal: SupervisorUser, live: LiveDep) -> dict[str, Any]:
+    return live.latency_stats()

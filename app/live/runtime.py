@@ -1,0 +1,285 @@
+"""``live_runtime``: compose and run the live call center (the lifespan's live part).
+
+Start order (stopped in reverse): outcome writer -> routing engine + call center (loads
+the configuration from the database) -> [demo: data seeded if the database is empty,
+AMI simulator on loopback] -> telephony link (one AMI consumer per server) -> [demo:
+agents logged in and ready, Poisson traffic].  The call center consumes events before
+the link connects, so nothing the link reports is lost.
+
+Demo mode (``settings.demo_mode``: no AMI server configured) runs the built-in
+``AsteriskSimulator``: every demo agent's device is a simulated phone that answers
+after a ring of 1-3 s and talks for an exponential time around
+``demo_traffic.mean_talk_s``; callers dial the seeded DNIS numbers with the seeded
+customers' phone numbers (so screen pops hit), arriving as a Poisson process of
+``demo_traffic.calls_per_second``.
+
+Overrides (tests): ``servers=[AmiServer]`` (connect there instead of the settings),
+``simulator=`` an already started simulator (connect to it; the runtime does not own
+it), ``demo_traffic=False``, ``auto_ready=False``, ``seed_demo=False``, ``clock=``,
+``engine=``, and the ``CallCenter`` knobs ``lookup_timeout_s``,
+``offer_push_timeout_s``, ``wallboard_interval_s``, ``hours_interval_s``,
+``default_queue_id``, ``ws_queue_size``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from app import models
+from app.live.callcenter import CallCenter
+from app.live.hub import Hub
+from app.live.wallboard import Wallboard
+from app.settings import Settings
+from cti.types import AmiServer, Dialplan
+
+logger = logging.getLogger(__name__)
+
+DEMO_USER = "switchboard"
+DEMO_CUSTOMERS = 20_000
+
+_CALLCENTER_KNOBS = (
+    "lookup_timeout_s",
+    "offer_push_timeout_s",
+    "wallboard_interval_s",
+    "hours_interval_s",
+    "default_queue_id",
+)
+_KNOWN_OVERRIDES = frozenset(
+    {
+        *_CALLCENTER_KNOBS,
+        "servers",
+        "simulator",
+        "demo_traffic",
+        "auto_ready",
+        "seed_demo",
+        "clock",
+        "engine",
+        "ws_queue_size",
+        "link_factory",
+    }
+)
+
+
+def _local_today(now: float) -> Any:
+    tz = datetime.now(UTC).astimezone().tzinfo
+    return datetime.fromtimestamp(now, tz).date()
+
+
+def make_lookup(database: Any) -> Callable[[str, float], Any]:
+    """The CRM screen-pop lookup bound to the database (one session per lookup)."""
+    from app.crm import lookup_caller
+
+    async def lookup(phone: str, now: float) -> Any:
+        async with database.sessionmaker() as session:
+            return await lookup_caller(session, phone, today=_local_today(now))
+
+    return lookup
+
+
+def servers_from_settings(settings: Settings) -> list[AmiServer]:
+    return [
+        AmiServer(
+            name=s.name,
+            host=s.host,
+            port=s.port,
+            username=s.username,
+            secret=s.secret.get_secret_value(),
+            tls=s.tls,
+        )
+        for s in settings.ami.servers
+    ]
+
+
+async def _database_is_empty(database: Any) -> bool:
+    async with database.sessionmaker() as session:
+        count = await session.scalar(sa.select(sa.func.count()).select_from(models.Agent))
+        return not count
+
+
+async def _demo_caller_numbers(database: Any, limit: int = 2000) -> list[str]:
+    async with database.sessionmaker() as session:
+        rows = await session.scalars(
+            sa.select(models.CustomerPhone.phone).order_by(models.CustomerPhone.phone).limit(limit)
+        )
+        return list(rows)
+
+
+def _demo_profile(settings: Settings) -> Any:
+    from cti.simulator import DeviceProfile
+
+    mean_talk = max(1.0, settings.demo_traffic.mean_talk_s)
+    return DeviceProfile(
+        ring_s=lambda rng: rng.uniform(1.0, 3.0),
+        answer_prob=0.97,
+        talk_s=lambda rng: min(rng.expovariate(1.0 / mean_talk), 6 * mean_talk),
+        agent_hangs_up_prob=0.5,
+    )
+
+
+async def _demo_traffic(
+    simulator: Any, callcenter: CallCenter, settings: Settings, callers: list[str]
+) -> None:
+    """Poisson arrivals at ``calls_per_second`` onto the configured DNIS numbers."""
+    rate = settings.demo_traffic.calls_per_second
+    if rate <= 0:
+        return
+    rng = random.Random(7)
+    while True:
+        await asyncio.sleep(rng.expovariate(rate))
+        dnis = sorted(callcenter.dnis)
+        if not dnis:
+            continue
+        caller = rng.choice(callers) if callers else f"1380013{rng.randrange(10_000):04d}"
+        patience = min(rng.expovariate(1 / 90.0), 600.0)
+        try:
+            await simulator.place_call(
+                dnis=rng.choice(dnis),
+                caller_num=caller,
+                caller_name="Demo caller",
+                patience_s=max(3.0, patience),
+            )
+        except Exception as exc:
+            logger.warning("demo traffic: could not place a call: %s", exc)
+
+
+@asynccontextmanager
+async def live_runtime(
+    settings: Settings, database: Any, **overrides: Any
+) -> AsyncIterator[CallCenter]:
+    """Start the live call center; yield it; stop everything on exit."""
+    unknown = set(overrides) - _KNOWN_OVERRIDES
+    if unknown:
+        raise TypeError(f"unknown live_runtime overrides: {sorted(unknown)}")
+    demo = settings.demo_mode
+    external_sim = overrides.get("simulator")
+    servers: list[AmiServer] | None = overrides.get("servers")
+    clock: Callable[[], float] = overrides.get("clock", time.time)
+
+    async with AsyncExitStack() as stack:
+        wants_seed = overrides.get("seed_demo", servers is None and external_sim is None)
+        if demo and wants_seed and await _database_is_empty(database):
+            from app.seed import seed
+
+            logger.info("demo mode: seeding demo data")
+            await seed(
+                database,
+                customers=DEMO_CUSTOMERS,
+                agents=settings.demo_traffic.agents,
+                queues=settings.demo_traffic.queues,
+                reset=False,
+            )
+
+        from app.outcomes import OutcomeWriter
+
+        outcomes = OutcomeWriter(database, settings.outcomes)
+        await outcomes.start()
+        stack.push_async_callback(outcomes.close)
+
+        engine = overrides.get("engine")
+        if engine is None:
+            from routing.engine import RoutingEngine
+
+            engine = RoutingEngine()
+        knobs = {k: overrides[k] for k in _CALLCENTER_KNOBS if k in overrides}
+        queue_size = int(overrides.get("ws_queue_size", 256))
+        callcenter = CallCenter(
+            engine=engine,
+            database=database,
+            outcomes=outcomes,
+            lookup=make_lookup(database),
+            clock=clock,
+            agent_hub=Hub("agents", queue_size=queue_size),
+            wallboard_hub=Hub("wallboard", queue_size=max(4, queue_size // 8)),
+            wallboard=Wallboard(now=clock()),
+            **knobs,
+        )
+        await callcenter.start()
+        stack.push_async_callback(callcenter.close)
+
+        simulator = external_sim
+        if servers is None and simulator is None and demo:
+            from cti.simulator import AsteriskSimulator, SimUser
+
+            secret = "demo-" + "".join(random.choices("abcdefghjkmnpqrstuvwxyz23456789", k=16))
+            simulator = AsteriskSimulator(
+                users={DEMO_USER: SimUser(secret)},
+                host="127.0.0.1",
+                port=settings.demo_traffic.simulator_port,
+            )
+            await simulator.start()
+            stack.push_async_callback(simulator.close)
+            servers = [AmiServer("demo", "127.0.0.1", simulator.port, DEMO_USER, secret)]
+        elif servers is None and simulator is not None:
+            servers = [
+                AmiServer(
+                    "sim", "127.0.0.1", simulator.port, DEMO_USER, getattr(simulator, "secret", "")
+                )
+            ]
+        elif servers is None:
+            servers = servers_from_settings(settings)
+
+        if demo and simulator is not None and external_sim is None:
+            profile = _demo_profile(settings)
+            for row in callcenter.agents.values():
+                simulator.set_device(row.device, profile)
+
+        link_factory = overrides.get("link_factory")
+        if link_factory is None:
+            from cti.link import TelephonyLink
+
+            link = TelephonyLink(
+                servers,
+                callcenter.sink,
+                dialplan=Dialplan(),
+                action_timeout_s=settings.ami.action_timeout_s,
+                ping_interval_s=settings.ami.ping_interval_s,
+                reconnect_max_s=settings.ami.reconnect_max_s,
+            )
+        else:
+            link = link_factory(servers, callcenter.sink)
+        callcenter.attach_link(link)
+        await link.start()
+        stack.push_async_callback(link.close)
+
+        traffic: asyncio.Task[None] | None = None
+        if demo and simulator is not None and external_sim is None:
+            if overrides.get("auto_ready", True):
+                await _demo_agents_ready(callcenter)
+            if overrides.get("demo_traffic", True):
+                callers = await _demo_caller_numbers(database)
+                traffic = asyncio.create_task(
+                    _demo_traffic(simulator, callcenter, settings, callers), name="demo-traffic"
+                )
+
+        async def _stop_traffic() -> None:
+            if traffic is not None:
+                traffic.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await traffic
+
+        stack.push_async_callback(_stop_traffic)
+        logger.info(
+            "live runtime started: %d AMI server(s)%s",
+            len(servers),
+            " (demo simulator)" if demo and external_sim is None and simulator else "",
+        )
+        yield callcenter
+
+
+async def _demo_agents_ready(callcenter: CallCenter) -> None:
+    for agent_id in list(callcenter.agents):
+        try:
+            await callcenter.login(agent_id)
+            await callcenter.ready(agent_id)
+        except Exception as exc:
+            logger.warning("demo agent %s could not be made ready: %s", agent_id, exc)

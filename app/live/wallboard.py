@@ -1,0 +1,365 @@
+"""Wallboard metrics: incremental per-queue and overall KPIs over rolling windows.
+
+Invariants:
+- Fed only with routing notifications (``routing.commands``) and agent-config changes;
+  no I/O, no clock of its own: every method takes ``now`` (epoch seconds).
+- O(1) work per event: each counter lands in the current minute bucket of its queue and
+  of the overall scope, and in running sums for the 15-minute and 60-minute windows;
+  buckets that leave a window are subtracted once when the minute advances.  "Today"
+  is a plain accumulator reset at local midnight.
+- Definitions (per scope and window):
+  offered = calls that arrived in the queue; answered; abandoned = caller hung up while
+  waiting or ringing after more than 5 s; short_abandoned = within 5 s (excluded from
+  service level and abandon rate, as the industry does);
+  service_level = answered within ``sl_threshold_s`` (15 s) / (answered + abandoned);
+  asa = mean wait of answered calls; aht = mean (talk + wrap-up) of handled calls,
+  counted when the wrap-up ends; abandon_rate = abandoned / (answered + abandoned).
+  A call is counted in the window of the minute it *ended* (answered calls: the minute
+  they were answered), so every call counts once.
+- calls waiting = callers not yet connected (queued or ringing an agent); the longest
+  wait is measured from arrival, not from the last re-queue after a RONA.
+- ``publish(now)`` returns the delta against the previously published state with a
+  sequence number one higher; ``snapshot()`` returns that published state, so a new
+  subscriber's snapshot plus the following deltas always reproduce the current state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from routing.commands import (
+    AgentState,
+    AgentStateChanged,
+    CallAnswered,
+    CallEnded,
+    CallOffered,
+    CallQueued,
+    CallResult,
+    Command,
+    WrapUpEnded,
+)
+
+OVERALL = "*"
+SHORT_ABANDON_S = 5.0
+
+# Counter slots (a list per bucket keeps the per-event work to a few index adds).
+_OFFERED, _ANSWERED, _ANSWERED_SL, _ABANDONED, _SHORT, _OVERFLOWED, _FAILED = range(7)
+_WAIT_SUM, _HANDLED, _HANDLE_SUM = 7, 8, 9
+_N = 10
+
+WINDOWS = (("15m", 15), ("60m", 60))
+
+
+def _local_day(t: float) -> int:
+    """An ordinal of the local calendar day of epoch ``t`` ("today" resets at midnight)."""
+    lt = time.localtime(t)
+    return lt.tm_year * 1000 + lt.tm_yday
+
+
+@dataclass(slots=True)
+class _Scope:
+    """Counters of one queue (or of all queues, ``OVERALL``)."""
+
+    buckets: dict[int, list[float]] = field(default_factory=dict)  # minute -> counters
+    sums: dict[str, list[float]] = field(
+        default_factory=lambda: {name: [0.0] * _N for name, _ in WINDOWS}
+    )
+    today: list[float] = field(default_factory=lambda: [0.0] * _N)
+    waiting: dict[str, float] = field(default_factory=dict)  # call_id -> arrived_at
+    agents: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in AgentState})
+
+
+@dataclass(slots=True)
+class _Call:
+    queue_id: str
+    arrived_at: float
+    talk_s: float = 0.0
+    ended_at: float = 0.0
+
+
+class Wallboard:
+    """Incremental wallboard state; see the module docstring for the definitions."""
+
+    def __init__(self, *, sl_threshold_s: float = 15.0, now: float | None = None) -> None:
+        self.sl_threshold_s = sl_threshold_s
+        self._scopes: dict[str, _Scope] = {OVERALL: _Scope()}
+        self._calls: dict[str, _Call] = {}  # arrived and not yet ended
+        self._wrapping: dict[str, _Call] = {}  # answered + ended, waiting for wrap-up end
+        self._agent_state: dict[str, str] = {}
+        self._agent_queues: dict[str, tuple[str, ...]] = {}
+        start = time.time() if now is None else now
+        self._minute = int(start // 60)
+        self._day = _local_day(start)
+        self.seq = 0
+        self._published: dict[str, Any] = {}
+
+    # --- configuration ----------------------------------------------------------------
+
+    def _scope(self, queue_id: str) -> _Scope:
+        scope = self._scopes.get(queue_id)
+        if scope is None:
+            scope = self._scopes[queue_id] = _Scope()
+        return scope
+
+    def set_queues(self, queue_ids: Iterable[str]) -> None:
+        """Make sure every configured queue shows up, even with no traffic yet."""
+        for q in queue_ids:
+            self._scope(q)
+
+    def remove_queue(self, queue_id: str) -> None:
+        if queue_id != OVERALL:
+            self._scopes.pop(queue_id, None)
+
+    def set_agent_queues(self, agent_id: str, queues: Iterable[str]) -> None:
+        """An agent's queue membership changed: move its state count between queues."""
+        state = self._agent_state.get(agent_id)
+        old = self._agent_queues.get(agent_id, ())
+        new = tuple(queues)
+        if state is not None:
+            for q in old:
+                self._scope(q).agents[state] -= 1
+            for q in new:
+                self._scope(q).agents[state] += 1
+        self._agent_queues[agent_id] = new
+
+    def remove_agent(self, agent_id: str) -> None:
+        self._set_agent_state(agent_id, None)
+        self._agent_queues.pop(agent_id, None)
+
+    # --- events -------------------------------------------------------------------------
+
+    def _set_agent_state(self, agent_id: str, state: str | None) -> None:
+        old = self._agent_state.get(agent_id)
+        if old == state:
+            return
+        scopes = [self._scopes[OVERALL]] + [
+            self._scope(q) for q in self._agent_queues.get(agent_id, ())
+        ]
+        for scope in scopes:
+            if old is not None:
+                scope.agents[old] -= 1
+            if state is not None:
+                scope.agents[state] += 1
+        if state is None:
+            self._agent_state.pop(agent_id, None)
+        else:
+            self._agent_state[agent_id] = state
+
+    def _count(self, queue_id: str, now: float, slot: int, value: float = 1.0) -> None:
+        self._advance(now)
+        minute = self._minute
+        for scope in (self._scope(queue_id), self._scopes[OVERALL]):
+            bucket = scope.buckets.get(minute)
+            if bucket is None:
+                bucket = scope.buckets[minute] = [0.0] * _N
+            bucket[slot] += value
+            for sums in scope.sums.values():
+                sums[slot] += value
+            scope.today[slot] += value
+
+    def _advance(self, now: float) -> None:
+        minute = int(now // 60)
+        if minute <= self._minute:
+            return
+        day = _local_day(now)
+        for scope in self._scopes.values():
+            for name, span in WINDOWS:
+                sums = scope.sums[name]
+                # Subtract the buckets that fall out of this window.
+                for m in range(self._minute - span + 1, min(self._minute, minute - span) + 1):
+                    bucket = scope.buckets.get(m)
+                    if bucket is not None:
+                        for i in range(_N):
+                            sums[i] -= bucket[i]
+            for m in [m for m in scope.buckets if m <= minute - 60]:
+                del scope.buckets[m]
+            if day != self._day:
+                scope.today = [0.0] * _N
+        self._minute = minute
+        self._day = day
+
+    def apply(self, cmd: Command, now: float) -> None:
+        """Account one routing notification (telephony actions are ignored)."""
+        if isinstance(cmd, AgentStateChanged):
+            state = None if cmd.state is AgentState.LOGGED_OUT else cmd.state.value
+            self._set_agent_state(cmd.agent_id, state)
+        elif isinstance(cmd, CallQueued):
+            call = self._calls.get(cmd.call_id)
+            if call is None:
+                self._calls[cmd.call_id] = _Call(cmd.queue_id, cmd.at)
+                self._scope(cmd.queue_id).waiting[cmd.call_id] = cmd.at
+                self._scopes[OVERALL].waiting[cmd.call_id] = cmd.at
+                self._count(cmd.queue_id, now, _OFFERED)
+            elif call.queue_id != cmd.queue_id:
+                # Escalated into another queue: it keeps its arrival time.
+                self._scope(call.queue_id).waiting.pop(cmd.call_id, None)
+                call.queue_id = cmd.queue_id
+                self._scope(cmd.queue_id).waiting[cmd.call_id] = call.arrived_at
+        elif isinstance(cmd, CallOffered):
+            pass  # still waiting from the caller's point of view
+        elif isinstance(cmd, CallAnswered):
+            call = self._calls.get(cmd.call_id)
+            if call is None:
+                return
+            self._unwait(cmd.call_id, call)
+            wait = max(0.0, cmd.at - call.arrived_at)
+            self._count(call.queue_id, now, _ANSWERED)
+            self._count(call.queue_id, now, _WAIT_SUM, wait)
+            if wait <= self.sl_threshold_s:
+                self._count(call.queue_id, now, _ANSWERED_SL)
+        elif isinstance(cmd, CallEnded):
+            self._call_ended(cmd, now)
+        elif isinstance(cmd, WrapUpEnded):
+            if cmd.call_id is None:
+                return
+            wrapped = self._wrapping.pop(cmd.call_id, None)
+            if wrapped is not None:
+                self._count(wrapped.queue_id, now, _HANDLED)
+                wrap = max(0.0, cmd.at - wrapped.ended_at)
+                self._count(wrapped.queue_id, now, _HANDLE_SUM, wrapped.talk_s + wrap)
+
+    def _unwait(self, call_id: str, call: _Call) -> None:
+        self._scope(call.queue_id).waiting.pop(call_id, None)
+        self._scopes[OVERALL].waiting.pop(call_id, None)
+
+    def _call_ended(self, cmd: CallEnded, now: float) -> None:
+        rec = cmd.record
+        call = self._calls.pop(rec.call_id, None)
+        if call is None:
+            # Arrived before we started watching: count it in its record's queue.
+            call = _Call(rec.queue_id, rec.arrived_at)
+            self._count(rec.queue_id, now, _OFFERED)
+        self._unwait(rec.call_id, call)
+        queue = call.queue_id
+        if rec.result is CallResult.ANSWERED:
+            talk = rec.ended_at - (rec.answered_at or rec.ended_at)
+            call.talk_s = max(0.0, talk)
+            call.ended_at = rec.ended_at
+            # Handle time = talk + wrap-up; it is complete when the wrap-up ends.
+            self._wrapping[rec.call_id] = call
+            if len(self._wrapping) > 100_000:  # a wrap-up end that never came
+                self._wrapping.pop(next(iter(self._wrapping)))
+        elif rec.result is CallResult.ABANDONED:
+            if rec.ended_at - rec.arrived_at < SHORT_ABANDON_S:
+                self._count(queue, now, _SHORT)
+            else:
+                self._count(queue, now, _ABANDONED)
+        elif rec.result is CallResult.SHORT_ABANDONED:
+            self._count(queue, now, _SHORT)
+        elif rec.result is CallResult.OVERFLOWED:
+            self._count(queue, now, _OVERFLOWED)
+        else:
+            self._count(queue, now, _FAILED)
+
+    def wrap_talk(self, call_id: str) -> float | None:
+        """Talk seconds of an answered call whose wrap-up has not ended (for tests)."""
+        call = self._wrapping.get(call_id)
+        return None if call is None else call.talk_s
+
+    # --- output ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _kpis(c: list[float]) -> dict[str, Any]:
+        answered, abandoned = c[_ANSWERED], c[_ABANDONED]
+        denominator = answered + abandoned
+        return {
+            "offered": int(c[_OFFERED]),
+            "answered": int(answered),
+            "answered_in_sl": int(c[_ANSWERED_SL]),
+            "abandoned": int(abandoned),
+            "short_abandoned": int(c[_SHORT]),
+            "overflowed": int(c[_OVERFLOWED]),
+            "failed": int(c[_FAILED]),
+            "service_level": round(c[_ANSWERED_SL] / denominator, 4) if denominator else None,
+            "abandon_rate": round(abandoned / denominator, 4) if denominator else None,
+            "asa_s": round(c[_WAIT_SUM] / answered, 1) if answered else None,
+            "aht_s": round(c[_HANDLE_SUM] / c[_HANDLED], 1) if c[_HANDLED] else None,
+        }
+
+    def state(self, now: float) -> dict[str, Any]:
+        """The full current state: ``{"overall": {...}, "queues": {queue_id: {...}}}``."""
+        self._advance(now)
+        out: dict[str, Any] = {"queues": {}}
+        for queue_id, scope in self._scopes.items():
+            longest = now - min(scope.waiting.values()) if scope.waiting else 0.0
+            item = {
+                "waiting": len(scope.waiting),
+                "longest_wait_s": round(max(0.0, longest), 0),
+                "agents": dict(scope.agents),
+                "windows": {
+                    **{name: self._kpis(scope.sums[name]) for name, _ in WINDOWS},
+                    "today": self._kpis(scope.today),
+                },
+            }
+            if queue_id == OVERALL:
+                out["overall"] = item
+            else:
+                out["queues"][queue_id] = item
+        return out
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """The last published state (what the following deltas are relative to)."""
+        if not self._published:
+            self._published = self.state(now)
+        return {"type": "snapshot", "seq": self.seq, **self._published}
+
+    def publish(self, now: float) -> dict[str, Any] | None:
+        """Advance to the current state; return the delta (only what changed) or None."""
+        current = self.state(now)
+        previous = self._published
+        if not previous:
+            self._published = current
+            self.seq += 1
+            return {"type": "delta", "seq": self.seq, "at": now, **current}
+        delta: dict[str, Any] = {}
+        overall = _diff(previous.get("overall", {}), current["overall"])
+        if overall:
+            delta["overall"] = overall
+        queues: dict[str, Any] = {}
+        prev_queues = previous.get("queues", {})
+        for queue_id, item in current["queues"].items():
+            changed = _diff(prev_queues.get(queue_id, {}), item)
+            if changed:
+                queues[queue_id] = changed
+        removed = [q for q in prev_queues if q not in current["queues"]]
+        if queues:
+            delta["queues"] = queues
+        if removed:
+            delta["removed_queues"] = removed
+        self._published = current
+        if not delta:
+            return None
+        self.seq += 1
+        return {"type": "delta", "seq": self.seq, "at": now, **delta}
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Keys of ``new`` whose value differs from ``old`` (nested dicts diffed recursively)."""
+    out: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            sub = _diff(before, value)
+            if sub:
+                out[key] = sub
+        elif before != value or key not in old:
+            out[key] = value
+    return out
+
+
+def apply_delta(state: dict[str, Any], delta: dict[str, Any]) -> None:
+    """Merge a delta into a client-side copy of the state (used by tests and pages)."""
+    for key, value in delta.items():
+        if key in ("type", "seq", "at"):
+            continue
+        if key == "removed_queues":
+            for q in value:
+                state.get("queues", {}).pop(q, None)
+            continue
+        if isinstance(value, dict) and isinstance(state.get(key), dict):
+            apply_delta(state[key], value)
+        else:
+            state[key] = value

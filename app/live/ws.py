@@ -1,0 +1,94 @@
+"""Websocket channels: ``/ws/agents/{agent_id}`` and ``/ws/wallboard``.
+
+Protocol (server -> client, JSON text frames; the client sends nothing that matters):
+
+agent channel (token of the agent itself, or of a supervisor)::
+
+    {"type": "hello", "agent_id": "1001", "state": {...agent view...}}
+    {"type": "offer", "agent_id": ..., "call": {...}, "pop": ScreenPop | null,
+     "ring_timeout_s": 15.0}                 # written before the phone rings
+    {"type": "state", "agent_id": ..., "state": "ready", "previous": ..., "reason": ...,
+     "call_id": ..., "at": ...}
+    {"type": "call", "event": "answered" | "ended", "call_id": ..., ...}
+
+wallboard channel (supervisor or admin)::
+
+    {"type": "snapshot", "seq": n, "overall": {...}, "queues": {id: {...}}}
+    {"type": "delta", "seq": n+1, "at": ..., "overall": {...changed...}, "queues": {...}}
+
+Close codes: 4401 no/invalid token, 4403 not allowed, 4404 unknown agent,
+4408 client too slow (its bounded send queue overflowed), 1001 service stopping.
+
+Invariants:
+- The snapshot and the subscription are taken in one step (no await in between), so
+  no delta is lost or duplicated between them.
+- Each connection's pump is the only writer to its socket; publishing never awaits.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, WebSocket
+
+from app.auth import Role, authenticate_websocket, websocket_subprotocol
+from app.errors import WebSocketClosed
+from app.live.callcenter import CallCenter
+from app.live.hub import dumps, pump
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+CLOSE_UNKNOWN_AGENT = 4404
+CLOSE_UNAVAILABLE = 1013  # try again later
+
+
+def _callcenter(websocket: WebSocket) -> CallCenter | None:
+    callcenter = getattr(websocket.app.state, "callcenter", None)
+    return callcenter if isinstance(callcenter, CallCenter) else None
+
+
+@router.websocket("/ws/agents/{agent_id}")
+async def agent_channel(websocket: WebSocket, agent_id: str) -> None:
+    settings = websocket.app.state.settings
+    principal = await authenticate_websocket(websocket, settings, role=Role.AGENT)
+    if not principal.may_act_for_agent(agent_id):
+        await websocket.accept(subprotocol=websocket_subprotocol(websocket))
+        await websocket.close(code=4403, reason="An agent may watch only itself.")
+        raise WebSocketClosed(4403, "An agent may watch only itself.")
+    live = _callcenter(websocket)
+    await websocket.accept(subprotocol=websocket_subprotocol(websocket))
+    if live is None:
+        await websocket.close(code=CLOSE_UNAVAILABLE, reason="live call center not running")
+        return
+    if agent_id not in live.agents:
+        await websocket.close(code=CLOSE_UNKNOWN_AGENT, reason="unknown agent")
+        return
+    sub = live.agent_hub.subscribe(agent_id)
+    sub.offer(dumps({"type": "hello", "agent_id": agent_id, "state": live.agent_view(agent_id)}))
+    logger.info("agent channel opened agent=%s by=%s", agent_id, principal.username)
+    try:
+        await pump(websocket, sub)
+    finally:
+        live.agent_hub.unsubscribe(sub)
+        logger.info("agent channel closed agent=%s code=%s", agent_id, sub.close_code)
+
+
+@router.websocket("/ws/wallboard")
+async def wallboard_channel(websocket: WebSocket) -> None:
+    settings = websocket.app.state.settings
+    principal = await authenticate_websocket(websocket, settings, role=Role.SUPERVISOR)
+    live = _callcenter(websocket)
+    await websocket.accept(subprotocol=websocket_subprotocol(websocket))
+    if live is None:
+        await websocket.close(code=CLOSE_UNAVAILABLE, reason="live call center not running")
+        return
+    # Snapshot and subscription in one step: the next delta is relative to this snapshot.
+    sub = live.wallboard_hub.subscribe("*")
+    sub.offer(dumps(live.wallboard_snapshot()))
+    logger.info("wallboard opened by=%s", principal.username)
+    try:
+        await pump(websocket, sub)
+    finally:
+        live.wallboard_hub.unsubscribe(sub)
