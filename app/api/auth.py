@@ -1,0 +1,72 @@
+"""Token and current-principal routes (``/auth``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.auth import (
+    TOKEN_URL,
+    CurrentUser,
+    LoginRequest,
+    PrincipalRead,
+    TokenRead,
+    create_access_token,
+    login,
+    read_login_request,
+)
+from app.deps import SessionDep, SettingsDep
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+_LOGIN_SCHEMA = LoginRequest.model_json_schema()
+_FORM_SCHEMA = {
+    "type": "object",
+    "required": ["username", "password"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["password"]},
+        "username": {"type": "string"},
+        "password": {"type": "string", "format": "password"},
+    },
+}
+
+
+@router.post(
+    "/token",
+    summary="Log in: credentials -> bearer token",
+    description=(
+        "JSON `{username, password}` or an OAuth2 password-grant form "
+        f"(`application/x-www-form-urlencoded`, what the docs' Authorize button sends to {TOKEN_URL})."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _LOGIN_SCHEMA},
+                "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
+            },
+        }
+    },
+    responses={401: {"description": "Invalid username or password (problem details)"}},
+)
+async def issue_token(request: Request, session: SessionDep, settings: SettingsDep) -> TokenRead:
+    credentials = await read_login_request(request)
+    client = request.client.host if request.client else "-"
+    principal = await login(
+        session, username=credentials.username, password=credentials.password, client=client
+    )
+    return TokenRead(
+        access_token=create_access_token(principal, settings),
+        expires_in=settings.auth.token_ttl_s,
+        role=principal.role,
+        agent_id=principal.agent_id,
+    )
+
+
+@router.get("/me", summary="Who am I (from the token)")
+async def me(principal: CurrentUser) -> PrincipalRead:
+    return PrincipalRead(
+        user_id=principal.user_id,
+        username=principal.username,
+        role=principal.role,
+        agent_id=principal.agent_id,
+    )

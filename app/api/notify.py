@@ -1,0 +1,37 @@
+"""Tell the live runtime that routing configuration changed in the database.
+
+Invariants:
+- Called only after the change is committed, with routing ids (``str(agents.id)``,
+  ``str(queues.id)``), so the runtime re-reads what is now durable.
+- A failure to apply the change live is logged, never turned into an error of the
+  request that made the (already committed) change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import Request
+
+logger = logging.getLogger(__name__)
+
+
+async def config_changed(
+    request: Request, *, agent_ids: Iterable[int] = (), queue_ids: Iterable[int] = ()
+) -> None:
+    agents = sorted({str(a) for a in agent_ids})
+    queues = sorted({str(q) for q in queue_ids})
+    if not agents and not queues:
+        return
+    callcenter: Any = getattr(request.app.state, "callcenter", None)
+    hook = getattr(callcenter, "config_changed", None)
+    if hook is None:
+        return
+    try:
+        await hook(agent_ids=agents, queue_ids=queues)
+    except Exception:  # the change is committed; the runtime reloads it on its next sync
+        logger.exception(
+            "live runtime could not apply config change agents=%s queues=%s", agents, queues
+        )

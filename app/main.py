@@ -1,0 +1,165 @@
+"""The application factory and composition root.
+
+Invariants:
+- Importing this module creates nothing: no engine, no client, no settings.  Everything is
+  built in ``create_app(settings)`` and started in its lifespan, in this order, and
+  stopped in reverse: secrets checked -> database opened and migrated -> bootstrap admin
+  -> live runtime (routing engine, telephony, outcome writer, websocket hubs).
+- ``app.state`` carries ``settings`` (from ``create_app``) and, while the lifespan runs,
+  ``db`` and ``callcenter``.  Handlers reach them through ``app.deps``.
+- Tests swap parts through ``create_app(settings, **live_overrides)``, never by patching.
+- Every route requires a bearer token except ``/health``, ``/ready``, the token endpoint
+  and the OpenAPI documents.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from pydantic import BaseModel
+
+from app import db as database
+from app import live
+from app.api import api_router
+from app.auth import ensure_admin
+from app.errors import ServiceUnavailable, install_error_handlers
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+OPENAPI_TAGS: list[dict[str, Any]] = [
+    {"name": "auth", "description": "Tokens and the current principal."},
+    {"name": "agents", "description": "Agent seats: skills, queues, team, device (admin)."},
+    {"name": "queues", "description": "Queues / service lines: DNIS, skills, hours, escalation."},
+    {"name": "skills", "description": "Skills agents have and queues require."},
+    {"name": "teams", "description": "Teams of agents."},
+    {"name": "dispositions", "description": "Wrap-up disposition codes."},
+    {"name": "users", "description": "Login accounts and roles."},
+    {"name": "crm", "description": "Caller lookup (the screen pop)."},
+    {"name": "calls", "description": "Call history and call events."},
+    {"name": "health", "description": "Liveness and readiness probes (no token)."},
+]
+
+
+class HealthRead(BaseModel):
+    status: str
+
+
+class ServerStatusRead(BaseModel):
+    name: str
+    connected: bool
+    since: float | None = None
+    uptime_s: float | None = None
+    restarts: int = 0
+    reconnects: int = 0
+    last_error: str | None = None
+
+
+class ReadyRead(BaseModel):
+    status: str
+    database: bool
+    ami: list[ServerStatusRead]
+
+
+def _server_statuses(callcenter: Any) -> list[ServerStatusRead]:
+    server_status = getattr(callcenter, "server_status", None)
+    if server_status is None:
+        return []
+    out = []
+    for status in server_status():
+        data = asdict(status) if is_dataclass(status) and not isinstance(status, type) else status
+        out.append(ServerStatusRead.model_validate(data))
+    return out
+
+
+LiveRuntime = Callable[..., AbstractAsyncContextManager[Any]]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    live_runtime: LiveRuntime | None = None,
+    **live_overrides: Any,
+) -> FastAPI:
+    """Build the service.
+
+    ``live_overrides`` go to ``app.live.live_runtime`` (tests swap the telephony link,
+    clock...).  ``live_runtime`` replaces that factory as a whole (called as
+    ``live_runtime(settings, db, **live_overrides)``), for tests of the REST layer that
+    must not depend on the call-center runtime.
+    """
+    settings = settings if settings is not None else Settings()
+    runtime = live_runtime if live_runtime is not None else live.live_runtime
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.check_secrets()
+        async with database.open_database(settings.database) as db:
+            await ensure_admin(db, settings)
+            app.state.db = db
+            try:
+                async with runtime(settings, db, **live_overrides) as callcenter:
+                    app.state.callcenter = callcenter
+                    logger.info("service started (demo=%s)", settings.demo_mode)
+                    yield
+            finally:
+                app.state.callcenter = None
+                app.state.db = None
+        logger.info("service stopped")
+
+    app = FastAPI(
+        title="Switchboard",
+        version="0.1.0",
+        summary="Contact-center telephony backend",
+        description=(
+            "Routes inbound Asterisk calls to agents, pops the caller's CRM record, logs "
+            "every outcome and streams a live wallboard.  Errors are RFC 9457 problem "
+            "details (`application/problem+json`) with a stable `error_id`.  Get a token "
+            f"from `POST {API_PREFIX}/auth/token` and send it as `Authorization: Bearer`."
+        ),
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = None
+    app.state.callcenter = None
+    install_error_handlers(app)
+    app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(live.router)
+
+    @app.get("/health", tags=["health"], summary="Liveness: the process answers")
+    async def health() -> HealthRead:
+        return HealthRead(status="ok")
+
+    @app.get(
+        "/ready",
+        tags=["health"],
+        summary="Readiness: database reachable and every AMI server connected",
+        responses={503: {"description": "Not ready (problem details)"}},
+    )
+    async def ready(request: Request) -> ReadyRead:
+        db = request.app.state.db
+        db_ok = db is not None and await database.check(db)
+        servers = _server_statuses(request.app.state.callcenter)
+        ok = db_ok and all(s.connected for s in servers)
+        if not ok:
+            down = [s.name for s in servers if not s.connected]
+            raise ServiceUnavailable(
+                "Not ready: "
+                + ", ".join(
+                    (["database unreachable"] if not db_ok else [])
+                    + ([f"AMI down: {', '.join(down)}"] if down else [])
+                ),
+                database=db_ok,
+                ami=[s.model_dump() for s in servers],
+            )
+        return ReadyRead(status="ready", database=db_ok, ami=servers)
+
+    return app
