@@ -1,0 +1,842 @@
+"""Durable call outcomes, written in batches off the routing path.
+
+Theory of operation:
+- ``record_call`` / ``record_event`` / ``record_wrapup`` only append to an in-memory
+  backlog (never await, never touch the database); a single flusher task owned by the
+  writer drains it in batches of ``batch_size`` every ``flush_interval_s`` (sooner when a
+  batch is full), one transaction per batch.
+- Idempotent writes, so any batch may be retried or replayed: calls are upserted on
+  ``call_id``; events are inserted with ``ON CONFLICT DO NOTHING`` on
+  ``(call_id, at, kind)``; wrap-ups are updates.  Retrying a batch whose commit
+  succeeded but whose acknowledgement was lost writes nothing twice.
+- A wrap-up (disposition, notes, wrap-up end) may come before or after its call row:
+  in the same batch it is merged into the row; if the row is already stored it is an
+  UPDATE; if the row is not there yet it is *parked* in memory and merged when the row
+  comes (the upsert never clears a disposition: ``COALESCE(new, stored)``).
+- Transient failures (connection lost, server starting/stopping, timeouts) are retried
+  with capped exponential backoff; the batch stays at the head of the backlog.
+  A batch rejected for its *data* (constraint / data errors) is split row by row; rows
+  PostgreSQL refuses on their own are appended to ``rejected-*.jsonl`` in ``spill_dir``
+  and logged: kept for inspection, never silently dropped, never retried forever.
+- When the backlog exceeds ``max_pending`` rows, new rows go to an append-only spill
+  file (``spill-*.jsonl``, one JSON object per line) instead of memory.  Once the
+  database keeps up again (and at ``start``) closed spill files are replayed: renamed to
+  ``*.replaying``, loaded, and deleted only after every row in them is committed.  A
+  crash during replay leaves the file to be replayed again: harmless, writes are
+  idempotent.
+- ``close`` flushes everything it can within ``close_timeout_s``; whatever is still
+  unwritten (database down) is spilled, so a clean stop never loses an outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import Base, Call
+from routing.commands import CallRecord, CallResult
+
+log = logging.getLogger(__name__)
+
+RETENTION_DAYS = 730  # service records are archived two years, then purged
+
+
+# --- rows -----------------------------------------------------------------------------------
+
+
+def _ts(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _int_id(value: str | int | None) -> int | None:
+    """Routing ids are strings of database ids; anything else has no row to refer to."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if value.isdigit() else None
+
+
+def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return max(0.0, (later - earlier).total_seconds())
+
+
+@dataclass(slots=True)
+class CallOutcome:
+    """One finished call, as stored in ``calls`` (durations are derived)."""
+
+    call_id: str
+    server: str
+    uniqueid: str
+    caller: str
+    result: CallResult
+    arrived_at: datetime
+    ended_at: datetime | None
+    linkedid: str | None = None
+    dnis: str | None = None
+    queue_id: int | None = None
+    agents_offered: tuple[int, ...] = ()
+    answered_by: int | None = None
+    first_offered_at: datetime | None = None
+    answered_at: datetime | None = None
+    wrapup_ended_at: datetime | None = None
+    rona_count: int = 0
+    vip: bool = False
+    entitled: bool = False
+    overflow_target: str | None = None
+    disposition_code: str | None = None
+    notes: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def from_record(
+        cls,
+        rec: CallRecord,
+        *,
+        server: str | None = None,
+        uniqueid: str | None = None,
+        linkedid: str | None = None,
+        dnis: str | None = None,
+    ) -> CallOutcome:
+        """Build from the routing core's record; ``server``/``uniqueid`` default to the
+        two halves of ``call_id`` ("<server>/<uniqueid>")."""
+        default_server, _, default_uniqueid = rec.call_id.partition("/")
+        return cls(
+            call_id=rec.call_id,
+            server=server if server is not None else default_server,
+            uniqueid=uniqueid if uniqueid is not None else default_uniqueid,
+            linkedid=linkedid,
+            caller=rec.caller,
+            dnis=dnis,
+            queue_id=_int_id(rec.queue_id),
+            agents_offered=tuple(
+                a for a in (_int_id(x) for x in rec.agents_offered) if a is not None
+            ),
+            answered_by=_int_id(rec.answered_by),
+            arrived_at=datetime.fromtimestamp(rec.arrived_at, UTC),
+            first_offered_at=_ts(rec.first_offered_at),
+            answered_at=_ts(rec.answered_at),
+            ended_at=_ts(rec.ended_at),
+            result=CallResult(rec.result),
+            rona_count=rec.rona_count,
+            vip=rec.vip,
+            entitled=rec.entitled,
+            overflow_target=rec.overflow_target,
+            reason=rec.reason,
+        )
+
+    def validate(self) -> None:
+        if not self.call_id:
+            raise ValueError("call outcome needs a call_id")
+        CallResult(self.result)  # raises ValueError for an unknown result
+        for name in ("arrived_at", "ended_at", "first_offered_at", "answered_at"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"call {self.call_id}: {name} must be timezone-aware")
+        if self.rona_count < 0:
+            raise ValueError(f"call {self.call_id}: rona_count must be >= 0")
+
+    def to_row(self) -> dict[str, Any]:
+        end_of_wait = self.answered_at or self.ended_at
+        answered = self.answered_at is not None
+        return {
+            "call_id": self.call_id,
+            "server": self.server,
+            "uniqueid": self.uniqueid,
+            "linkedid": self.linkedid,
+            "caller": self.caller,
+            "dnis": self.dnis,
+            "queue_id": self.queue_id,
+            "agents_offered": list(self.agents_offered),
+            "answered_by": self.answered_by,
+            "arrived_at": self.arrived_at,
+            "first_offered_at": self.first_offered_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "wrapup_ended_at": self.wrapup_ended_at,
+            "wait_s": _seconds(end_of_wait, self.arrived_at),
+            "ring_s": _seconds(self.answered_at, self.first_offered_at) if answered else None,
+            "talk_s": _seconds(self.ended_at, self.answered_at) if answered else None,
+            "wrapup_s": _seconds(self.wrapup_ended_at, self.ended_at),
+            "result": CallResult(self.result).value,
+            "rona_count": self.rona_count,
+            "vip": self.vip,
+            "entitled": self.entitled,
+            "overflow_target": self.overflow_target,
+            "disposition_code": self.disposition_code,
+            "notes": self.notes,
+            "reason": self.reason,
+        }
+
+
+@dataclass(slots=True)
+class CallEventRow:
+    """One lifecycle event of a call (``call_events``)."""
+
+    call_id: str
+    kind: str  # "queued", "offered", "rona", "answered", "ended", "overflowed", ...
+    at: datetime
+    agent_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def at_epoch(
+        cls,
+        call_id: str,
+        kind: str,
+        at: float,
+        *,
+        agent_id: str | int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> CallEventRow:
+        return cls(call_id, kind, datetime.fromtimestamp(at, UTC), _int_id(agent_id), data or {})
+
+    def validate(self) -> None:
+        if not self.call_id or not self.kind:
+            raise ValueError("call event needs a call_id and a kind")
+        if self.at.tzinfo is None:
+            raise ValueError(f"call {self.call_id}: event time must be timezone-aware")
+        json.dumps(self.data)  # raises TypeError now rather than in the flusher
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "kind": self.kind,
+            "at": self.at,
+            "agent_id": self.agent_id,
+            "data": self.data,
+        }
+
+
+# --- spill-file codec -----------------------------------------------------------------------
+
+Kind = Literal["call", "event", "wrapup"]
+_DATETIME_FIELDS = frozenset(
+    {"arrived_at", "first_offered_at", "answered_at", "ended_at", "wrapup_ended_at", "at"}
+)
+
+
+def _encode(kind: Kind, row: dict[str, Any]) -> str:
+    out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+    return json.dumps({"k": kind, "r": out}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode(line: str) -> tuple[Kind, dict[str, Any]]:
+    obj = json.loads(line)
+    row = {
+        k: (datetime.fromisoformat(v) if k in _DATETIME_FIELDS and v is not None else v)
+        for k, v in obj["r"].items()
+    }
+    kind: Kind = obj["k"]
+    if kind not in ("call", "event", "wrapup"):
+        raise ValueError(f"unknown spill record kind {kind!r}")
+    return kind, row
+
+
+# --- the writer -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)  # identity, not value: the backlog removes this item
+class _Item:
+    kind: Kind
+    row: dict[str, Any]
+    enqueued: float  # clock() when recorded, for the lag statistic
+    source: Path | None = None  # spill file it was replayed from
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeStats:
+    rows_written: int  # rows committed (calls + events + wrap-ups)
+    pending: int  # rows in memory, not yet committed
+    retries: int  # failed batch attempts that were retried
+    spilled: int  # rows diverted to spill files (overflow or unclean database at close)
+    replayed: int  # rows read back from spill files
+    rejected: int  # rows PostgreSQL refused for their data (kept in rejected-*.jsonl)
+    parked_wrapups: int  # wrap-ups waiting for their call row
+    batches: int
+    lag_p50_s: float | None  # record -> commit
+    lag_p99_s: float | None
+
+
+class OutcomeWriter:
+    """Batched, retrying, spilling writer of call outcomes (see the module docstring)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.2,
+        spill_dir: Path,
+        clock: Callable[[], float] = time.time,
+        max_pending: int = 100_000,
+        spill_file_rows: int = 50_000,
+        backoff_initial_s: float = 0.05,
+        backoff_max_s: float = 5.0,
+        close_timeout_s: float = 10.0,
+        parked_ttl_s: float = 24 * 3600.0,
+    ) -> None:
+        if batch_size < 1 or flush_interval_s <= 0 or max_pending < batch_size:
+            raise ValueError(
+                "need batch_size >= 1, flush_interval_s > 0, max_pending >= batch_size"
+            )
+        self._sessionmaker = sessionmaker
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._spill_dir = spill_dir
+        self._clock = clock
+        self._max_pending = max_pending
+        self._spill_file_rows = spill_file_rows
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._close_timeout_s = close_timeout_s
+        self._parked_ttl_s = parked_ttl_s
+
+        self._pending: deque[_Item] = deque()
+        self._overflow: list[_Item] = []  # waiting to be appended to the spill file
+        self._parked: dict[str, _Item] = {}  # call_id -> wrap-up without a stored call row
+        self._replaying: dict[Path, int] = {}  # spill file -> its rows not yet committed
+        self._spill_file: Path | None = None
+        self._spill_file_count = 0
+        self._spill_files_exist = True  # unknown at start: look once
+        self._file_seq = itertools.count()
+
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._closed = False
+
+        self._lags: deque[float] = deque(maxlen=10_000)
+        self._rows_written = 0
+        self._retries = 0
+        self._spilled = 0
+        self._replayed = 0
+        self._rejected = 0
+        self._batches = 0
+
+    # --- public API -------------------------------------------------------------------------
+
+    def record_call(self, row: CallOutcome) -> None:
+        """Queue one call's outcome (non-blocking).  Raises ``ValueError`` for bad rows."""
+        row.validate()
+        self._enqueue("call", row.to_row())
+
+    def record_event(self, ev: CallEventRow) -> None:
+        """Queue one lifecycle event (non-blocking).  Raises ``ValueError`` for bad rows."""
+        ev.validate()
+        self._enqueue("event", ev.to_row())
+
+    def record_wrapup(
+        self,
+        call_id: str,
+        *,
+        disposition_code: str | None,
+        notes: str | None,
+        wrapup_ended_at: datetime | None,
+    ) -> None:
+        """Queue the agent's wrap-up of ``call_id`` (before or after the call row)."""
+        if not call_id:
+            raise ValueError("wrap-up needs a call_id")
+        if wrapup_ended_at is not None and wrapup_ended_at.tzinfo is None:
+            raise ValueError(f"call {call_id}: wrapup_ended_at must be timezone-aware")
+        self._enqueue(
+            "wrapup",
+            {
+                "call_id": call_id,
+                "disposition_code": disposition_code,
+                "notes": notes,
+                "wrapup_ended_at": wrapup_ended_at,
+            },
+        )
+
+    async def start(self) -> None:
+        """Start the flusher; closed spill files left by an earlier run are replayed."""
+        if self._task is not None:
+            raise RuntimeError("OutcomeWriter already started")
+        await asyncio.to_thread(self._spill_dir.mkdir, parents=True, exist_ok=True)
+        self._task = asyncio.create_task(self._run(), name="outcome-writer")
+
+    async def close(self) -> None:
+        """Flush everything (spilling what the database will not take in time); idempotent."""
+        if self._closed:
+            return
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self._close_timeout_s)
+            except TimeoutError:
+                log.warning(
+                    "outcome writer: database did not take the backlog within %.1f s; spilling",
+                    self._close_timeout_s,
+                )
+            finally:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        leftover = [i for i in self._pending if i.source is None]
+        leftover += self._overflow + list(self._parked.values())
+        self._pending.clear()
+        self._overflow = []
+        self._parked.clear()
+        if leftover:
+            await asyncio.to_thread(self._append_spill, leftover)
+            log.warning(
+                "outcome writer: %d rows spilled at close, replayed next start", len(leftover)
+            )
+        self._closed = True
+
+    @property
+    def stats(self) -> OutcomeStats:
+        lags = sorted(self._lags)
+        return OutcomeStats(
+            rows_written=self._rows_written,
+            pending=len(self._pending) + len(self._overflow),
+            retries=self._retries,
+            spilled=self._spilled,
+            replayed=self._replayed,
+            rejected=self._rejected,
+            parked_wrapups=len(self._parked),
+            batches=self._batches,
+            lag_p50_s=_quantile(lags, 0.50),
+            lag_p99_s=_quantile(lags, 0.99),
+        )
+
+    # --- internals: enqueue and spill -------------------------------------------------------
+
+    def _enqueue(self, kind: Kind, row: dict[str, Any]) -> None:
+        if self._closed:
+            raise RuntimeError("OutcomeWriter is closed")
+        item = _Item(kind, row, self._clock())
+        if len(self._pending) >= self._max_pending or self._overflow:
+            self._overflow.append(item)  # the flusher appends these to the spill file
+        else:
+            self._pending.append(item)
+        if len(self._pending) >= self._batch_size or self._overflow:
+            self._wake.set()
+
+    def _append_spill(self, items: list[_Item]) -> None:
+        """Blocking: append ``items`` to the current spill file, rotating by size."""
+        rest = items
+        while rest:
+            if self._spill_file is None or self._spill_file_count >= self._spill_file_rows:
+                self._spill_file = self._spill_dir / (
+                    f"spill-{time.time_ns():020d}-{os.getpid()}-{next(self._file_seq)}.jsonl"
+                )
+                self._spill_file_count = 0
+            room = self._spill_file_rows - self._spill_file_count
+            chunk, rest = rest[:room], rest[room:]
+            with self._spill_file.open("a", encoding="utf-8") as f:
+                f.writelines(_encode(i.kind, i.row) + "\n" for i in chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            self._spill_file_count += len(chunk)
+            self._spilled += len(chunk)
+        self._spill_files_exist = True
+
+    def _claim_spill_file(self) -> tuple[Path, list[_Item]] | None:
+        """Blocking: take the oldest closed spill file (or an interrupted replay)."""
+        candidates = sorted(self._spill_dir.glob("spill-*.jsonl*"))
+        for path in candidates:
+            if path == self._spill_file or path in self._replaying:
+                continue
+            if path.name.endswith(".jsonl"):
+                target = path.with_name(path.name + ".replaying")
+                path.rename(target)
+            elif path.name.endswith(".jsonl.replaying"):
+                target = path
+            else:
+                continue
+            now = self._clock()
+            items = []
+            with target.open(encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        kind, row = _decode(line)
+                    except (ValueError, KeyError, TypeError):
+                        # A torn last line from a crash mid-append; the rest is intact.
+                        log.error("outcome writer: unreadable line %d in %s skipped", n, target)
+                        continue
+                    items.append(_Item(kind, row, now, source=target))
+            return target, items
+        return None
+
+    def _write_rejected(self, items: list[_Item], error: str) -> None:
+        """Blocking: keep rows PostgreSQL refused, with the reason, for an operator."""
+        path = self._spill_dir / f"rejected-{time.strftime('%Y%m%d')}.jsonl"
+        with path.open("a", encoding="utf-8") as f:
+            for i in items:
+                record = json.loads(_encode(i.kind, i.row))
+                record["error"] = error
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    # --- internals: the flusher -------------------------------------------------------------
+
+    async def _run(self) -> None:
+        await self._replay_one()  # files left by an earlier run
+        backoff = self._backoff_initial_s
+        while True:
+            if self._overflow:
+                overflow, self._overflow = self._overflow, []
+                await asyncio.to_thread(self._append_spill, overflow)
+                log.warning(
+                    "outcome writer: backlog over %d rows, %d spilled",
+                    self._max_pending,
+                    len(overflow),
+                )
+            if not self._pending:
+                if self._closing and not self._overflow:
+                    self._finish_spill_file()
+                    if not await self._replay_one():
+                        return
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
+                if (
+                    self._spill_files_exist
+                    and not self._pending
+                    and not self._overflow
+                    and not self._closing
+                ):
+                    # Idle: the database keeps up, so earlier spills can come back now.
+                    self._finish_spill_file()
+                    await self._replay_one()
+                continue
+            if len(self._pending) < self._batch_size and not self._closing:
+                # Give a partial batch until the flush interval to fill up.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
+            batch = list(itertools.islice(self._pending, self._batch_size))
+            try:
+                await self._write(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not _is_transient(exc):
+                    await self._isolate(batch, exc)
+                    continue
+                self._retries += 1
+                log.warning(
+                    "outcome writer: batch of %d failed (%s), retry in %.2f s",
+                    len(batch),
+                    type(exc).__name__,
+                    backoff,
+                )
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self._backoff_max_s)
+                continue
+            backoff = self._backoff_initial_s
+            self._committed(batch)
+
+    def _committed(self, batch: list[_Item]) -> None:
+        for _ in batch:
+            self._pending.popleft()
+        now = self._clock()
+        for item in batch:
+            if item.source is None:
+                self._lags.append(max(0.0, now - item.enqueued))
+            else:
+                self._replaying[item.source] -= 1
+        self._rows_written += len(batch)
+        self._batches += 1
+        for path, remaining in list(self._replaying.items()):
+            if remaining == 0:
+                del self._replaying[path]
+                path.unlink(missing_ok=True)
+                log.info("outcome writer: replayed and removed %s", path.name)
+        self._expire_parked(now)
+
+    def _finish_spill_file(self) -> None:
+        """Close the current spill file so that it can be replayed."""
+        self._spill_file = None
+        self._spill_file_count = 0
+
+    async def _replay_one(self) -> bool:
+        """Load one spill file into the backlog; False when there is none."""
+        if len(self._pending) > self._max_pending // 2:
+            return False
+        if not self._spill_files_exist:
+            return False
+        claimed = await asyncio.to_thread(self._claim_spill_file)
+        if claimed is None:
+            self._spill_files_exist = self._spill_file is not None
+            return False
+        path, items = claimed
+        if not items:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            return True
+        self._replaying[path] = len(items)
+        self._replayed += len(items)
+        self._pending.extend(items)
+        log.info("outcome writer: replaying %d rows from %s", len(items), path.name)
+        return True
+
+    async def _isolate(self, batch: list[_Item], exc: Exception) -> None:
+        """A batch failed for its data: write row by row, keep the refused rows aside."""
+        log.error("outcome writer: batch refused (%s); retrying its rows one by one", exc)
+        for item in batch:
+            try:
+                await self._write([item])
+            except Exception as row_exc:
+                if _is_transient(row_exc):
+                    return  # the database went away meanwhile: the normal retry resumes
+                self._rejected += 1
+                await asyncio.to_thread(self._write_rejected, [item], str(row_exc)[:500])
+                log.error(
+                    "outcome writer: %s row for call %s rejected: %s",
+                    item.kind,
+                    item.row.get("call_id"),
+                    type(row_exc).__name__,
+                )
+            # Either written or set aside: it leaves the backlog.
+            self._pending.remove(item)
+            if item.source is not None:
+                self._replaying[item.source] -= 1
+            else:
+                self._lags.append(max(0.0, self._clock() - item.enqueued))
+            self._rows_written += 1
+        self._committed([])
+
+    def _expire_parked(self, now: float) -> None:
+        for call_id, item in list(self._parked.items()):
+            if now - item.enqueued > self._parked_ttl_s:
+                del self._parked[call_id]
+                self._rejected += 1
+                self._write_rejected([item], "no call row arrived for this wrap-up")
+                log.error("outcome writer: wrap-up of unknown call %s set aside", call_id)
+
+    async def _write(self, batch: list[_Item]) -> None:
+        """One transaction for the whole batch; raises on any failure (nothing applied)."""
+        calls: dict[str, dict[str, Any]] = {}
+        events: list[dict[str, Any]] = []
+        wrapups: dict[str, dict[str, Any]] = {}
+        for item in batch:
+            if item.kind == "call":
+                cid = item.row["call_id"]
+                calls[cid] = _merge_call(calls.get(cid), item.row)
+            elif item.kind == "event":
+                events.append(item.row)
+            else:
+                cid = item.row["call_id"]
+                wrapups[cid] = _merge_wrapup(wrapups.get(cid), item.row)
+        # Parked wrap-ups whose call row is in this batch, then this batch's own wrap-ups.
+        newly_merged: list[str] = []
+        for cid in list(calls):
+            parked = self._parked.get(cid)
+            if parked is not None:
+                calls[cid] = _apply_wrapup(calls[cid], parked.row)
+                newly_merged.append(cid)
+            if cid in wrapups:
+                calls[cid] = _apply_wrapup(calls[cid], wrapups.pop(cid))
+
+        missing: set[str] = set()
+        async with self._sessionmaker() as session, session.begin():
+            if calls:
+                await session.execute(_UPSERT_CALLS, list(calls.values()))
+            if events:
+                await session.execute(_INSERT_EVENTS, events)
+            if wrapups:
+                found = set(
+                    (
+                        await session.scalars(
+                            sa.select(Call.call_id).where(Call.call_id.in_(list(wrapups)))
+                        )
+                    ).all()
+                )
+                rows = [_wrapup_params(w) for cid, w in wrapups.items() if cid in found]
+                if rows:
+                    await session.execute(_UPDATE_WRAPUP, rows)
+                missing = set(wrapups) - found
+        # Committed: update parking only now, so a failed attempt changes nothing.
+        for cid in newly_merged:
+            self._parked.pop(cid, None)
+        now = self._clock()
+        for cid in missing:
+            previous = self._parked.get(cid)
+            merged = _merge_wrapup(previous.row if previous else None, wrapups[cid])
+            self._parked[cid] = _Item("wrapup", merged, previous.enqueued if previous else now)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth retrying as is: the server or the connection failed, not the data."""
+    if isinstance(exc, (OSError, TimeoutError, ConnectionError)):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        # 22: data exception, 23: integrity constraint violation, 42: syntax/undefined.
+        return not (isinstance(sqlstate, str) and sqlstate[:2] in {"22", "23", "42"})
+    if isinstance(exc, sa.exc.StatementError):
+        return isinstance(exc.orig, (OSError, TimeoutError, ConnectionError))
+    # SQLAlchemy / asyncpg interface errors (pool closed, connection lost) are transient.
+    return isinstance(exc, sa.exc.SQLAlchemyError) or "asyncpg" in type(exc).__module__
+
+
+def _quantile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+_WRAPUP_FIELDS = ("disposition_code", "notes", "wrapup_ended_at")
+
+
+def _merge_wrapup(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    if old is None:
+        return dict(new)
+    merged = dict(old)
+    for key in _WRAPUP_FIELDS:
+        if new.get(key) is not None:
+            merged[key] = new[key]
+    return merged
+
+
+def _apply_wrapup(call: dict[str, Any], wrapup: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(call)
+    for key in _WRAPUP_FIELDS:
+        if wrapup.get(key) is not None:
+            merged[key] = wrapup[key]
+    merged["wrapup_s"] = _seconds(merged["wrapup_ended_at"], merged["ended_at"])
+    return merged
+
+
+def _merge_call(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Two rows for one call in a batch: the later wins, but never loses a wrap-up."""
+    if old is None:
+        return new
+    return _apply_wrapup(new, old) if any(old.get(k) for k in _WRAPUP_FIELDS) else new
+
+
+def _wrapup_params(w: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "b_call_id": w["call_id"],
+        "b_disposition_code": w.get("disposition_code"),
+        "b_notes": w.get("notes"),
+        "b_wrapup_ended_at": w.get("wrapup_ended_at"),
+    }
+
+
+_calls = Base.metadata.tables["calls"]
+_events = Base.metadata.tables["call_events"]
+_insert_calls = pg_insert(_calls)
+_KEEP_IF_NEW_IS_NULL = {"disposition_code", "notes", "wrapup_ended_at", "wrapup_s"}
+_UPSERT_CALLS = _insert_calls.on_conflict_do_update(
+    index_elements=[_calls.c.call_id],
+    set_={
+        col.name: (
+            sa.func.coalesce(_insert_calls.excluded[col.name], col)
+            if col.name in _KEEP_IF_NEW_IS_NULL
+            else _insert_calls.excluded[col.name]
+        )
+        for col in _calls.columns
+        if col.name not in {"id", "call_id"}
+    },
+)
+_INSERT_EVENTS = pg_insert(_events).on_conflict_do_nothing(index_elements=["call_id", "at", "kind"])
+_UPDATE_WRAPUP = (
+    sa.update(_calls)
+    .where(_calls.c.call_id == sa.bindparam("b_call_id"))
+    .values(
+        disposition_code=sa.func.coalesce(
+            sa.bindparam("b_disposition_code"), _calls.c.disposition_code
+        ),
+        notes=sa.func.coalesce(sa.bindparam("b_notes"), _calls.c.notes),
+        wrapup_ended_at=sa.func.coalesce(
+            sa.bindparam("b_wrapup_ended_at", type_=sa.DateTime(timezone=True)),
+            _calls.c.wrapup_ended_at,
+        ),
+        wrapup_s=sa.func.greatest(
+            0.0,
+            sa.extract(
+                "epoch",
+                sa.func.coalesce(
+                    sa.bindparam("b_wrapup_ended_at", type_=sa.DateTime(timezone=True)),
+                    _calls.c.wrapup_ended_at,
+                )
+                - _calls.c.ended_at,
+            ),
+        ),
+    )
+)
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    cutoff: datetime
+    calls: int
+    call_events: int
+
+
+async def purge_expired(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    now: datetime,
+    retention_days: int = RETENTION_DAYS,
+    chunk: int = 10_000,
+) -> PurgeReport:
+    """Delete calls and call events older than ``retention_days`` (two years by default).
+
+    Deletes in chunks of ``chunk`` rows, one short transaction each, so the outcome
+    writer is never blocked for long.  (Once ``call_events`` is partitioned by month,
+    dropping old partitions replaces the event half of this.)
+    """
+    if retention_days < 1:
+        raise ValueError("retention_days must be >= 1")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    cutoff = now - timedelta(days=retention_days)
+    counts = {}
+    for table, key, time_col in (
+        (_calls, (_calls.c.id,), _calls.c.arrived_at),
+        (
+            _events,
+            (_events.c.at, _events.c.id),
+            _events.c.at,
+        ),
+    ):
+        total = 0
+        while True:
+            victims = sa.select(*key).where(time_col < cutoff).limit(chunk)
+            stmt = sa.delete(table).where(sa.tuple_(*key).in_(victims))
+            async with sessionmaker() as session, session.begin():
+                result = await session.execute(stmt)
+            deleted = int(result.rowcount)  # type: ignore[attr-defined]
+            total += deleted
+            if deleted < chunk:
+                break
+        counts[table.name] = total
+    log.info(
+        "purged %d calls and %d call events older than %s",
+        counts["calls"],
+        counts["call_events"],
+        cutoff.isoformat(),
+    )
+    return PurgeReport(cutoff, counts["calls"], counts["call_events"])
