@@ -88,6 +88,9 @@ class CallQueued:
     queue_id: str
     at: float
     priority: int = 0
+    # Why it (re-)entered the queue: "arrived", "overflow:<from queue>", the failed dial
+    # status ("noanswer", "busy", ...), "reservation-timeout" or "withdrawn".
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

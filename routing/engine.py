@@ -1,0 +1,1365 @@
+"""The skills-based ACD engine: events in, commands out, time passed in as ``now``.
+
+Theory of operation
+===================
+
+State
+-----
+* **Queues** (``QueueConfig``) hold unanswered calls.  A queue's requirements form a
+  short list of *tiers*: tier 0 is the queue's own ``skills``; every escalation step
+  with ``min_level`` m relaxes each required level to ``min(own level, m)`` (cumulative,
+  so tiers are nested: whoever qualifies at tier k qualifies at every k' > k; relaxing
+  never tightens).  Each member agent gets its *tier* per queue: the lowest tier whose
+  requirements it meets, or -1 (member, but never qualified).
+* **Agents** are LOGGED_OUT, READY, RESERVED (an offer rings), ON_CALL, WRAP_UP or
+  PAUSED(reason).  AgentLogin -> PAUSED("login").  One voice call at a time.
+* **Calls** are WAITING, OFFERED (ringing exactly one agent) or CONNECTED.  A call has a
+  *level* (the tier its queue's escalation reached) and a *widen* set (queues whose
+  agents it also accepts after ``add_queues`` steps).
+
+Eligibility (symmetric, used by both directions of matching)
+-----------------------------------------------------------
+Agent A may take call C in queue Q when A is READY and either A's tier in Q is
+``0 <= tier <= C.level``, or A's tier is 0 in some queue W in ``C.widen`` (an agent
+"serves" W at W's own requirements).
+
+Routing order
+-------------
+* Agent choice (a call looks for an agent): the eligible READY agent with the smallest
+  ``(idle_since, agent_id)``.  **Idle clock**: ``idle_since`` is set to ``now`` whenever
+  the agent becomes READY after a call (end of wrap-up, or a failed connected call),
+  after a pause (including the login pause), and after a *missed* offer (RONA, busy,
+  unavailable, reservation timeout) - so an agent who just missed goes to the back of
+  the line and the call goes to another agent; it is re-offered to the same agent only
+  when that agent is the only eligible one (otherwise a call would wait while an
+  eligible agent is READY).  An offer that ends through no fault of the agent (caller
+  abandons while ringing, call failed while ringing) returns the agent to READY with its
+  old ``idle_since``: it keeps its place.
+* Call choice (an agent becomes READY): the eligible waiting call with the smallest
+  ``(-effective priority, arrived_at, call_id)`` where effective priority = queue
+  priority + ``priority_boost`` + ``vip_boost`` if VIP + ``entitled_boost`` if entitled.
+  ``arrived_at`` is kept across re-queues and overflows into another queue.
+  ``QueueConfig.weight`` is not used by the decision (reporting only).
+
+Escalation, overflow, limits
+----------------------------
+Each queue has a schedule: its escalation steps sorted by ``after_s`` and, if
+``max_wait_s`` is set, a final "max-wait" step.  Times are measured from ``queued_at``,
+the moment the call entered its *current* queue (for the first queue that is its
+arrival), so a call overflowed into another queue gets that queue's full schedule and
+cannot bounce back at once.  A step relaxes (``min_level``), widens (``add_queues``) and/or
+overflows.  Overflow sends the call to ``overflow_target``: another queue id (the call
+moves and keeps ``arrived_at``) or ``"ext:<context>,<exten>"`` (``OverflowCall``, the call
+ends OVERFLOWED).  Without a target, "max-wait", "queue-full" (``max_len`` unanswered calls
+already in the queue) and "closed" (queue not open at arrival) end the call FAILED with a
+``HangupCall``; an *escalation* overflow step without a target is a no-op (hanging up a
+patient caller because of a configuration gap is worse than letting it wait).  An
+overflow into an unknown queue, or into a queue the call already visited, fails the call
+("overflow-target-unknown" / "overflow-loop").  A step that comes due while the call
+rings only updates level/widen; an overflow is then deferred until the offer fails.
+Closing a queue affects new arrivals only: calls already waiting are still served.
+
+Offers
+------
+An offer emits ``OfferCall`` + ``CallOffered`` + ``AgentStateChanged(RESERVED)`` and arms a
+reservation deadline ``ring_timeout_s + reservation_grace_s``.  OfferFailed (any reason) or
+the deadline (``ReturnToHold`` first) counts a miss: ``rona_count`` + 1, the agent's
+``missed_in_row`` + 1; at ``max_missed`` the agent is PAUSED ("no-answer" after a NOANSWER
+or timeout, else the dial status word, e.g. "busy"), otherwise READY at the back of the
+line; the call re-queues and is routed again.  OfferAnswered resets the misses.
+Pause/logout/disconnect while RESERVED withdraws the offer (``ReturnToHold``, no miss);
+while ON_CALL they are remembered (latest wins; AgentReady clears them) and applied when
+the call ends: logout at once, pause after wrap-up.
+
+Invariants (checked by the hypothesis tests)
+-------------------------------------------
+1. An agent holds at most one offer or call; a call rings at most one agent.
+2. After every ``handle``/``handle_timer``, no WAITING call has an eligible READY agent.
+3. Every ``CallArrived`` gets exactly one ``CallEnded``.
+4. No agent stays RESERVED past ``ring_timeout_s + reservation_grace_s`` once
+   ``handle_timer`` ran.
+5. A raising ``handle`` leaves the state unchanged (requests are validated first).
+
+Data structures and complexity
+------------------------------
+n = agents, m = unanswered calls, q = queues per agent (small), k = tiers per queue
+(1 + number of distinct relaxations, small), w = widen queues per call (small).
+
+* per (queue, tier): a heap of READY agents keyed ``(idle_since, agent_id)``;
+* per (queue, level): a heap of WAITING calls keyed ``(-priority, arrived_at, call_id)``;
+  per queue a heap of calls widened into it; per queue a heap by ``arrived_at`` for the
+  oldest-call statistic;
+* one global deadline heap (reservation, wrap-up, next escalation step).
+
+All heaps use lazy deletion: an entry carries the owner's sequence number at push time
+and is dropped when it reaches the head with a stale number.  Each heap tracks its live
+count and is rebuilt when it holds more than twice that (plus a small constant), so
+memory stays O(live) and the rebuild is amortised O(1) per push.
+
+* call arrives / re-queues / escalates: O(k + w) heap heads + O(log n) pushes/pops;
+* agent becomes READY: O(q * k) heap heads + O(log m);
+* agent state change: O(q) counter updates (per-queue state counts are incremental);
+* ``next_deadline``: O(1) amortised; ``handle_timer``: O(log T) per due timer;
+* ``agent``, ``call``, ``queue_stats``: O(1) (amortised for the oldest-call heap);
+  ``waiting_calls``: O(m_Q log m_Q) (a view, not a decision); configuration events are
+  O(size of what they touch) (re-tiering a queue's members).
+
+No decision scans all agents or all calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from heapq import heapify, heappop, heappush
+from typing import Any
+
+from routing.commands import (
+    AgentState,
+    AgentStateChanged,
+    CallAnswered,
+    CallEnded,
+    CallOffered,
+    CallQueued,
+    CallRecord,
+    CallResult,
+    Command,
+    HangupCall,
+    OfferCall,
+    OverflowCall,
+    ReturnToHold,
+    WrapUpEnded,
+)
+from routing.config import AgentConfig, QueueConfig
+from routing.errors import (
+    DuplicateCall,
+    IllegalTransition,
+    InvalidConfig,
+    QueueInUse,
+    UnknownAgent,
+    UnknownQueue,
+)
+from routing.events import (
+    AgentDisconnected,
+    AgentHungUp,
+    AgentLogin,
+    AgentLogout,
+    AgentPause,
+    AgentReady,
+    CallArrived,
+    CallFailed,
+    CallHungUp,
+    CallTransferred,
+    ConfigureAgent,
+    ConfigureQueue,
+    Event,
+    OfferAnswered,
+    OfferFailed,
+    OfferFailure,
+    RemoveAgent,
+    RemoveQueue,
+    SetQueueOpen,
+)
+from routing.views import AgentView, CallState, CallView, QueueStats
+
+__all__ = ["AgentView", "CallState", "CallView", "QueueStats", "RoutingEngine"]
+
+_LOGGED_OUT = AgentState.LOGGED_OUT
+_READY = AgentState.READY
+_RESERVED = AgentState.RESERVED
+_ON_CALL = AgentState.ON_CALL
+_WRAP_UP = AgentState.WRAP_UP
+_PAUSED = AgentState.PAUSED
+
+_WAITING = CallState.WAITING
+_OFFERED = CallState.OFFERED
+_CONNECTED = CallState.CONNECTED
+
+# A lazily-deleted heap is rebuilt once it holds more than 2 * live + this many entries.
+_COMPACT_SLACK = 64
+
+# Schedule step actions.
+_STEP_ESCALATE = 0  # relax / widen only
+_STEP_OVERFLOW = 1  # escalation step with overflow=True
+_STEP_MAX_WAIT = 2  # the queue's max_wait_s
+
+# --- agent transition table (data) ---------------------------------------------------
+# (action, current state) -> outcome.  Outcomes:
+#   illegal      raise IllegalTransition, nothing changes
+#   noop         nothing to do (idempotent request or stale fact)
+#   login        LOGGED_OUT -> PAUSED("login") on the device
+#   same-device  already logged in: no-op on the same device, illegal on another one
+#   ready        PAUSED -> READY (idle clock restarts)
+#   end-wrapup   WRAP_UP ends early -> READY (WrapUpEnded)
+#   clear        ON_CALL: forget a pending pause/logout
+#   apply        READY/PAUSED -> PAUSED(reason) / LOGGED_OUT now
+#   withdraw     RESERVED: ReturnToHold, re-route the call, then apply
+#   defer        ON_CALL: remember, apply after the call
+#   wrapup-apply WRAP_UP: WrapUpEnded, then apply
+_AGENT_TABLE: dict[tuple[str, AgentState], str] = {
+    ("login", _LOGGED_OUT): "login",
+    **{("login", s): "same-device" for s in AgentState if s is not _LOGGED_OUT},
+    ("ready", _LOGGED_OUT): "illegal",
+    ("ready", _READY): "noop",
+    ("ready", _RESERVED): "illegal",
+    ("ready", _ON_CALL): "clear",
+    ("ready", _WRAP_UP): "end-wrapup",
+    ("ready", _PAUSED): "ready",
+    **{
+        (action, s): outcome
+        for action in ("pause", "logout", "disconnect")
+        for s, outcome in (
+            (_READY, "apply"),
+            (_PAUSED, "apply"),
+            (_RESERVED, "withdraw"),
+            (_ON_CALL, "defer"),
+            (_WRAP_UP, "wrapup-apply"),
+        )
+    },
+    ("pause", _LOGGED_OUT): "illegal",
+    ("logout", _LOGGED_OUT): "illegal",
+    ("disconnect", _LOGGED_OUT): "noop",  # a fact, not a request: nothing to undo
+}
+
+# --- call transition table (data) ----------------------------------------------------
+# (fact, call state) -> outcome.  Facts about unknown calls are ignored (return []).
+_CALL_TABLE: dict[tuple[str, CallState], str] = {
+    ("hangup", _WAITING): "abandon",
+    ("hangup", _OFFERED): "abandon-ringing",  # agent back to READY, keeps its place
+    ("hangup", _CONNECTED): "end-answered",  # agent to wrap-up if still on the call
+    ("failed", _WAITING): "fail",
+    ("failed", _OFFERED): "fail",  # agent freed to READY, keeps its place
+    ("failed", _CONNECTED): "fail",  # agent freed to READY, no wrap-up
+    ("transferred", _WAITING): "left",  # left ACD control before an answer
+    ("transferred", _OFFERED): "left",
+    ("transferred", _CONNECTED): "end-transferred",
+}
+
+
+class _Queue:
+    __slots__ = (
+        "alive",
+        "calls",
+        "cfg",
+        "counts",
+        "members",
+        "oldest",
+        "qid",
+        "ready",
+        "ready_live",
+        "ringing",
+        "schedule",
+        "tier_reqs",
+        "waiting",
+        "waiting_live",
+        "widened",
+        "widened_live",
+    )
+
+    def __init__(self, cfg: QueueConfig) -> None:
+        self.qid = cfg.queue_id
+        self.alive = True
+        self.calls: dict[str, _Call] = {}  # unanswered (waiting + ringing), arrival order
+        self.oldest: list[tuple[float, str, int, _Call]] = []
+        self.ringing = 0
+        self.counts: dict[AgentState, int] = dict.fromkeys(AgentState, 0)
+        self.members = 0
+        self.widened: list[tuple[int, float, str, int, _Call]] = []
+        self.widened_live = 0
+        self.configure(cfg)
+
+    def configure(self, cfg: QueueConfig) -> None:
+        """(Re)build tiers, schedule and empty per-tier heaps (caller re-indexes)."""
+        self.cfg = cfg
+        own = cfg.skills
+        tiers: list[tuple[tuple[str, int], ...]] = [own]
+        steps = sorted(cfg.escalation, key=lambda st: st.after_s)  # stable
+        relaxed = 99
+        widen: list[str] = []
+        schedule: list[tuple[float, int, tuple[str, ...], int]] = []
+        for st in steps:
+            if st.min_level is not None and st.min_level < relaxed:
+                relaxed = st.min_level
+                reqs = tuple((s, min(lvl, relaxed)) for s, lvl in own)
+                if reqs != tiers[-1]:
+                    tiers.append(reqs)
+            for w in st.add_queues:
+                if w != cfg.queue_id and w not in widen:
+                    widen.append(w)
+            action = _STEP_OVERFLOW if st.overflow else _STEP_ESCALATE
+            schedule.append((st.after_s, len(tiers) - 1, tuple(widen), action))
+        if cfg.max_wait_s is not None:
+            schedule.append((cfg.max_wait_s, len(tiers) - 1, tuple(widen), _STEP_MAX_WAIT))
+            schedule.sort(key=lambda e: e[0])  # stable: max-wait after steps at the same time
+        self.tier_reqs = tiers
+        self.schedule = schedule
+        k = len(tiers)
+        self.ready: list[list[tuple[float, str, int, _Agent]]] = [[] for _ in range(k)]
+        self.ready_live = [0] * k
+        self.waiting: list[list[tuple[int, float, str, int, _Call]]] = [[] for _ in range(k)]
+        self.waiting_live = [0] * k
+
+    def tier_of(self, skills: dict[str, int]) -> int:
+        for k, reqs in enumerate(self.tier_reqs):
+            for s, lvl in reqs:
+                if skills.get(s, 0) < lvl:
+                    break
+            else:
+                return k
+        return -1
+
+
+class _Agent:
+    __slots__ = (
+        "aid",
+        "call",
+        "cfg",
+        "device",
+        "idle_since",
+        "last_call_id",
+        "links",
+        "missed",
+        "pending",
+        "ready_seq",
+        "reason",
+        "since",
+        "skills",
+        "state",
+        "timer_seq",
+        "wrapup_s",
+    )
+
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.aid = cfg.agent_id
+        self.cfg = cfg
+        self.skills = dict(cfg.skills)
+        self.state = _LOGGED_OUT
+        self.reason: str | None = None
+        self.since: float | None = None
+        self.device: str | None = None
+        self.call: _Call | None = None
+        self.last_call_id: str | None = None
+        self.missed = 0
+        self.idle_since: float | None = None
+        self.pending: tuple[str, str | None] | None = None
+        self.links: list[tuple[_Queue, int]] = []
+        self.ready_seq = 0
+        self.timer_seq = 0
+        self.wrapup_s = 0.0
+
+
+class _Call:
+    __slots__ = (
+        "agent",
+        "agents_offered",
+        "answered_at",
+        "answered_by",
+        "arrived_at",
+        "boost",
+        "caller",
+        "cid",
+        "entitled",
+        "first_offered_at",
+        "level",
+        "overflow_due",
+        "overflow_target",
+        "prio",
+        "qseq",
+        "queue",
+        "queued_at",
+        "rona",
+        "seq",
+        "state",
+        "step",
+        "timer_seq",
+        "vip",
+        "visited",
+        "widen",
+    )
+
+    def __init__(self, ev: CallArrived, queue: _Queue, now: float) -> None:
+        self.cid = ev.call_id
+        self.caller = ev.caller
+        self.vip = ev.vip
+        self.entitled = ev.entitled
+        self.boost = ev.priority_boost
+        self.arrived_at = now
+        self.queue = queue
+        self.queued_at = now
+        self.state = _WAITING
+        self.prio = 0
+        self.level = 0
+        self.widen: tuple[_Queue, ...] = ()
+        self.step = 0
+        self.seq = 0  # bumped whenever the call's waiting-heap entries change
+        self.qseq = 0  # bumped whenever the call leaves a queue's unanswered set
+        self.timer_seq = 0
+        self.agent: _Agent | None = None
+        self.first_offered_at: float | None = None
+        self.answered_at: float | None = None
+        self.answered_by: str | None = None
+        self.agents_offered: list[str] = []
+        self.rona = 0
+        self.overflow_target: str | None = None
+        self.overflow_due: str | None = None
+        self.visited: list[str] = []
+
+
+_Out = list[Command]
+
+
+class RoutingEngine:
+    """Skills-based ACD.  See the module docstring for the rules and their costs."""
+
+    def __init__(self, *, short_abandon_s: float = 5.0, reservation_grace_s: float = 2.0) -> None:
+        if short_abandon_s < 0 or reservation_grace_s < 0:
+            raise ValueError("short_abandon_s and reservation_grace_s must be >= 0")
+        self._short_abandon = short_abandon_s
+        self._grace = reservation_grace_s
+        self._queues: dict[str, _Queue] = {}
+        self._agents: dict[str, _Agent] = {}
+        self._members: dict[str, set[str]] = {}  # queue id -> agent ids (queue may not exist yet)
+        self._calls: dict[str, _Call] = {}
+        self._timers: list[tuple[float, int, _Agent | _Call]] = []
+        self._timers_live = 0
+        self._timer_seq = 0
+        self._dispatch: dict[type[Any], Callable[[Any, float], _Out]] = {
+            ConfigureQueue: self._on_configure_queue,
+            RemoveQueue: self._on_remove_queue,
+            ConfigureAgent: self._on_configure_agent,
+            RemoveAgent: self._on_remove_agent,
+            SetQueueOpen: self._on_set_queue_open,
+            AgentLogin: self._on_login,
+            AgentReady: self._on_ready,
+            AgentPause: self._on_pause,
+            AgentLogout: self._on_logout,
+            AgentDisconnected: self._on_disconnected,
+            CallArrived: self._on_call_arrived,
+            OfferAnswered: self._on_offer_answered,
+            OfferFailed: self._on_offer_failed,
+            CallHungUp: self._on_call_hung_up,
+            AgentHungUp: self._on_agent_hung_up,
+            CallTransferred: self._on_call_transferred,
+            CallFailed: self._on_call_failed,
+        }
+
+    # ================================================================== public API
+
+    def handle(self, event: Event, now: float) -> list[Command]:
+        """Apply one event; return the commands it causes (possibly none)."""
+        try:
+            handler = self._dispatch[type(event)]
+        except KeyError:
+            raise TypeError(f"not a routing event: {event!r}") from None
+        return handler(event, now)
+
+    def handle_timer(self, now: float) -> list[Command]:
+        """Fire every deadline <= ``now`` (reservations, wrap-ups, escalation steps)."""
+        out: _Out = []
+        h = self._timers
+        while h and h[0][0] <= now:
+            _deadline, seq, obj = heappop(h)
+            if obj.timer_seq != seq:
+                continue  # cancelled or re-armed
+            obj.timer_seq = 0
+            self._timers_live -= 1
+            if type(obj) is _Agent:
+                self._on_agent_deadline(obj, now, out)
+            else:
+                assert isinstance(obj, _Call)
+                self._escalate(obj, now, out)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """Earliest pending deadline (the driver sleeps until then), or ``None``."""
+        h = self._timers
+        while h:
+            top = h[0]
+            if top[2].timer_seq == top[1]:
+                return top[0]
+            heappop(h)
+        return None
+
+    def agent(self, agent_id: str) -> AgentView | None:
+        a = self._agents.get(agent_id)
+        return None if a is None else self._agent_view(a)
+
+    def agents(self) -> Iterator[AgentView]:
+        for a in list(self._agents.values()):
+            yield self._agent_view(a)
+
+    def call(self, call_id: str) -> CallView | None:
+        c = self._calls.get(call_id)
+        return None if c is None else self._call_view(c)
+
+    def waiting_calls(self, queue_id: str | None = None) -> list[CallView]:
+        """Unanswered calls (waiting and ringing) in routing order."""
+        if queue_id is None:
+            calls = [c for q in self._queues.values() for c in q.calls.values()]
+        else:
+            calls = list(self._queue(queue_id).calls.values())
+        calls.sort(key=lambda c: (-c.prio, c.arrived_at, c.cid))
+        return [self._call_view(c) for c in calls]
+
+    def queue_stats(self, queue_id: str) -> QueueStats:
+        q = self._queue(queue_id)
+        h = q.oldest
+        while h and h[0][3].qseq != h[0][2]:
+            heappop(h)
+        cnt = q.counts
+        return QueueStats(
+            queue_id=q.qid,
+            is_open=q.cfg.is_open,
+            waiting=len(q.calls),
+            ringing=q.ringing,
+            oldest_arrived_at=h[0][0] if h else None,
+            members=q.members,
+            logged_in=q.members - cnt[_LOGGED_OUT],
+            ready=cnt[_READY],
+            reserved=cnt[_RESERVED],
+            on_call=cnt[_ON_CALL],
+            wrap_up=cnt[_WRAP_UP],
+            paused=cnt[_PAUSED],
+        )
+
+    def queue_ids(self) -> list[str]:
+        return sorted(self._queues)
+
+    # ================================================================== views
+
+    def _queue(self, queue_id: str) -> _Queue:
+        q = self._queues.get(queue_id)
+        if q is None:
+            raise UnknownQueue(queue_id)
+        return q
+
+    def _agent_view(self, a: _Agent) -> AgentView:
+        call_id = a.call.cid if a.call is not None else None
+        if call_id is None and a.state is _WRAP_UP:
+            call_id = a.last_call_id
+        pending = None
+        if a.pending is not None:
+            kind, reason = a.pending
+            pending = kind if reason is None else f"{kind}:{reason}"
+        return AgentView(
+            agent_id=a.aid,
+            state=a.state,
+            reason=a.reason,
+            since=a.since,
+            device=a.device,
+            call_id=call_id,
+            queues=a.cfg.queues,
+            skills=a.cfg.skills,
+            missed_in_row=a.missed,
+            idle_since=a.idle_since,
+            pending=pending,
+            team=a.cfg.team,
+        )
+
+    @staticmethod
+    def _call_view(c: _Call) -> CallView:
+        return CallView(
+            call_id=c.cid,
+            queue_id=c.queue.qid,
+            caller=c.caller,
+            state=c.state,
+            arrived_at=c.arrived_at,
+            priority=c.prio,
+            agent_id=c.agent.aid if c.agent is not None else None,
+            rona_count=c.rona,
+            vip=c.vip,
+            entitled=c.entitled,
+            queued_at=c.queued_at,
+            first_offered_at=c.first_offered_at,
+            answered_at=c.answered_at,
+        )
+
+    # ================================================================== timers
+
+    def _arm(self, obj: _Agent | _Call, deadline: float) -> None:
+        self._timer_seq += 1
+        seq = self._timer_seq
+        if obj.timer_seq == 0:
+            self._timers_live += 1
+        obj.timer_seq = seq
+        h = self._timers
+        heappush(h, (deadline, seq, obj))
+        if len(h) > 2 * self._timers_live + _COMPACT_SLACK:
+            h[:] = [e for e in h if e[2].timer_seq == e[1]]
+            heapify(h)
+
+    def _disarm(self, obj: _Agent | _Call) -> None:
+        if obj.timer_seq:
+            obj.timer_seq = 0
+            self._timers_live -= 1
+
+    def _on_agent_deadline(self, a: _Agent, now: float, out: _Out) -> None:
+        if a.state is _RESERVED:
+            c = a.call
+            assert c is not None
+            out.append(ReturnToHold(c.cid, a.aid))
+            self._miss(a, c, OfferFailure.NOANSWER, "reservation-timeout", now, out)
+        elif a.state is _WRAP_UP:
+            self._finish_wrapup(a, now, out)
+
+    # ================================================================== indexes
+
+    def _index_agent(self, a: _Agent) -> None:
+        idle = a.idle_since
+        assert idle is not None  # set on every transition into READY
+        entry = (idle, a.aid, a.ready_seq, a)
+        for q, t in a.links:
+            if t < 0:
+                continue
+            h = q.ready[t]
+            heappush(h, entry)
+            live = q.ready_live[t] + 1
+            q.ready_live[t] = live
+            if len(h) > 2 * live + _COMPACT_SLACK:
+                h[:] = [e for e in h if e[3].ready_seq == e[2] and e[3].state is _READY]
+                heapify(h)
+
+    def _unindex_agent(self, a: _Agent) -> None:
+        a.ready_seq += 1
+        for q, t in a.links:
+            if t >= 0:
+                q.ready_live[t] -= 1
+
+    def _index_call(self, c: _Call) -> None:
+        q = c.queue
+        entry = (-c.prio, c.arrived_at, c.cid, c.seq, c)
+        lvl = c.level
+        h = q.waiting[lvl]
+        heappush(h, entry)
+        live = q.waiting_live[lvl] + 1
+        q.waiting_live[lvl] = live
+        if len(h) > 2 * live + _COMPACT_SLACK:
+            h[:] = [e for e in h if e[4].seq == e[3]]
+            heapify(h)
+        for w in c.widen:
+            h = w.widened
+            heappush(h, entry)
+            w.widened_live += 1
+            if len(h) > 2 * w.widened_live + _COMPACT_SLACK:
+                h[:] = [e for e in h if e[4].seq == e[3]]
+                heapify(h)
+
+    def _unindex_call(self, c: _Call) -> None:
+        c.seq += 1
+        c.queue.waiting_live[c.level] -= 1
+        for w in c.widen:
+            w.widened_live -= 1
+
+    def _link_agent(self, a: _Agent) -> None:
+        """Resolve the agent's queue memberships and tiers (not while indexed)."""
+        links = []
+        seen = set()
+        for qid in a.cfg.queues:
+            if qid in seen:
+                continue
+            seen.add(qid)
+            q = self._queues.get(qid)
+            if q is not None:
+                links.append((q, q.tier_of(a.skills)))
+        a.links = links
+
+    def _count_agent(self, a: _Agent, delta: int) -> None:
+        for q, _t in a.links:
+            q.counts[a.state] += delta
+            q.members += delta
+
+    # ================================================================== matching
+
+    def _pick_agent(self, c: _Call) -> _Agent | None:
+        """Best READY agent for ``c``: min (idle_since, agent_id) over eligible heaps."""
+        best: tuple[float, str, int, _Agent] | None = None
+        ready = c.queue.ready
+        for t in range(c.level + 1):
+            h = ready[t]
+            while h:
+                e = h[0]
+                if e[3].ready_seq == e[2]:
+                    if best is None or e[0] < best[0] or (e[0] == best[0] and e[1] < best[1]):
+                        best = e
+                    break
+                heappop(h)
+        for w in c.widen:
+            h = w.ready[0]
+            while h:
+                e = h[0]
+                if e[3].ready_seq == e[2]:
+                    if best is None or e[0] < best[0] or (e[0] == best[0] and e[1] < best[1]):
+                        best = e
+                    break
+                heappop(h)
+        return None if best is None else best[3]
+
+    def _pick_call(self, a: _Agent) -> _Call | None:
+        """Best WAITING call for ``a``: min (-priority, arrived_at, call_id) over its heaps."""
+        best: tuple[int, float, str, int, _Call] | None = None
+        for q, t in a.links:
+            if t < 0:
+                continue
+            waiting = q.waiting
+            for j in range(t, len(waiting)):
+                h = waiting[j]
+                while h:
+                    e = h[0]
+                    if e[4].seq == e[3]:
+                        if (
+                            best is None
+                            or e[0] < best[0]
+                            or (
+                                e[0] == best[0]
+                                and (e[1] < best[1] or (e[1] == best[1] and e[2] < best[2]))
+                            )
+                        ):
+                            best = e
+                        break
+                    heappop(h)
+            if t == 0:
+                h = q.widened
+                while h:
+                    e = h[0]
+                    if e[4].seq == e[3]:
+                        if (
+                            best is None
+                            or e[0] < best[0]
+                            or (
+                                e[0] == best[0]
+                                and (e[1] < best[1] or (e[1] == best[1] and e[2] < best[2]))
+                            )
+                        ):
+                            best = e
+                        break
+                    heappop(h)
+        return None if best is None else best[4]
+
+    def _route_call(self, c: _Call, now: float, out: _Out) -> None:
+        if c.state is _WAITING:
+            a = self._pick_agent(c)
+            if a is not None:
+                self._offer(c, a, now, out)
+
+    def _route_agent(self, a: _Agent, now: float, out: _Out) -> None:
+        if a.state is _READY:
+            c = self._pick_call(a)
+            if c is not None:
+                self._offer(c, a, now, out)
+
+    def _offer(self, c: _Call, a: _Agent, now: float, out: _Out) -> None:
+        q = c.queue
+        self._unindex_call(c)
+        c.state = _OFFERED
+        c.agent = a
+        q.ringing += 1
+        if c.first_offered_at is None:
+            c.first_offered_at = now
+        c.agents_offered.append(a.aid)
+        ring = q.cfg.ring_timeout_s
+        out.append(OfferCall(c.cid, a.aid, a.device or "", ring, q.qid))
+        out.append(CallOffered(c.cid, a.aid, q.qid, now))
+        self._set_state(a, _RESERVED, now, out, None, c.cid)
+        a.call = c
+        self._arm(a, now + ring + self._grace)
+
+    # ================================================================== agent state
+
+    def _set_state(
+        self,
+        a: _Agent,
+        new: AgentState,
+        now: float,
+        out: _Out,
+        reason: str | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        old = a.state
+        if old is _READY:
+            self._unindex_agent(a)
+        if old is not new:
+            for q, _t in a.links:
+                cnt = q.counts
+                cnt[old] -= 1
+                cnt[new] += 1
+        a.state = new
+        a.since = now
+        a.reason = reason
+        out.append(AgentStateChanged(a.aid, new, now, reason, call_id, old))
+        if new is _READY:
+            self._index_agent(a)
+
+    def _become_ready(self, a: _Agent, now: float, out: _Out, reason: str | None = None) -> None:
+        """READY with the idle clock restarted, then look for a call."""
+        a.idle_since = now
+        self._set_state(a, _READY, now, out, reason)
+        self._route_agent(a, now, out)
+
+    def _apply_pending_or_ready(self, a: _Agent, now: float, out: _Out) -> None:
+        pending = a.pending
+        a.pending = None
+        if pending is None:
+            self._become_ready(a, now, out)
+        elif pending[0] == "pause":
+            self._set_state(a, _PAUSED, now, out, pending[1])
+        else:
+            self._log_out(a, now, out, pending[1])
+
+    def _log_out(self, a: _Agent, now: float, out: _Out, reason: str | None) -> None:
+        self._set_state(a, _LOGGED_OUT, now, out, reason)
+        a.device = None
+        a.call = None
+        a.pending = None
+        self._disarm(a)
+
+    def _after_call(self, a: _Agent, c: _Call, now: float, out: _Out) -> None:
+        """The agent's leg of a connected call ended: logout, or wrap-up (then ready/pause)."""
+        a.call = None
+        a.last_call_id = c.cid
+        if a.pending is not None and a.pending[0] == "logout":
+            self._log_out(a, now, out, a.pending[1])
+            return
+        self._set_state(a, _WRAP_UP, now, out, None, c.cid)
+        if a.wrapup_s > 0:
+            self._arm(a, now + a.wrapup_s)
+        else:
+            self._finish_wrapup(a, now, out)
+
+    def _finish_wrapup(self, a: _Agent, now: float, out: _Out) -> None:
+        self._disarm(a)
+        out.append(WrapUpEnded(a.aid, a.last_call_id, now))
+        self._apply_pending_or_ready(a, now, out)
+
+    def _release_ringing(self, a: _Agent, now: float, out: _Out, call_id: str) -> None:
+        """The offer ended through no fault of the agent: READY, keeping its place."""
+        self._disarm(a)
+        a.call = None
+        self._set_state(a, _READY, now, out, None, call_id)
+        self._route_agent(a, now, out)
+
+    def _miss(
+        self, a: _Agent, c: _Call, failure: OfferFailure, why: str, now: float, out: _Out
+    ) -> None:
+        """A missed offer: count it, free or auto-pause the agent, re-route the call."""
+        self._disarm(a)
+        a.call = None
+        a.missed += 1
+        c.rona += 1
+        if a.missed >= a.cfg.max_missed:
+            reason = "no-answer" if failure is OfferFailure.NOANSWER else str(failure)
+            self._set_state(a, _PAUSED, now, out, reason, c.cid)
+        else:
+            # Back of the line: the call goes to another agent if there is one.
+            a.idle_since = now
+            self._set_state(a, _READY, now, out, why, c.cid)
+        self._requeue(c, now, out, why)
+        self._route_agent(a, now, out)
+
+    # ================================================================== call life
+
+    def _effective_priority(self, c: _Call, cfg: QueueConfig) -> int:
+        p = cfg.priority + c.boost
+        if c.vip:
+            p += cfg.vip_boost
+        if c.entitled:
+            p += cfg.entitled_boost
+        return p
+
+    def _enter_queue(self, c: _Call, q: _Queue, now: float, out: _Out, why: str) -> None:
+        c.visited.append(q.qid)
+        c.queue = q
+        cfg = q.cfg
+        if not cfg.is_open:
+            self._overflow(c, q, "closed", now, out)
+            return
+        if cfg.max_len is not None and len(q.calls) >= cfg.max_len:
+            self._overflow(c, q, "queue-full", now, out)
+            return
+        c.queued_at = now
+        c.level = 0
+        c.widen = ()
+        c.step = 0
+        c.overflow_due = None
+        c.prio = self._effective_priority(c, cfg)
+        c.state = _WAITING
+        q.calls[c.cid] = c
+        self._push_oldest(q, c)
+        self._index_call(c)
+        out.append(CallQueued(c.cid, q.qid, now, c.prio, why))
+        if q.schedule:
+            self._escalate(c, now, out)
+            if c.queue is not q or c.cid not in q.calls:
+                return  # a 0 s step overflowed it (already routed or ended)
+        self._route_call(c, now, out)
+
+    def _push_oldest(self, q: _Queue, c: _Call) -> None:
+        h = q.oldest
+        heappush(h, (c.arrived_at, c.cid, c.qseq, c))
+        if len(h) > 2 * len(q.calls) + _COMPACT_SLACK:
+            h[:] = [e for e in h if e[3].qseq == e[2]]
+            heapify(h)
+
+    def _leave_queue(self, c: _Call) -> None:
+        """Remove ``c`` from its queue's unanswered set (waiting or ringing)."""
+        q = c.queue
+        if c.state is _WAITING:
+            self._unindex_call(c)
+        elif c.state is _OFFERED:
+            q.ringing -= 1
+        del q.calls[c.cid]
+        c.qseq += 1
+
+    def _requeue(self, c: _Call, now: float, out: _Out, why: str) -> None:
+        """An offer ended without an answer: back to waiting (or a deferred overflow)."""
+        c.agent = None
+        if c.overflow_due is not None:
+            reason = c.overflow_due
+            c.overflow_due = None
+            self._overflow(c, c.queue, reason, now, out)
+            return
+        q = c.queue
+        q.ringing -= 1
+        c.state = _WAITING
+        self._index_call(c)
+        out.append(CallQueued(c.cid, q.qid, now, c.prio, why))
+        self._route_call(c, now, out)
+
+    def _escalate(self, c: _Call, now: float, out: _Out) -> None:
+        """Apply every schedule step that is due, arm the next one, re-route if relaxed."""
+        q = c.queue
+        schedule = q.schedule
+        n = len(schedule)
+        i = c.step
+        level = c.level
+        widen_ids: tuple[str, ...] | None = None
+        overflow: str | None = None
+        base = c.queued_at
+        while i < n:
+            after, tier, wids, action = schedule[i]
+            if base + after > now:
+                break
+            i += 1
+            level = tier
+            widen_ids = wids
+            if action == _STEP_MAX_WAIT:
+                overflow = "max-wait"
+                break
+            if action == _STEP_OVERFLOW and q.cfg.overflow_target is not None:
+                overflow = "escalation"
+                break
+        c.step = i
+        changed = False
+        if widen_ids is not None:
+            widen = tuple(
+                w for w in (self._queues.get(x) for x in widen_ids) if w is not None and w is not q
+            )
+            if level != c.level or widen != c.widen:
+                changed = True
+                if c.state is _WAITING:
+                    self._unindex_call(c)
+                    c.level = level
+                    c.widen = widen
+                    self._index_call(c)
+                else:
+                    c.level = level
+                    c.widen = widen
+        if overflow is not None:
+            if c.state is _WAITING:
+                self._overflow(c, q, overflow, now, out)
+                return
+            c.overflow_due = overflow  # ringing: decide when the offer fails
+        elif i < n:
+            self._arm(c, base + schedule[i][0])
+        if changed:
+            self._route_call(c, now, out)
+
+    def _overflow(self, c: _Call, q: _Queue, reason: str, now: float, out: _Out) -> None:
+        if c.cid in q.calls:
+            self._leave_queue(c)
+        self._disarm(c)
+        target = q.cfg.overflow_target
+        if target is None:
+            out.append(HangupCall(c.cid))
+            self._end_call(c, CallResult.FAILED, now, out, reason)
+        elif target.startswith("ext:"):
+            c.overflow_target = target
+            out.append(OverflowCall(c.cid, target))
+            self._end_call(c, CallResult.OVERFLOWED, now, out, reason)
+        else:
+            q2 = self._queues.get(target)
+            if q2 is None or target in c.visited:
+                out.append(HangupCall(c.cid))
+                why = "overflow-target-unknown" if q2 is None else "overflow-loop"
+                self._end_call(c, CallResult.FAILED, now, out, why)
+            else:
+                c.overflow_target = target
+                self._enter_queue(c, q2, now, out, f"overflow:{q.qid}")
+
+    def _end_call(
+        self, c: _Call, result: CallResult, now: float, out: _Out, reason: str | None = None
+    ) -> None:
+        if c.cid in c.queue.calls:
+            self._leave_queue(c)
+        self._disarm(c)
+        del self._calls[c.cid]
+        out.append(
+            CallEnded(
+                CallRecord(
+                    call_id=c.cid,
+                    queue_id=c.queue.qid,
+                    caller=c.caller,
+                    result=result,
+                    arrived_at=c.arrived_at,
+                    ended_at=now,
+                    first_offered_at=c.first_offered_at,
+                    answered_at=c.answered_at,
+                    answered_by=c.answered_by,
+                    agents_offered=tuple(c.agents_offered),
+                    rona_count=c.rona,
+                    overflow_target=c.overflow_target,
+                    vip=c.vip,
+                    entitled=c.entitled,
+                    reason=reason,
+                )
+            )
+        )
+
+    # ================================================================== handlers: config
+
+    def _on_configure_queue(self, ev: ConfigureQueue, now: float) -> _Out:
+        cfg = ev.queue
+        _validate_queue(cfg)
+        out: _Out = []
+        q = self._queues.get(cfg.queue_id)
+        member_ids = self._members.get(cfg.queue_id, set())
+        if q is None:
+            q = _Queue(cfg)
+            self._queues[cfg.queue_id] = q
+            for aid in sorted(member_ids):
+                a = self._agents[aid]
+                self._relink(a, now, out)
+            return out
+        # Re-tier everything that touches this queue (configuration: O(members + calls)).
+        members = [self._agents[aid] for aid in sorted(member_ids)]
+        for a in members:
+            if a.state is _READY:
+                self._unindex_agent(a)
+        waiting = [c for c in q.calls.values() if c.state is _WAITING]
+        for c in waiting:
+            self._unindex_call(c)
+        q.configure(cfg)
+        for a in members:
+            a.links = [(lq, lq.tier_of(a.skills) if lq is q else t) for lq, t in a.links]
+            if a.state is _READY:
+                self._index_agent(a)
+        for c in q.calls.values():
+            self._disarm(c)
+            c.prio = self._effective_priority(c, cfg)
+            c.level = 0
+            c.widen = ()
+            c.step = 0
+            c.overflow_due = None
+        for c in waiting:
+            self._index_call(c)
+        for c in list(q.calls.values()):
+            if c.cid in q.calls and q.schedule:
+                self._escalate(c, now, out)
+            if c.cid in q.calls:  # not overflowed away or ended
+                self._route_call(c, now, out)
+        for a in members:
+            self._route_agent(a, now, out)
+        return out
+
+    def _on_remove_queue(self, ev: RemoveQueue, now: float) -> _Out:
+        q = self._queue(ev.queue_id)
+        if q.calls:
+            raise QueueInUse(q.qid, len(q.calls))
+        for aid in sorted(self._members.get(q.qid, ())):
+            a = self._agents[aid]
+            ready = a.state is _READY
+            if ready:
+                self._unindex_agent(a)
+            self._count_agent(a, -1)
+            a.links = [(lq, t) for lq, t in a.links if lq is not q]
+            self._count_agent(a, +1)
+            if ready:
+                self._index_agent(a)
+        q.alive = False
+        q.ready = [[]]
+        q.ready_live = [0]
+        q.widened = []
+        del self._queues[q.qid]
+        return []
+
+    def _on_configure_agent(self, ev: ConfigureAgent, now: float) -> _Out:
+        cfg = ev.agent
+        _validate_agent(cfg)
+        out: _Out = []
+        a = self._agents.get(cfg.agent_id)
+        if a is None:
+            a = _Agent(cfg)
+            self._agents[cfg.agent_id] = a
+            self._add_membership(a)
+            self._link_agent(a)
+            self._count_agent(a, +1)
+            return out
+        self._remove_membership(a)
+        a.cfg = cfg
+        a.skills = dict(cfg.skills)
+        self._add_membership(a)
+        self._relink(a, now, out)
+        return out
+
+    def _relink(self, a: _Agent, now: float, out: _Out) -> None:
+        ready = a.state is _READY
+        if ready:
+            self._unindex_agent(a)
+        self._count_agent(a, -1)
+        self._link_agent(a)
+        self._count_agent(a, +1)
+        if ready:
+            self._index_agent(a)
+            self._route_agent(a, now, out)
+
+    def _add_membership(self, a: _Agent) -> None:
+        for qid in a.cfg.queues:
+            self._members.setdefault(qid, set()).add(a.aid)
+
+    def _remove_membership(self, a: _Agent) -> None:
+        for qid in a.cfg.queues:
+            s = self._members.get(qid)
+            if s is not None:
+                s.discard(a.aid)
+                if not s:
+                    del self._members[qid]
+
+    def _on_remove_agent(self, ev: RemoveAgent, now: float) -> _Out:
+        a = self._agent(ev.agent_id)
+        if a.state is not _LOGGED_OUT:
+            raise IllegalTransition(a.aid, a.state, "remove", "log the agent out first")
+        self._count_agent(a, -1)
+        self._remove_membership(a)
+        del self._agents[a.aid]
+        return []
+
+    def _on_set_queue_open(self, ev: SetQueueOpen, now: float) -> _Out:
+        q = self._queue(ev.queue_id)
+        if q.cfg.is_open != ev.is_open:
+            # Only new arrivals look at is_open; no re-indexing needed.
+            q.cfg = _replace_open(q.cfg, ev.is_open)
+        return []
+
+    # ================================================================== handlers: agents
+
+    def _agent(self, agent_id: str) -> _Agent:
+        a = self._agents.get(agent_id)
+        if a is None:
+            raise UnknownAgent(agent_id)
+        return a
+
+    def _on_login(self, ev: AgentLogin, now: float) -> _Out:
+        a = self._agent(ev.agent_id)
+        if not ev.device:
+            raise IllegalTransition(a.aid, a.state, "login", "empty device")
+        outcome = _AGENT_TABLE["login", a.state]
+        if outcome == "same-device":
+            if a.device == ev.device:
+                return []
+            raise IllegalTransition(a.aid, a.state, "login", f"already logged in on {a.device}")
+        out: _Out = []
+        a.device = ev.device
+        a.missed = 0
+        a.pending = None
+        self._set_state(a, _PAUSED, now, out, "login")
+        return out
+
+    def _on_ready(self, ev: AgentReady, now: float) -> _Out:
+        a = self._agent(ev.agent_id)
+        outcome = _AGENT_TABLE["ready", a.state]
+        out: _Out = []
+        if outcome == "illegal":
+            raise IllegalTransition(a.aid, a.state, "ready")
+        if outcome == "clear":
+            a.pending = None
+        elif outcome == "end-wrapup":
+            a.pending = None  # the agent's latest wish wins over a pending pause
+            self._finish_wrapup(a, now, out)
+        elif outcome == "ready":
+            self._become_ready(a, now, out)
+        return out
+
+    def _on_pause(self, ev: AgentPause, now: float) -> _Out:
+        a = self._agent(ev.agent_id)
+        return self._agent_leaves(a, "pause", ev.reason or "pause", now)
+
+    def _on_logout(self, ev: AgentLogout, now: float) -> _Out:
+        return self._agent_leaves(self._agent(ev.agent_id), "logout", "logout", now)
+
+    def _on_disconnected(self, ev: AgentDisconnected, now: float) -> _Out:
+        a = self._agents.get(ev.agent_id)
+        if a is None:
+            return []  # a fact about an agent we do not know: nothing to do
+        return self._agent_leaves(a, "disconnect", "disconnected", now)
+
+    def _agent_leaves(self, a: _Agent, action: str, reason: str, now: float) -> _Out:
+        """Pause / logout / disconnect, following ``_AGENT_TABLE``."""
+        outcome = _AGENT_TABLE[action, a.state]
+        if outcome == "illegal":
+            raise IllegalTransition(a.aid, a.state, action)
+        out: _Out = []
+        if outcome == "noop":
+            return out
+        kind = "pause" if action == "pause" else "logout"
+        if outcome == "defer":
+            a.pending = (kind, reason)  # latest wish wins
+            return out
+        a.pending = None
+        if outcome == "wrapup-apply":
+            self._disarm(a)
+            out.append(WrapUpEnded(a.aid, a.last_call_id, now))
+        c = a.call if outcome == "withdraw" else None
+        if c is not None:
+            self._disarm(a)
+            a.call = None
+            out.append(ReturnToHold(c.cid, a.aid))
+        if kind == "pause":
+            self._set_state(a, _PAUSED, now, out, reason, c.cid if c is not None else None)
+        else:
+            self._log_out(a, now, out, reason)
+        if c is not None:
+            self._requeue(c, now, out, "withdrawn")
+        return out
+
+    # ================================================================== handlers: calls
+
+    def _on_call_arrived(self, ev: CallArrived, now: float) -> _Out:
+        if ev.call_id in self._calls:
+            raise DuplicateCall(ev.call_id)
+        q = self._queue(ev.queue_id)
+        out: _Out = []
+        c = _Call(ev, q, now)
+        self._calls[c.cid] = c
+        self._enter_queue(c, q, now, out, "arrived")
+        return out
+
+    def _on_offer_answered(self, ev: OfferAnswered, now: float) -> _Out:
+        c = self._calls.get(ev.call_id)
+        if c is None or c.state is not _OFFERED or c.agent is None or c.agent.aid != ev.agent_id:
+            return []  # stale: the offer was withdrawn or already resolved
+        a = c.agent
+        out: _Out = []
+        self._leave_queue(c)
+        self._disarm(c)
+        c.state = _CONNECTED
+        c.answered_at = now
+        c.answered_by = a.aid
+        self._disarm(a)
+        a.missed = 0
+        a.wrapup_s = c.queue.cfg.wrapup_s
+        out.append(CallAnswered(c.cid, a.aid, c.queue.qid, now))
+        self._set_state(a, _ON_CALL, now, out, None, c.cid)
+        return out
+
+    def _on_offer_failed(self, ev: OfferFailed, now: float) -> _Out:
+        c = self._calls.get(ev.call_id)
+        if c is None or c.state is not _OFFERED or c.agent is None or c.agent.aid != ev.agent_id:
+            return []  # stale: e.g. a late dial result after our own ReturnToHold
+        out: _Out = []
+        self._miss(c.agent, c, ev.reason, str(ev.reason), now, out)
+        return out
+
+    def _on_agent_hung_up(self, ev: AgentHungUp, now: float) -> _Out:
+        c = self._calls.get(ev.call_id)
+        a = self._agents.get(ev.agent_id)
+        if c is None or a is None or a.state is not _ON_CALL or a.call is not c:
+            return []
+        out: _Out = []
+        self._after_call(a, c, now, out)
+        return out
+
+    def _on_call_hung_up(self, ev: CallHungUp, now: float) -> _Out:
+        return self._call_fact("hangup", ev.call_id, now, None)
+
+    def _on_call_failed(self, ev: CallFailed, now: float) -> _Out:
+        return self._call_fact("failed", ev.call_id, now, ev.reason)
+
+    def _on_call_transferred(self, ev: CallTransferred, now: float) -> _Out:
+        return self._call_fact("transferred", ev.call_id, now, ev.target)
+
+    def _call_fact(self, fact: str, call_id: str, now: float, detail: str | None) -> _Out:
+        c = self._calls.get(call_id)
+        if c is None:
+            return []  # unknown or already ended: a late fact
+        outcome = _CALL_TABLE[fact, c.state]
+        out: _Out = []
+        a = c.agent
+        ringing = c.state is _OFFERED
+        if outcome in ("abandon", "abandon-ringing"):
+            short = now - c.arrived_at < self._short_abandon
+            result = CallResult.SHORT_ABANDONED if short else CallResult.ABANDONED
+            self._end_call(c, result, now, out)
+        elif outcome == "fail":
+            self._end_call(c, CallResult.FAILED, now, out, detail)
+        elif outcome == "left":
+            c.overflow_target = detail or None
+            self._end_call(c, CallResult.OVERFLOWED, now, out, "transferred")
+        elif outcome == "end-answered":
+            self._end_call(c, CallResult.ANSWERED, now, out)
+        else:  # end-transferred
+            self._end_call(c, CallResult.ANSWERED, now, out, "transferred")
+        if a is None:
+            return out
+        if ringing:
+            self._release_ringing(a, now, out, c.cid)
+        elif a.state is _ON_CALL and a.call is c:
+            if outcome == "fail":
+                a.call = None
+                a.last_call_id = c.cid
+                self._apply_pending_or_ready(a, now, out)
+            else:
+                self._after_call(a, c, now, out)
+        return out
+
+
+# ====================================================================== validation
+
+
+def _validate_queue(cfg: QueueConfig) -> None:
+    subject = f"queue {cfg.queue_id!r}"
+    if not cfg.queue_id:
+        raise InvalidConfig("queue", "empty queue_id")
+    for s, lvl in cfg.skills:
+        if not 1 <= lvl <= 5:
+            raise InvalidConfig(subject, f"skill {s!r} level {lvl} not in 1..5")
+    if len({s for s, _ in cfg.skills}) != len(cfg.skills):
+        raise InvalidConfig(subject, "a skill is listed twice")
+    if cfg.ring_timeout_s <= 0:
+        raise InvalidConfig(subject, "ring_timeout_s must be > 0")
+    if cfg.wrapup_s < 0:
+        raise InvalidConfig(subject, "wrapup_s must be >= 0")
+    if cfg.max_wait_s is not None and cfg.max_wait_s < 0:
+        raise InvalidConfig(subject, "max_wait_s must be >= 0")
+    if cfg.max_len is not None and cfg.max_len < 0:
+        raise InvalidConfig(subject, "max_len must be >= 0")
+    if cfg.overflow_target == cfg.queue_id:
+        raise InvalidConfig(subject, "overflow_target is the queue itself")
+    for st in cfg.escalation:
+        if st.after_s < 0:
+            raise InvalidConfig(subject, "escalation after_s must be >= 0")
+        if st.min_level is not None and not 1 <= st.min_level <= 5:
+            raise InvalidConfig(subject, f"escalation min_level {st.min_level} not in 1..5")
+
+
+def _validate_agent(cfg: AgentConfig) -> None:
+    subject = f"agent {cfg.agent_id!r}"
+    if not cfg.agent_id:
+        raise InvalidConfig("agent", "empty agent_id")
+    for s, lvl in cfg.skills:
+        if not 1 <= lvl <= 5:
+            raise InvalidConfig(subject, f"skill {s!r} level {lvl} not in 1..5")
+    if cfg.max_missed < 1:
+        raise InvalidConfig(subject, "max_missed must be >= 1")
+
+
+def _replace_open(cfg: QueueConfig, is_open: bool) -> QueueConfig:
+    return replace(cfg, is_open=is_open)
