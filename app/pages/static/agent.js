@@ -8,7 +8,7 @@
 //   and announced through an aria-live region.
 // - After a call ends, Ready stays disabled until a wrap-up with a disposition is saved.
 import {
-  api, connectWs, el, $, fmtDuration, fmtDate, fmtDateTime, toMs, normState, stateBadge,
+  api, connectWs, el, $, fmtDuration, fmtDate, fmtDateTime, normState, stateBadge,
   requireSession, wireSignOut, showWho,
 } from "/assets/common.js";
 
@@ -29,6 +29,7 @@ const view = {
   answeredAt: null,
   endedAt: null,
   wrapupPending: false,
+  pending: null,
 };
 
 let tick = null;
@@ -68,8 +69,12 @@ function applyState(msg) {
   const prev = view.state;
   view.state = normState(raw);
   view.reason = pick(st, "reason", "pause_reason");
-  const since = toMs(pick(st, "since", "state_since", "changed_at"));
-  view.since = since ?? (prev !== view.state ? Date.now() : view.since);
+  // Time in state is measured on this browser's clock: from the server's elapsed seconds
+  // when given, else from the moment the change reached us (server clocks may differ).
+  const elapsed = pick(st, "time_in_state_s");
+  if (elapsed !== null) view.since = Date.now() - Number(elapsed) * 1000;
+  else if (prev !== view.state || view.since === null) view.since = Date.now();
+  view.pending = pick(st, "pending");
   const dev = pick(st, "device");
   if (dev) view.device = dev;
   if (view.state === "wrap_up") view.wrapupPending = true;
@@ -130,14 +135,14 @@ function onCall(msg) {
   const callId = msg.call_id || (msg.call && (msg.call.call_id || msg.call.id)) || view.callId;
   if (ev === "answered" || ev === "connected") {
     view.callId = callId;
-    view.answeredAt = toMs(msg.answered_at || msg.at) || Date.now();
+    view.answeredAt = Date.now();
     view.endedAt = null;
     view.state = "on_call";
     view.since = view.answeredAt;
   } else if (ev === "ended" || ev === "hangup") {
-    view.endedAt = toMs(msg.ended_at || msg.at) || Date.now();
-    // Only a call that was answered needs a wrap-up.
-    if (view.answeredAt) view.wrapupPending = true;
+    view.endedAt = Date.now();
+    // Only a call this agent answered needs a wrap-up.
+    if (view.answeredAt && msg.answered !== false) view.wrapupPending = true;
     else clearOffer();
   }
   render();
@@ -147,7 +152,10 @@ function onCall(msg) {
 function render() {
   const st = view.state;
   $("#state-badge").replaceChildren(stateBadge(st, view.reason));
-  $("#state-since").textContent = view.since ? `for ${fmtDuration((Date.now() - view.since) / 1000)}` : "";
+  $("#state-since").textContent = [
+    view.since ? `for ${fmtDuration((Date.now() - view.since) / 1000)}` : "",
+    view.pending ? `· then ${String(view.pending).replace(/_/g, " ")}` : "",
+  ].join(" ");
 
   const loggedOut = st === "logged_out";
   $("#login-form").hidden = !loggedOut;
@@ -186,7 +194,7 @@ function renderCallBanner() {
   if (view.endedAt && view.answeredAt) {
     cls += " ended";
     headline = `Call ended · ${who}`;
-    detail = `Talk time ${fmtDuration((view.endedAt - view.answeredAt) / 1000)}`;
+    detail = null;
   } else if (view.answeredAt) {
     cls += " connected";
     headline = `On call with ${who}`;
@@ -197,7 +205,7 @@ function renderCallBanner() {
     detail = left !== null ? `Your phone rings now. Answer within ${Math.ceil(left)} s.` : "Your phone rings now.";
   }
   const timer = view.answeredAt
-    ? el("div", null, el("span", { class: "hint" }, "Call time "), el("span", { id: "call-timer", class: "timer", role: "timer", "aria-live": "off" },
+    ? el("div", null, el("span", { class: "hint" }, view.endedAt ? "Talk time " : "Call time "), el("span", { id: "call-timer", class: "timer", role: "timer", "aria-live": "off" },
         fmtDuration(((view.endedAt || Date.now()) - view.answeredAt) / 1000)))
     : null;
   const banner = el("div", { class: cls, id: "offer-banner", dataset: { phase: view.endedAt ? "ended" : view.answeredAt ? "connected" : "offered" } },
@@ -220,13 +228,26 @@ function renderCallBanner() {
   live.replaceChildren(banner);
 }
 
+// ScreenPop (app/crm.py): top-level entitled / entitlement_reason / entitled_until, and per
+// product an `entitlement` {entitled, reason, until}.  Older shapes are accepted too.
+function productEnt(p) {
+  const e = p.entitlement && typeof p.entitlement === "object" ? p.entitlement : null;
+  return {
+    entitled: !!(e ? e.entitled : p.entitled),
+    reason: e ? e.reason : p.entitlement_reason,
+    until: e ? e.until : p.until,
+  };
+}
+
 function entitlementOf(pop) {
+  const products = pop.products || [];
+  const best = products.map((p) => ({ p, e: productEnt(p) })).find((x) => x.e.entitled && (!pop.entitled_until || x.e.until === pop.entitled_until));
+  if (typeof pop.entitled === "boolean") {
+    return { entitled: pop.entitled, reason: pop.entitlement_reason, until: pop.entitled_until, product: best ? best.p.model || best.p.name : null };
+  }
   const e = pop.entitlement;
   if (e && typeof e === "object") return e;
-  if (typeof e === "boolean") return { entitled: e };
-  const products = pop.products || [];
-  const ent = products.find((p) => p.entitled);
-  return ent ? { entitled: true, reason: ent.entitlement_reason, until: ent.until, product: ent.name } : { entitled: false };
+  return best ? { entitled: true, reason: best.e.reason, until: best.e.until, product: best.p.model || best.p.name } : { entitled: false };
 }
 
 function reasonText(reason, until) {
@@ -262,13 +283,17 @@ function renderPop() {
         el("caption", { class: "visually-hidden" }, "Products"),
         el("thead", null, el("tr", null, el("th", { scope: "col" }, "Product"), el("th", { scope: "col" }, "Purchased"),
           el("th", { scope: "col" }, "Protection plan ends"), el("th", { scope: "col" }, "Support"))),
-        el("tbody", null, products.map((p) => el("tr", null,
-          el("td", null, p.name || p.model || p.sku || "Product", p.serial || p.serial_number ? el("div", { class: "hint" }, `S/N ${p.serial || p.serial_number}`) : null),
-          el("td", null, fmtDate(p.purchase_date || p.purchased_on)),
-          el("td", null, p.protection_plan_end ? fmtDate(p.protection_plan_end) : "None"),
-          el("td", null, el("span", { class: `badge ${p.entitled ? "ok" : "bad"}` }, p.entitled ? "Entitled" : "Not entitled"),
-            p.entitled ? el("div", { class: "hint" }, reasonText(p.entitlement_reason, p.until)) : null),
-        ))))
+        el("tbody", null, products.map((p) => {
+          const pe = productEnt(p);
+          return el("tr", { dataset: { entitled: pe.entitled ? "yes" : "no" } },
+            el("td", null, p.model || p.name || p.sku || "Product",
+              el("div", { class: "hint" }, [p.sku && p.sku !== p.model ? p.sku : null, p.serial && `S/N ${p.serial}`].filter(Boolean).join(" · "))),
+            el("td", { class: "nowrap" }, fmtDate(p.purchase_date)),
+            el("td", { class: "nowrap" }, p.protection_plan_end ? fmtDate(p.protection_plan_end) : "None"),
+            el("td", null, el("span", { class: `badge ${pe.entitled ? "ok" : "bad"}` }, pe.entitled ? "Entitled" : "Not entitled"),
+              pe.entitled ? el("div", { class: "hint" }, reasonText(pe.reason, pe.until)) : null),
+          );
+        })))
     : el("p", { class: "empty" }, "No products on record.");
 
   const interactions = pop.interactions || pop.last_interactions || [];
@@ -283,23 +308,24 @@ function renderPop() {
   const cases = pop.open_cases || pop.cases || [];
   const caseList = cases.length
     ? el("ul", { class: "plain", id: "pop-cases" }, cases.map((k) => el("li", null,
-        el("strong", null, k.case_id || k.id || k.reference || "Case"), " ",
-        k.priority || k.severity ? el("span", { class: "badge warn" }, k.priority || k.severity) : null, " ",
-        k.subject || k.title || k.summary || k.category || "",
-        el("div", { class: "hint" }, [k.status, (k.opened_at || k.created_at) && `opened ${fmtDate(k.opened_at || k.created_at)}`, k.due_at && `due ${fmtDate(k.due_at)}`].filter(Boolean).join(" · ")),
+        el("strong", null, `#${k.id ?? k.case_id ?? ""}`), " ",
+        k.subject || k.title || "",
+        " ", k.severity ? el("span", { class: `badge ${k.severity === "urgent" || k.severity === "special" ? "bad" : "warn"}` }, k.severity) : null,
+        k.overdue ? [" ", el("span", { class: "badge bad" }, "Overdue")] : null,
+        el("div", { class: "hint" }, [k.kind, k.opened_at && `opened ${fmtDate(k.opened_at)}`, k.due_at && `due ${fmtDateTime(k.due_at)}`].filter(Boolean).join(" · ")),
       )))
     : el("p", { class: "empty" }, "No open cases.");
 
   const badges = [];
   if (c.vip) badges.push(el("span", { class: "badge vip", id: "pop-vip" }, "VIP"));
-  if (c.member) badges.push(el("span", { class: "badge member" }, typeof c.member === "string" ? `Member · ${c.member}` : "Member"));
+  if (c.member) badges.push(el("span", { class: "badge member", id: "pop-member" }, "Member"));
 
   body.replaceChildren(
     el("div", { class: "status-line" }, el("span", { class: "customer-name", id: "pop-name" }, c.name || "Unknown customer"), badges),
-    el("p", { class: "hint" }, [c.customer_id && `Customer ${c.customer_id}`, c.phone || (view.offer.call && view.offer.call.caller), c.city || c.region, c.language].filter(Boolean).join(" · ")),
+    el("p", { class: "hint" }, [c.id !== undefined && `Customer #${c.id}`, pop.phone || (view.offer.call && view.offer.call.caller)].filter(Boolean).join(" · ")),
     entBox,
     el("div", { class: "pop-grid" },
-      el("section", { "aria-labelledby": "h-products" }, el("h3", { id: "h-products" }, "Products"), productTable),
+      el("section", { "aria-labelledby": "h-products", class: "pop-products" }, el("h3", { id: "h-products" }, "Products"), productTable),
       el("section", { "aria-labelledby": "h-cases" }, el("h3", { id: "h-cases" }, `Open cases (${cases.length})`), caseList),
       el("section", { "aria-labelledby": "h-inter" }, el("h3", { id: "h-inter" }, "Last interactions"), interList),
     ),
@@ -309,16 +335,11 @@ function renderPop() {
 // ---------- actions ----------
 $("#login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  // Empty: the server uses the agent's configured device.
   const device = $("#device").value.trim();
-  if (!device) {
-    setError("Enter your phone device.");
-    $("#device").focus();
-    return;
-  }
-  const resp = await act("login", { device }, $("#login-btn"));
+  const resp = await act("login", device ? { device } : {}, $("#login-btn"));
   if (resp !== null) {
-    view.device = device;
-    localStorage.setItem(DEVICE_KEY, device);
+    if (device) localStorage.setItem(DEVICE_KEY, device);
     render();
     $("#ready-btn").focus();
   }
@@ -354,8 +375,9 @@ $("#wrapup-form").addEventListener("submit", async (ev) => {
     return;
   }
   $("#disposition").removeAttribute("aria-invalid");
-  const body = { disposition_code: code, notes: $("#notes").value.trim() };
-  if (view.callId) body.call_id = view.callId;
+  // The server wraps up the agent's last call; the body takes exactly these two fields.
+  const notes = $("#notes").value.trim();
+  const body = notes ? { disposition_code: code, notes } : { disposition_code: code };
   const btn = $("#wrapup-btn");
   btn.disabled = true;
   try {
@@ -420,6 +442,12 @@ if (!agentId) {
     onStatus: setConn,
     // After a reconnect the server's view wins: re-read the state we may have missed.
     onOpen: () => loadState(),
+    onFatal: (code, reason) => {
+      setConn("lost");
+      $("#conn").textContent = "Disconnected";
+      $("#conn-banner").classList.add("show");
+      $("#conn-banner").textContent = code === 4404 ? "This agent does not exist." : `Not allowed: ${reason || "this account may not watch this agent"}.`;
+    },
   });
   tick = setInterval(render, 1000);
 }

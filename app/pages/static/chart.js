@@ -8,7 +8,7 @@
 
 const NS = "http://www.w3.org/2000/svg";
 const W = 1200;
-const H = 300;
+const H = 250;
 const PAD = { l: 56, r: 64, t: 14, b: 34 };
 
 function svg(tag, attrs, text) {

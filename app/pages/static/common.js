@@ -104,10 +104,11 @@ function describeProblem(data) {
 /**
  * A websocket that reconnects with capped exponential backoff.
  * onStatus(status) gets "connecting" | "open" | "lost"; onMessage(obj) every JSON message.
+ * onFatal(code, reason) when the server refuses for good (4403 not allowed, 4404 unknown).
  * Returns {close(), reconnect(), send(obj)}; reconnect() drops the socket and opens a new one
  * at once (used to resubscribe after a sequence gap).
  */
-export function connectWs(path, { onMessage, onStatus, onOpen }) {
+export function connectWs(path, { onMessage, onStatus, onOpen, onFatal }) {
   let ws = null;
   let closed = false;
   let attempt = 0;
@@ -143,10 +144,17 @@ export function connectWs(path, { onMessage, onStatus, onOpen }) {
     };
     sock.onclose = (ev) => {
       if (ws !== sock || closed) return;
-      // 4401/4403/1008: the token is no longer accepted; retrying would loop forever.
-      if (ev.code === 4401 || ev.code === 4403 || ev.code === 1008) {
+      // 4401: the token is no longer accepted: sign in again.  4403 (role not allowed) and
+      // 4404 (unknown agent) will not change by retrying: stop and tell the page.
+      if (ev.code === 4401) {
         session.clear();
         location.replace("/signin?expired=1&next=" + encodeURIComponent(location.pathname));
+        return;
+      }
+      if (ev.code === 4403 || ev.code === 4404) {
+        closed = true;
+        if (onFatal) onFatal(ev.code, ev.reason);
+        else onStatus && onStatus("lost");
         return;
       }
       onStatus && onStatus("lost");
@@ -164,6 +172,7 @@ export function connectWs(path, { onMessage, onStatus, onOpen }) {
       if (ws) ws.close();
     },
     reconnect() {
+      if (closed) return;
       const old = ws;
       ws = null;
       if (old) old.close();

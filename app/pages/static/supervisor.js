@@ -7,10 +7,12 @@
 // - A failed poll marks the page stale (banner) and keeps the last data visible.
 // - Force actions go through a confirmation dialog and are keyboard operable.
 import {
-  api, el, $, fmtDuration, toMs, normState, stateBadge, requireSession, wireSignOut, showWho,
+  api, el, $, fmtDuration, normState, stateBadge, requireSession, wireSignOut, showWho,
 } from "/assets/common.js";
 
 const POLL_MS = 2000;
+const MAX_ROWS = 500;
+const SL_THRESHOLD_S = 15; // "answer within three rings"
 const s = requireSession();
 wireSignOut($("#signout"));
 showWho($("#who"), s);
@@ -25,11 +27,23 @@ function list(resp, ...keys) {
   return [];
 }
 
+// Elapsed seconds from the server are turned into a start time on this browser's clock,
+// so a server clock that differs from the browser's does not skew "time in state".
 function sinceMs(obj, fetchedAt) {
-  const since = toMs(obj.since ?? obj.state_since ?? obj.changed_at ?? null);
-  if (since !== null) return since;
-  const secs = obj.time_in_state_s ?? obj.seconds_in_state ?? null;
-  return secs !== null ? fetchedAt - secs * 1000 : null;
+  const secs = obj.time_in_state_s ?? obj.waited_s ?? null;
+  return secs !== null && secs !== undefined ? fetchedAt - Number(secs) * 1000 : null;
+}
+
+// GET /live/calls: {waiting: {queue_id: [call]}, offered: [call], connected: [call]}.
+function flattenCalls(resp) {
+  if (Array.isArray(resp)) return resp;
+  const out = [];
+  for (const [queueId, calls] of Object.entries((resp && resp.waiting) || {})) {
+    for (const c of calls) out.push({ ...c, queue_id: c.queue_id || queueId, _phase: "waiting" });
+  }
+  for (const c of (resp && resp.offered) || []) out.push({ ...c, _phase: "ringing" });
+  for (const c of (resp && resp.connected) || []) out.push({ ...c, _phase: "connected" });
+  return out;
 }
 
 async function loadFilters() {
@@ -70,7 +84,7 @@ async function poll() {
     const now = Date.now();
     data.agents = list(agents, "items", "agents").map((a) => ({ ...a, _since: sinceMs(a, now) }));
     data.queues = list(queues, "items", "queues");
-    data.calls = list(calls, "items", "calls").map((c) => ({ ...c, _since: sinceMs(c, now) ?? toMs(c.arrived_at || c.answered_at) }));
+    data.calls = flattenCalls(calls).map((c) => ({ ...c, _since: sinceMs(c, now) }));
     data.fetchedAt = now;
     failures = 0;
     setConn("open");
@@ -101,16 +115,17 @@ function renderQueues() {
   const strip = $("#queue-strip");
   const cards = data.queues.map((q) => {
     const id = q.queue_id || q.id;
-    const waiting = q.waiting ?? q.calls_waiting ?? 0;
-    const longest = q.longest_wait_s ?? q.longest_wait ?? null;
-    const target = q.sl_target_s ?? 15;
-    const alert = longest !== null && longest > target;
-    const ready = q.agents_ready ?? (q.agents && q.agents.ready);
-    return el("div", { class: `queue-card${alert ? " alert" : ""}`, dataset: { queue: id } },
-      el("div", null, el("strong", null, q.name || data.queueNames[id] || id)),
+    const wb = q.wallboard || q;
+    const waiting = wb.waiting ?? 0;
+    const longest = wb.longest_wait_s ?? null;
+    const alert = waiting > 0 && longest !== null && longest > SL_THRESHOLD_S;
+    const ready = wb.agents ? wb.agents.ready : null;
+    const closed = q.open === false;
+    return el("div", { class: `queue-card${alert ? " alert" : ""}`, dataset: { queue: id, waiting } },
+      el("div", null, el("strong", null, q.name || data.queueNames[id] || id), closed ? [" ", el("span", { class: "badge bad" }, "Closed")] : null),
       el("div", null, el("span", { class: "big", dataset: { field: "waiting" } }, String(waiting)), " waiting"),
-      el("div", { class: "hint" }, `Longest ${fmtDuration(longest)}${alert ? " · over target" : ""}`,
-        ready !== undefined && ready !== null ? ` · ${ready} ready` : ""),
+      el("div", { class: "hint" }, `Longest ${fmtDuration(longest)}${alert ? " · over 15 s" : ""}`,
+        ready !== null && ready !== undefined ? ` · ${ready} ready` : ""),
     );
   });
   strip.replaceChildren(...(cards.length ? cards : [el("p", { class: "empty" }, "No queues.")]));
@@ -123,8 +138,13 @@ function agentMatches(a) {
 
 function renderAgents() {
   const body = $("#agents-body");
-  const rows = data.agents.filter(agentMatches);
-  $("#agent-count").textContent = `${rows.length} of ${data.agents.length} agents shown`;
+  // A floor of 20,000 seats would make a table no one can read nor a browser redraw every
+  // 2 s: show the first MAX_ROWS and ask for a filter.
+  const matching = data.agents.filter(agentMatches);
+  const rows = matching.slice(0, MAX_ROWS);
+  $("#agent-count").textContent = matching.length > rows.length
+    ? `${rows.length} of ${matching.length} matching agents shown — filter by queue or team to narrow`
+    : `${rows.length} of ${data.agents.length} agents shown`;
   // Keep keyboard focus across re-renders: remember which button had it.
   const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
   body.replaceChildren(...rows.map((a) => {
@@ -136,10 +156,10 @@ function renderAgents() {
     return el("tr", { dataset: { agent: id, state: st } },
       el("th", { scope: "row" }, name, name !== id ? el("div", { class: "hint" }, id) : null),
       el("td", null, a.team || "—"),
-      el("td", null, stateBadge(st, a.reason || a.pause_reason)),
+      el("td", null, stateBadge(st, a.reason), a.pending ? el("div", { class: "hint" }, `then ${String(a.pending).replace(/_/g, " ")}`) : null),
       el("td", { class: "num", dataset: { since: a._since ?? "" } }, a._since ? fmtDuration((Date.now() - a._since) / 1000) : "—"),
       el("td", null, a.device || "—"),
-      el("td", null, a.call_id ? [a.caller || a.call_id, a.queue_id ? el("div", { class: "hint" }, a.queue_id) : null] : "—"),
+      el("td", null, a.call_id || "—"),
       el("td", null, el("div", { class: "row" },
         el("button", { type: "button", class: "secondary", disabled: !canPause, dataset: { key: `pause:${id}` },
           "aria-label": `Force pause ${name}`, onclick: () => openForce(id, name, "paused") }, "Force pause"),
@@ -160,14 +180,17 @@ function renderCalls() {
     body.replaceChildren(el("tr", null, el("td", { colspan: "5", class: "empty" }, "No calls right now.")));
     return;
   }
-  const order = { waiting: 0, queued: 0, offered: 1, ringing: 1, answered: 2, on_call: 2, talking: 2 };
-  const calls = [...data.calls].sort((a, b) => (order[a.status || a.state] ?? 3) - (order[b.status || b.state] ?? 3) || (a._since ?? 0) - (b._since ?? 0));
-  body.replaceChildren(...calls.map((c) => el("tr", { dataset: { call: c.call_id || c.id } },
-    el("td", null, c.caller || c.caller_id || "—", c.vip ? [" ", el("span", { class: "badge vip" }, "VIP")] : null),
+  const order = { waiting: 0, ringing: 1, connected: 2 };
+  const label = { waiting: "Waiting", ringing: "Ringing agent", connected: "Connected" };
+  const calls = [...data.calls].sort((a, b) => (order[a._phase] ?? 3) - (order[b._phase] ?? 3) || (a._since ?? 0) - (b._since ?? 0));
+  body.replaceChildren(...calls.map((c) => el("tr", { dataset: { call: c.call_id, phase: c._phase } },
+    el("td", null, c.caller_name ? `${c.caller_name} · ${c.caller}` : c.caller || "—",
+      c.vip ? [" ", el("span", { class: "badge vip" }, "VIP")] : null,
+      c.entitled ? [" ", el("span", { class: "badge ok" }, "Entitled")] : null),
     el("td", null, data.queueNames[c.queue_id] || c.queue_id || "—"),
-    el("td", null, String(c.status || c.state || "").replace(/_/g, " ")),
+    el("td", null, label[c._phase] || String(c.state || "").replace(/_/g, " "), c.rona_count ? el("div", { class: "hint" }, `${c.rona_count} missed`) : null),
     el("td", null, c.agent_id || "—"),
-    el("td", { class: "num", dataset: { since: c._since ?? "" } }, c._since ? fmtDuration((Date.now() - c._since) / 1000) : fmtDuration(c.wait_s ?? c.waiting_s)),
+    el("td", { class: "num", dataset: { since: c._since ?? "" } }, c._since ? fmtDuration((Date.now() - c._since) / 1000) : "—"),
   )));
 }
 

@@ -209,7 +209,15 @@ async function loadQueues() {
   }
 }
 
-const conn = connectWs("/ws/wallboard", { onMessage, onStatus: setConn });
+const conn = connectWs("/ws/wallboard", {
+  onMessage,
+  onStatus: setConn,
+  onFatal: (code, reason) => {
+    setConn("lost");
+    $("#conn").textContent = "Not allowed";
+    $("#conn-banner").textContent = `The wallboard needs a supervisor account (${reason || code}).`;
+  },
+});
 setWindow(["15m", "60m", "today"].includes(windowName) ? windowName : "15m");
 loadQueues();
 renderChart();
