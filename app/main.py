@@ -28,6 +28,7 @@ from app import live
 from app.api import api_router
 from app.auth import ensure_admin
 from app.errors import ServiceUnavailable, install_error_handlers
+from app.pages import router as pages_router
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(live.router)
+    app.include_router(pages_router)
 
     @app.get("/health", tags=["health"], summary="Liveness: the process answers")
     async def health() -> HealthRead:
