@@ -62,3 +62,20 @@ class ServerStatus:
     restarts: int = 0
     reconnects: int = 0
     last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateResult:
+    """The outcome of ``TelephonyLink.originate`` (Asterisk's ``OriginateResponse``).
+
+    ``success`` means the originated channel answered and entered the dialplan
+    (``Reason: 4``); ``reason`` is Asterisk's numeric reason (0 failure / no such
+    extension, 1 hung up, 3 ring timeout, 4 answered, 5 busy, 8 congestion) or
+    ``"disconnected"`` if the AMI session dropped before the result arrived.
+    """
+
+    server: str
+    channel_id: str
+    success: bool
+    reason: str
+    at: float

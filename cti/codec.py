@@ -1,0 +1,779 @@
+"""The AMI <-> routing codec for one Asterisk server: pure, synchronous, no I/O, no clock.
+
+Theory of operation
+-------------------
+A *call* is the caller channel that fired ``UserEvent(ACDHold)`` (the trunk channel in
+production, the ``;2`` leg of a Local pair in the lab).  Its id is
+``"<server>/<Uniqueid>"``.  Every other channel matters only as an *agent leg*: the
+``DestUniqueid`` of a ``DialBegin`` made by the caller channel in the connect context
+while an offer is open.  Everything is keyed by Uniqueid, never by channel name (names
+change on masquerade, Uniqueids do not) and never by event order across channels
+(README §6.29: only the per-channel order is stable).
+
+State per call: at most one open *offer* (agent id, the agent legs dialled for it,
+answered or not).  ``encode(OfferCall)`` (or ``note_offer``) opens it and forgets the
+previous one, so a late ``DialEnd CANCEL`` / ``DialEnd ANSWER`` / ``ACDDialResult`` of an
+earlier attempt is recognised by its DestUniqueid / AgentId and ignored (§19).
+
+Event -> routing event
+- first ``ACDHold`` of a channel              -> ``IncomingCall``; repeated ones (after RONA
+  / busy) are the same call and yield nothing, unless an offer whose Dial had started
+  ended without a result we saw -> ``OfferFailed(FAILED)`` (no agent stays reserved).
+- ``DialEnd ANSWER`` / ``BridgeEnter`` of an open offer's leg -> ``OfferAnswered`` (once).
+- ``DialEnd`` NOANSWER/BUSY/CONGESTION/CHANUNAVAIL of the last ringing leg, or
+  ``ACDDialResult`` with such a status for the open offer's agent -> ``OfferFailed`` (once).
+  ``DialEnd CANCEL`` yields nothing: it is our own re-route, or the caller hanging up
+  (whose ``Hangup`` follows; there is no ACDDialResult then, §25).
+- ``Hangup`` of the caller channel            -> ``CallHungUp`` (the call is forgotten).
+- ``Hangup`` of the answering agent leg       -> ``AgentHungUp`` (the caller may stay up).
+  After the caller's own Hangup nothing more is said about the call, so a caller hangup
+  yields ``AgentHungUp`` only when the agent leg happened to go first.
+- ``BlindTransfer`` whose transferee is a connected caller, or the connected caller
+  leaving its bridge for a context other than connect/hold (an external Redirect)
+  -> ``CallTransferred(target="<context>,<exten>")``; the call has left ACD control and
+  its later events (including its Hangup) yield nothing.
+- Every call yields exactly one terminal event: CallHungUp, CallTransferred, or CallFailed
+  (``fail_call``, resync).  ``OverflowCall`` also ends ACD control (the routing core
+  already ended the call when it decided to overflow).
+
+Unknown events and events missing a header they need are skipped (debug log), never
+raised: ``feed`` catches everything so one malformed event cannot stop a connection.
+Dispatch is a dict lookup on the event name before any header is read; events nobody
+handles cost one lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from cti.types import Dialplan, IncomingCall
+from cti.wire import Message
+from routing.commands import HangupCall, OfferCall, OverflowCall, ReturnToHold
+from routing.events import (
+    AgentHungUp,
+    CallFailed,
+    CallHungUp,
+    CallTransferred,
+    OfferAnswered,
+    OfferFailed,
+    OfferFailure,
+)
+
+log = logging.getLogger(__name__)
+
+Action = list[tuple[str, str]]
+DEFAULT_DIALPLAN = Dialplan()
+
+_FAILURES: dict[str, OfferFailure] = {
+    "NOANSWER": OfferFailure.NOANSWER,
+    "BUSY": OfferFailure.BUSY,
+    "CONGESTION": OfferFailure.CONGESTION,
+    "CHANUNAVAIL": OfferFailure.CHANUNAVAIL,
+}
+
+
+class CodecError(ValueError):
+    """A command the codec cannot turn into AMI actions."""
+
+
+class UnknownCall(CodecError):
+    """The command names a call this codec does not (or no longer) know."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """One live channel from a ``CoreShowChannels`` list (resync)."""
+
+    uniqueid: str
+    linkedid: str
+    channel: str
+    context: str
+    exten: str
+    caller_num: str
+    caller_name: str
+    bridge_id: str
+    application: str = ""
+
+    @classmethod
+    def from_message(cls, msg: Message) -> ChannelInfo:
+        return cls(
+            uniqueid=msg.get("Uniqueid"),
+            linkedid=msg.get("Linkedid"),
+            channel=msg.get("Channel"),
+            context=msg.get("Context"),
+            exten=msg.get("Exten"),
+            caller_num=msg.get("CallerIDNum"),
+            caller_name=msg.get("CallerIDName"),
+            bridge_id=msg.get("BridgeId") or msg.get("BridgeID"),
+            application=msg.get("Application"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """What ``reconcile`` found: routing events, waiting channels to adopt, actions to redo."""
+
+    events: list[object]
+    orphans: list[ChannelInfo]
+    retries: list[Action]
+
+
+class _Offer:
+    __slots__ = ("agent_id", "answered", "dialled", "leg", "legs")
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self.legs: list[str] = []  # DestUniqueids still ringing for this offer
+        self.dialled = False  # a DialBegin was seen for this offer
+        self.answered = False
+        self.leg = ""  # the agent leg that answered
+
+
+class _Call:
+    __slots__ = (
+        "agent_gone",
+        "call_id",
+        "channel",
+        "hangup_requested",
+        "left",
+        "linkedid",
+        "offer",
+        "overflow_to",
+        "uniqueid",
+    )
+
+    def __init__(self, call_id: str, uniqueid: str, linkedid: str, channel: str) -> None:
+        self.call_id = call_id
+        self.uniqueid = uniqueid
+        self.linkedid = linkedid
+        self.channel = channel
+        self.offer: _Offer | None = None
+        self.left = False  # left ACD control (transfer / overflow): say nothing more
+        self.agent_gone = False  # the connected agent's departure was decided (said or moot)
+        self.hangup_requested = False
+        self.overflow_to: tuple[str, str] | None = None
+
+
+def _int(value: str) -> int:
+    """A non-negative header integer, or -1 when absent or malformed."""
+    return int(value) if value.isdigit() else -1
+
+
+def _clean_caller(value: str) -> str:
+    # Asterisk writes "<unknown>" for an absent caller id.
+    return "" if value == "<unknown>" else value
+
+
+class AmiCodec:
+    """AMI events -> ``IncomingCall`` / routing events; routing commands -> AMI actions."""
+
+    __slots__ = (
+        "_calls",
+        "_dispatch",
+        "_legs",
+        "_prefix",
+        "_resync_before",
+        "_resync_hangups",
+        "dialplan",
+        "server",
+    )
+
+    def __init__(self, server: str, dialplan: Dialplan = DEFAULT_DIALPLAN) -> None:
+        if not server or "/" in server:
+            raise ValueError(f"server name {server!r} must be non-empty and contain no '/'")
+        self.server = server
+        self.dialplan = dialplan
+        self._prefix = server + "/"
+        self._calls: dict[str, _Call] = {}  # caller Uniqueid -> call
+        self._legs: dict[str, _Call] = {}  # agent leg Uniqueid -> call
+        self._resync_before: set[str] | None = None
+        self._resync_hangups: set[str] = set()
+        self._dispatch: dict[str, Callable[[Message, float], list[object]]] = {
+            "UserEvent": self._on_user_event,
+            "DialBegin": self._on_dial_begin,
+            "DialEnd": self._on_dial_end,
+            "BridgeEnter": self._on_bridge_enter,
+            "BridgeLeave": self._on_bridge_leave,
+            "Hangup": self._on_hangup,
+            "BlindTransfer": self._on_blind_transfer,
+            "Rename": self._on_rename,
+        }
+
+    # --- inspection ----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def call_ids(self) -> list[str]:
+        return [c.call_id for c in self._calls.values()]
+
+    def channel_of(self, call_id: str) -> str:
+        return self._call(call_id).channel
+
+    def offered_agent(self, call_id: str) -> str | None:
+        call = self._calls.get(self._uid(call_id))
+        return call.offer.agent_id if call is not None and call.offer is not None else None
+
+    @property
+    def handled_events(self) -> frozenset[str]:
+        """Event names ``feed`` looks at; every other event can be dropped unparsed."""
+        return frozenset(self._dispatch)
+
+    # --- events --------------------------------------------------------------------------
+
+    def feed(self, msg: Message, now: float) -> list[object]:
+        """Apply one AMI message; return the routing events it implies (often none)."""
+        headers = msg.headers
+        if not headers:
+            return []
+        handler = self._dispatch.get(headers[0][1])
+        if handler is None or headers[0][0] != "Event":
+            return []
+        try:
+            return handler(msg, now)
+        except Exception:  # a malformed event must never stop the stream
+            log.debug(
+                "server=%s skipped malformed %s event", self.server, headers[0][1], exc_info=True
+            )
+            return []
+
+    def _on_user_event(self, msg: Message, now: float) -> list[object]:
+        sub = msg.get("UserEvent")
+        if sub == self.dialplan.hold_user_event:
+            return self._on_hold(msg, now)
+        if sub == self.dialplan.dial_result_user_event:
+            return self._on_dial_result(msg)
+        return []
+
+    def _on_hold(self, msg: Message, now: float) -> list[object]:
+        uid = msg.get("Uniqueid")
+        if not uid:
+            log.debug("server=%s ACDHold without Uniqueid skipped", self.server)
+            return []
+        call = self._calls.get(uid)
+        channel = msg.get("Channel")
+        if call is None or call.left:
+            # First time in hold, or back in hold after leaving ACD control (a transfer to
+            # another service line): a new ACD episode.
+            call = _Call(self._prefix + uid, uid, msg.get("Linkedid") or uid, channel)
+            self._calls[uid] = call
+            log.info("server=%s uniqueid=%s call arrived channel=%s", self.server, uid, channel)
+            return [
+                IncomingCall(
+                    call_id=call.call_id,
+                    server=self.server,
+                    uniqueid=uid,
+                    linkedid=call.linkedid,
+                    channel=channel,
+                    caller_num=_clean_caller(msg.get("CallerIDNum")),
+                    caller_name=_clean_caller(msg.get("CallerIDName")),
+                    dnis=msg.get("DNIS"),
+                    at=now,
+                )
+            ]
+        if channel:
+            call.channel = channel
+        offer = call.offer
+        if offer is not None and offer.dialled and not offer.answered:
+            # The offer's Dial ran and the caller is back in hold without a result we saw
+            # (a Redirect by someone else, a dialplan without ACDDialResult): end it.
+            call.offer = None
+            self._drop_legs(offer)
+            return [OfferFailed(call.call_id, offer.agent_id, OfferFailure.FAILED)]
+        # After RONA/busy (result already reported), or our new offer's Redirect has not
+        # acted yet: the same call, nothing to say.
+        return []
+
+    def _on_dial_result(self, msg: Message) -> list[object]:
+        call = self._calls.get(msg.get("Uniqueid"))
+        if call is None or call.left:
+            return []
+        offer = call.offer
+        agent = msg.get("AgentId")
+        if offer is None or offer.agent_id != agent or offer.answered:
+            return []  # an earlier attempt, or already decided by DialEnd
+        status = msg.get("DialStatus").upper()
+        if status == "ANSWER":
+            # DialEnd/BridgeEnter were not seen (e.g. reconnect): answered after all.
+            offer.answered = True
+            return [OfferAnswered(call.call_id, agent)]
+        call.offer = None
+        self._drop_legs(offer)
+        return [OfferFailed(call.call_id, agent, _FAILURES.get(status, OfferFailure.FAILED))]
+
+    def _on_dial_begin(self, msg: Message, now: float) -> list[object]:
+        call = self._calls.get(msg.get("Uniqueid"))
+        if call is None or call.left:
+            return []
+        offer = call.offer
+        dest = msg.get("DestUniqueid")
+        if offer is None or offer.answered or not dest:
+            return []
+        if (
+            msg.get("Context") != self.dialplan.connect_context
+            or msg.get("Exten") != offer.agent_id
+        ):
+            return []  # not the connect context's Dial for this offer
+        offer.legs.append(dest)
+        offer.dialled = True
+        self._legs[dest] = call
+        return []
+
+    def _on_dial_end(self, msg: Message, now: float) -> list[object]:
+        dest = msg.get("DestUniqueid")
+        call = self._legs.get(dest)
+        if call is None:
+            return []
+        offer = call.offer
+        if offer is None or dest not in offer.legs or call.left:
+            # A leg of an attempt we already replaced (our own re-route's CANCEL, §19).
+            del self._legs[dest]
+            return []
+        status = msg.get("DialStatus").upper()
+        if status == "ANSWER":
+            if offer.answered:
+                return []
+            offer.answered = True
+            offer.leg = dest
+            for other in offer.legs:
+                if other != dest:
+                    self._legs.pop(other, None)
+            offer.legs = [dest]
+            return [OfferAnswered(call.call_id, offer.agent_id)]
+        if offer.answered:
+            return []
+        offer.legs.remove(dest)
+        del self._legs[dest]
+        if offer.legs:
+            return []  # a forked Dial still rings elsewhere
+        failure = _FAILURES.get(status)
+        if failure is None:
+            # CANCEL (caller hung up or was redirected) or an odd status: the caller's own
+            # Hangup or its next ACDHold tells what happened.
+            return []
+        call.offer = None
+        return [OfferFailed(call.call_id, offer.agent_id, failure)]
+
+    def _on_bridge_enter(self, msg: Message, now: float) -> list[object]:
+        uid = msg.get("Uniqueid")
+        call = self._legs.get(uid)
+        if call is None or call.left:
+            return []
+        offer = call.offer
+        if offer is None or offer.answered or uid not in offer.legs:
+            return []
+        offer.answered = True
+        offer.leg = uid
+        offer.legs = [uid]
+        return [OfferAnswered(call.call_id, offer.agent_id)]
+
+    def _on_bridge_leave(self, msg: Message, now: float) -> list[object]:
+        # Who left the agent<->caller bridge first decides whether the agent hung up on a
+        # caller who stays (AgentHungUp) or the caller went (nothing until its Hangup).
+        # BridgeNumChannels (the count left behind, computed under the bridge lock) tells
+        # the order even when the two BridgeLeave events arrive swapped; the Hangup events
+        # of the two legs do not (README §6.29), so they are only the fallback.
+        uid = msg.get("Uniqueid")
+        remaining = _int(msg.get("BridgeNumChannels"))
+        call = self._calls.get(uid)
+        if call is not None:
+            offer = call.offer
+            if call.left or offer is None or not offer.answered:
+                return []
+            context = msg.get("Context")
+            if context not in (self.dialplan.connect_context, self.dialplan.hold_context, ""):
+                call.left = True
+                target = f"{context},{msg.get('Exten')}"
+                log.info(
+                    "server=%s uniqueid=%s redirected out of ACD to %s", self.server, uid, target
+                )
+                return [CallTransferred(call.call_id, target)]
+            if call.agent_gone or remaining < 0:
+                return []
+            call.agent_gone = True  # decided: whoever left first
+            return [AgentHungUp(call.call_id, offer.agent_id)] if remaining == 0 else []
+        call = self._legs.get(uid)
+        if call is None or call.left or call.agent_gone or remaining < 0:
+            return []
+        offer = call.offer
+        if offer is None or not offer.answered or offer.leg != uid:
+            return []
+        call.agent_gone = True
+        return [AgentHungUp(call.call_id, offer.agent_id)] if remaining > 0 else []
+
+    def _on_blind_transfer(self, msg: Message, now: float) -> list[object]:
+        if msg.get("Result") != "Success":
+            return []
+        call = self._calls.get(msg.get("TransfereeUniqueid"))
+        if call is None or call.left:
+            return []
+        call.left = True
+        target = f"{msg.get('Context')},{msg.get('Extension')}"
+        log.info("server=%s uniqueid=%s blind transfer to %s", self.server, call.uniqueid, target)
+        return [CallTransferred(call.call_id, target)]
+
+    def _on_hangup(self, msg: Message, now: float) -> list[object]:
+        uid = msg.get("Uniqueid")
+        if self._resync_before is not None:
+            self._resync_hangups.add(uid)
+        call = self._calls.pop(uid, None)
+        if call is not None:
+            if call.offer is not None:
+                self._drop_legs(call.offer)
+            if call.left:
+                return []
+            return [CallHungUp(call.call_id)]
+        call = self._legs.pop(uid, None)
+        if call is None or call.left or call.agent_gone:
+            return []
+        offer = call.offer
+        if offer is None or not offer.answered or offer.leg != uid:
+            return []
+        call.agent_gone = True
+        return [AgentHungUp(call.call_id, offer.agent_id)]
+
+    def _on_rename(self, msg: Message, now: float) -> list[object]:
+        call = self._calls.get(msg.get("Uniqueid"))
+        if call is not None and msg.get("Newname"):
+            call.channel = msg.get("Newname")
+        return []
+
+    def _drop_legs(self, offer: _Offer) -> None:
+        for leg in offer.legs:
+            self._legs.pop(leg, None)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def _uid(self, call_id: str) -> str:
+        if not call_id.startswith(self._prefix):
+            raise UnknownCall(f"call {call_id!r} does not belong to server {self.server!r}")
+        return call_id[len(self._prefix) :]
+
+    def _call(self, call_id: str) -> _Call:
+        call = self._calls.get(self._uid(call_id))
+        if call is None:
+            raise UnknownCall(f"unknown call {call_id!r}")
+        return call
+
+    def note_offer(self, call_id: str, agent_id: str) -> None:
+        """Open an offer of ``call_id`` to ``agent_id``; any earlier attempt is forgotten."""
+        call = self._call(call_id)
+        if call.offer is not None:
+            self._detach(call.offer)
+        call.offer = _Offer(agent_id)
+        call.agent_gone = False
+
+    def cancel_offer(self, call_id: str, agent_id: str | None = None) -> bool:
+        """Forget the open offer (if it is ``agent_id``'s); its later events are ignored."""
+        call = self._calls.get(self._uid(call_id))
+        if call is None or call.offer is None:
+            return False
+        if agent_id is not None and call.offer.agent_id != agent_id:
+            return False
+        self._detach(call.offer)
+        call.offer = None
+        return True
+
+    def _detach(self, offer: _Offer) -> None:
+        # Keep the legs in ``_legs``: their DialEnd (CANCEL) will come and is dropped then.
+        # An answered leg is dropped now (its Hangup must not become AgentHungUp).
+        if offer.answered:
+            self._drop_legs(offer)
+
+    def encode(self, cmd: object) -> list[Action]:
+        """AMI actions (without ActionID) that carry out a routing command.
+
+        ``OfferCall`` and ``ReturnToHold`` also record the intent (see ``note_offer``).
+        Raises ``UnknownCall`` for a call the codec does not know, ``CodecError`` for a
+        command it cannot express.
+        """
+        dp = self.dialplan
+        if isinstance(cmd, OfferCall):
+            call = self._call(cmd.call_id)
+            _check_exten(cmd.agent_id)
+            if not cmd.device:
+                raise CodecError(f"offer of {cmd.call_id} to {cmd.agent_id}: empty device")
+            ring = max(1, math.ceil(cmd.ring_timeout_s))
+            actions = [
+                _setvar(call.channel, dp.device_var, cmd.device),
+                _setvar(call.channel, dp.ring_timeout_var, str(ring)),
+                _redirect(call.channel, dp.connect_context, cmd.agent_id),
+            ]
+            self.note_offer(cmd.call_id, cmd.agent_id)
+            return actions
+        if isinstance(cmd, ReturnToHold):
+            call = self._call(cmd.call_id)
+            self.cancel_offer(cmd.call_id, cmd.agent_id)
+            return [_redirect(call.channel, dp.hold_context, dp.hold_exten)]
+        if isinstance(cmd, OverflowCall):
+            call = self._call(cmd.call_id)
+            context, exten = parse_ext_target(cmd.target)
+            if call.offer is not None:
+                self._detach(call.offer)
+                call.offer = None
+            call.left = True
+            call.overflow_to = (context, exten)
+            return [_redirect(call.channel, context, exten)]
+        if isinstance(cmd, HangupCall):
+            call = self._call(cmd.call_id)
+            call.hangup_requested = True
+            return [_hangup(call.channel, cmd.cause)]
+        raise CodecError(f"not a telephony command: {type(cmd).__name__}")
+
+    def fail_call(self, call_id: str, reason: str) -> list[object]:
+        """End a call the link cannot carry on (its channel is gone, server lost)."""
+        try:
+            uid = self._uid(call_id)
+        except UnknownCall:
+            return []
+        call = self._calls.pop(uid, None)
+        if call is None:
+            return []
+        if call.offer is not None:
+            self._drop_legs(call.offer)
+        if call.left:
+            return []
+        return [CallFailed(call.call_id, reason)]
+
+    # --- resync --------------------------------------------------------------------------
+
+    def begin_resync(self) -> None:
+        """Mark the calls known now; Hangups seen from here on are remembered."""
+        self._resync_before = set(self._calls)
+        self._resync_hangups = set()
+
+    def end_resync(self) -> None:
+        self._resync_before = None
+        self._resync_hangups = set()
+
+    def reconcile(self, channels: Iterable[ChannelInfo], *, restarted: bool) -> Resync:
+        """Compare the known calls with a fresh ``CoreShowChannels`` list.
+
+        Returns the routing events that bring the routing core in line, the channels
+        waiting in the hold context that nobody knows yet (``adopt`` each once its DNIS is
+        known), and actions to send again (a Hangup or overflow Redirect that was lost
+        with the connection; a caller found in the connect context without an open offer
+        is sent back to hold, so no agent talks to a call the router thinks is waiting).
+        Call between ``begin_resync`` and ``end_resync``; calls that first appeared after
+        ``begin_resync`` are left alone (the list may predate them).
+
+        Decisions: a known call whose channel vanished yields ``CallHungUp`` after a plain
+        reconnect (it ended while we were away) and ``CallFailed("asterisk restarted")``
+        after a restart.  An open offer whose caller is back in hold yields
+        ``OfferFailed(FAILED)``; one found bridged in the connect context for the offered
+        agent yields ``OfferAnswered``; a connected call whose agent leg vanished yields
+        ``AgentHungUp``; a connected call found in another context ``CallTransferred``.
+        """
+        before = self._resync_before if self._resync_before is not None else set(self._calls)
+        live = {c.uniqueid: c for c in channels if c.uniqueid}
+        by_bridge: dict[str, list[ChannelInfo]] = {}
+        for chan in live.values():
+            if chan.bridge_id:
+                by_bridge.setdefault(chan.bridge_id, []).append(chan)
+        dp = self.dialplan
+        events: list[object] = []
+        retries: list[Action] = []
+        for uid in sorted(before):
+            call = self._calls.get(uid)
+            if call is None:
+                continue
+            info = live.get(uid)
+            if info is None:
+                del self._calls[uid]
+                if call.offer is not None:
+                    self._drop_legs(call.offer)
+                if call.left:
+                    continue
+                if restarted:
+                    events.append(CallFailed(call.call_id, "asterisk restarted"))
+                else:
+                    events.append(CallHungUp(call.call_id))
+                continue
+            call.channel = info.channel or call.channel
+            if call.hangup_requested:
+                retries.append(_hangup(call.channel, 16))
+                continue
+            if call.left:
+                if call.overflow_to is not None and info.context == dp.hold_context:
+                    retries.append(_redirect(call.channel, *call.overflow_to))
+                continue
+            if call.offer is None:
+                if info.context == dp.connect_context:
+                    log.warning(
+                        "server=%s uniqueid=%s found in %s/%s without an open offer; back to hold",
+                        self.server,
+                        uid,
+                        info.context,
+                        info.exten,
+                    )
+                    retries.append(_redirect(call.channel, dp.hold_context, dp.hold_exten))
+                continue
+            events.extend(self._reconcile_offer(call, call.offer, info, by_bridge, live))
+        # Legs of calls that are gone, or that vanished themselves, are dropped.
+        stale = [
+            leg for leg, c in self._legs.items() if leg not in live or c.uniqueid not in self._calls
+        ]
+        for leg in stale:
+            del self._legs[leg]
+        orphans = [
+            info
+            for uid, info in sorted(live.items())
+            if info.context == dp.hold_context and uid not in self._calls
+        ]
+        return Resync(events, orphans, retries)
+
+    def _reconcile_offer(
+        self,
+        call: _Call,
+        offer: _Offer,
+        info: ChannelInfo,
+        by_bridge: Mapping[str, list[ChannelInfo]],
+        live: Mapping[str, ChannelInfo],
+    ) -> list[object]:
+        dp = self.dialplan
+        in_connect = info.context == dp.connect_context
+        if not offer.answered:
+            if info.context == dp.hold_context:
+                if offer.dialled:
+                    call.offer = None
+                    self._drop_legs(offer)
+                    return [OfferFailed(call.call_id, offer.agent_id, OfferFailure.FAILED)]
+                return []  # our Redirect has not acted yet
+            peers = [p for p in by_bridge.get(info.bridge_id, []) if p.uniqueid != info.uniqueid]
+            if in_connect and info.exten == offer.agent_id and info.bridge_id and peers:
+                self._drop_legs(offer)
+                offer.answered = True
+                offer.dialled = True
+                offer.leg = peers[0].uniqueid
+                offer.legs = [offer.leg]
+                self._legs[offer.leg] = call
+                return [OfferAnswered(call.call_id, offer.agent_id)]
+            return []  # still ringing (or our Redirect is in flight)
+        # Connected before the disconnect.
+        if in_connect:
+            if offer.leg and offer.leg not in live and not call.agent_gone:
+                call.agent_gone = True
+                self._legs.pop(offer.leg, None)
+                return [AgentHungUp(call.call_id, offer.agent_id)]
+            return []
+        if info.context == dp.hold_context:
+            return []
+        call.left = True
+        return [CallTransferred(call.call_id, f"{info.context},{info.exten}")]
+
+    def adopt(self, info: ChannelInfo, dnis: str, now: float) -> IncomingCall | None:
+        """Turn a waiting channel found by resync into a call (None if it went meanwhile)."""
+        uid = info.uniqueid
+        if not uid or uid in self._calls or uid in self._resync_hangups:
+            return None
+        call = _Call(self._prefix + uid, uid, info.linkedid or uid, info.channel)
+        self._calls[uid] = call
+        log.info(
+            "server=%s uniqueid=%s waiting call found on resync channel=%s",
+            self.server,
+            uid,
+            info.channel,
+        )
+        return IncomingCall(
+            call_id=call.call_id,
+            server=self.server,
+            uniqueid=uid,
+            linkedid=call.linkedid,
+            channel=info.channel,
+            caller_num=_clean_caller(info.caller_num),
+            caller_name=_clean_caller(info.caller_name),
+            dnis=dnis,
+            at=now,
+        )
+
+    def fail_all(self, reason: str) -> list[object]:
+        """End every known call (server gone for good); the tables are emptied."""
+        events: list[object] = [
+            CallFailed(c.call_id, reason) for c in self._calls.values() if not c.left
+        ]
+        self._calls.clear()
+        self._legs.clear()
+        return events
+
+
+# --- action builders --------------------------------------------------------------------
+
+
+def _setvar(channel: str, variable: str, value: str) -> Action:
+    return [("Action", "Setvar"), ("Channel", channel), ("Variable", variable), ("Value", value)]
+
+
+def _redirect(channel: str, context: str, exten: str, priority: str = "1") -> Action:
+    return [
+        ("Action", "Redirect"),
+        ("Channel", channel),
+        ("Context", context),
+        ("Exten", exten),
+        ("Priority", priority),
+    ]
+
+
+def _hangup(channel: str, cause: int) -> Action:
+    return [("Action", "Hangup"), ("Channel", channel), ("Cause", str(int(cause)))]
+
+
+def _check_exten(value: str) -> None:
+    if not value or any(c in value for c in ",\r\n\t "):
+        raise CodecError(f"invalid extension {value!r}")
+
+
+def parse_ext_target(target: str) -> tuple[str, str]:
+    """``"ext:<context>,<exten>"`` -> (context, exten)."""
+    if not target.startswith("ext:"):
+        raise CodecError(f"overflow target {target!r} is not 'ext:<context>,<exten>'")
+    context, sep, exten = target[4:].partition(",")
+    if not sep or not context or any(c in context for c in ",\r\n\t "):
+        raise CodecError(f"overflow target {target!r} is not 'ext:<context>,<exten>'")
+    _check_exten(exten)
+    return context, exten
+
+
+def encode_originate(
+    *,
+    channel: str,
+    context: str,
+    exten: str,
+    variables: Mapping[str, str],
+    channel_id: str,
+    caller_id: str = "",
+    timeout_s: float = 30.0,
+    other_channel_id: str = "",
+) -> Action:
+    """An ``Originate`` (outbound callback), always ``Async: true`` (AMI-NOTES defect 7).
+
+    ``ChannelId`` pre-assigns the Uniqueid (and so the Linkedid) of the call (§17).
+    """
+    if not channel or not channel_id:
+        raise CodecError("originate needs a channel and a channel_id")
+    _check_exten(exten)
+    if not context or any(c in context for c in ",\r\n\t "):
+        raise CodecError(f"invalid context {context!r}")
+    if timeout_s <= 0:
+        raise CodecError("originate timeout must be positive")
+    action: Action = [
+        ("Action", "Originate"),
+        ("Channel", channel),
+        ("Context", context),
+        ("Exten", exten),
+        ("Priority", "1"),
+        ("Timeout", str(int(timeout_s * 1000))),
+        ("ChannelId", channel_id),
+    ]
+    if other_channel_id:
+        action.append(("OtherChannelId", other_channel_id))
+    if caller_id:
+        action.append(("CallerID", caller_id))
+    for key, value in variables.items():
+        if not key or "=" in key or any(c in key for c in ",\r\n"):
+            raise CodecError(f"invalid channel variable name {key!r}")
+        action.append(("Variable", f"{key}={value}"))
+    action.append(("Async", "true"))
+    return action
