@@ -94,12 +94,14 @@ class TelephonyLink:
         ping_interval_s: float = 10.0,
         reconnect_max_s: float = 30.0,
         clock: Callable[[], float] = time.time,
+        gone_grace_s: float = _GONE_GRACE_S,
     ) -> None:
         names = [s.name for s in servers]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate AMI server names: {names}")
         self._sink = sink
         self._clock = clock
+        self._gone_grace_s = gone_grace_s
         self.dialplan = dialplan
         self.action_timeout_s = action_timeout_s
         self._servers: dict[str, _Server] = {}
@@ -355,7 +357,7 @@ class TelephonyLink:
             self._emit_all(srv.codec.fail_call(cmd.call_id, f"overflow failed: {reason}"))
             return
         if gone:
-            self._later(_GONE_GRACE_S, self._gone_check, srv, cmd.call_id)
+            self._later(self._gone_grace_s, self._gone_check, srv, cmd.call_id)
 
     def _fail_command(self, cmd: Command, reason: str) -> None:
         assert isinstance(cmd, OfferCall | ReturnToHold | OverflowCall | HangupCall)
