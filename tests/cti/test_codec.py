@@ -255,7 +255,7 @@ def _reordered(items: list[tuple[str, object, set[str]]], rng: random.Random) ->
     for idx, (_, _, chans) in enumerate(items):
         for chan in chans:
             queues.setdefault(chan, []).append(idx)
-    heads = {chan: 0 for chan in queues}
+    heads = dict.fromkeys(queues, 0)
     done: set[int] = set()
     order: list[int] = []
     while len(order) < len(items):
@@ -343,7 +343,7 @@ def ev(name: str, uid: str = "", **headers: str) -> Message:
     pairs = [("Event", name), ("Privilege", "call,all")]
     if uid:
         pairs += [("Uniqueid", uid), ("Linkedid", "t.1")]
-    pairs += [(k, v) for k, v in headers.items()]
+    pairs += list(headers.items())
     return AmiParser().feed(encode(pairs))[0]
 
 
