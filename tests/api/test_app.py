@@ -1,0 +1,138 @@
+"""The app as a whole: problem+json for bad input, body limit, OpenAPI, probes, secrets."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from app.main import create_app
+from app.settings import AuthSettings, DatabaseSettings, Settings
+from cti.types import ServerStatus
+from tests.api.conftest import Api
+from tests.api.test_config_api import assert_problem
+
+
+async def test_unknown_route_and_method_are_problems(api: Api) -> None:
+    assert_problem(await api.client.get("/api/v1/nope", headers=api.admin), 404, "not-found")
+    assert_problem(
+        await api.client.put("/api/v1/skills", json={}, headers=api.admin),
+        405,
+        "method-not-allowed",
+    )
+
+
+async def test_invalid_json_and_schema_errors(api: Api) -> None:
+    r = await api.client.post(
+        "/api/v1/skills",
+        content=b'{"name": ',
+        headers={**api.admin, "content-type": "application/json"},
+    )
+    assert_problem(r, 400, "invalid-json")
+    body = assert_problem(
+        await api.client.post("/api/v1/skills", json={"name": ""}, headers=api.admin),
+        422,
+        "validation-failed",
+    )
+    assert body["errors"][0]["loc"] == ["body", "name"]
+    assert "input" not in body["errors"][0]  # inputs may be passwords: never echoed
+    assert_problem(
+        await api.client.get("/api/v1/agents/not-a-number", headers=api.admin),
+        422,
+        "validation-failed",
+    )
+    assert_problem(
+        await api.client.get("/api/v1/agents", params={"cursor": "%%%"}, headers=api.admin),
+        422,
+        "validation-failed",
+    )
+
+
+async def test_oversized_body_is_413_and_writes_nothing(api: Api) -> None:
+    big = "x" * (70 * 1024)
+    body = assert_problem(
+        await api.client.post(
+            "/api/v1/skills", json={"name": "big", "description": big}, headers=api.admin
+        ),
+        413,
+        "payload-too-large",
+    )
+    assert body["max_bytes"] == 64 * 1024
+
+    async def chunks():  # no Content-Length: the limit must count streamed bytes
+        for _ in range(80):
+            yield b"x" * 1024
+
+    r = await api.client.post(
+        "/api/v1/skills",
+        content=chunks(),
+        headers={**api.admin, "content-type": "application/json"},
+    )
+    assert_problem(r, 413, "payload-too-large")
+    names = [
+        s["name"]
+        for s in (await api.client.get("/api/v1/skills", headers=api.admin)).json()["items"]
+    ]
+    assert "big" not in names
+
+
+async def test_openapi_lists_every_endpoint_with_bearer_security(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    paths = doc["paths"]
+    for resource in ("agents", "queues", "skills", "teams", "dispositions", "users"):
+        base = f"/api/v1/{resource}"
+        assert {"get", "post"} <= set(paths[base]), resource
+        item = next(p for p in paths if p.startswith(base + "/{"))
+        assert {"get", "patch", "delete"} <= set(paths[item]), resource
+    for path in (
+        "/api/v1/auth/token",
+        "/api/v1/auth/me",
+        "/api/v1/crm/lookup",
+        "/api/v1/calls",
+        "/health",
+        "/ready",
+    ):
+        assert path in paths, path
+    assert any(p.startswith("/api/v1/calls/{") for p in paths)
+    schemes = doc["components"]["securitySchemes"]
+    assert any(s.get("scheme") == "bearer" for s in schemes.values())
+    assert "security" in paths["/api/v1/agents"]["get"]
+    assert "security" not in paths["/api/v1/auth/token"]["post"]
+    token_body = paths["/api/v1/auth/token"]["post"]["requestBody"]["content"]
+    assert {"application/json", "application/x-www-form-urlencoded"} <= set(token_body)
+    tags = {t["name"] for t in doc["tags"]}
+    assert {"agents", "queues", "crm", "calls", "auth"} <= tags
+
+
+async def test_health_and_ready(api: Api) -> None:
+    assert (await api.client.get("/health")).json() == {"status": "ok"}
+    r = await api.client.get("/ready")
+    assert r.status_code == 200 and r.json()["database"] is True
+    api.callcenter.servers = [
+        ServerStatus(name="pbx1", connected=True),
+        ServerStatus(name="pbx2", connected=False, last_error="refused"),
+    ]
+    try:
+        body = assert_problem(await api.client.get("/ready"), 503, "service-unavailable")
+        assert "pbx2" in body["detail"]
+        assert [s["name"] for s in body["ami"]] == ["pbx1", "pbx2"]
+    finally:
+        api.callcenter.servers = []
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        AuthSettings(),  # shipped JWT secret
+        AuthSettings(jwt_secret=SecretStr("short")),
+        AuthSettings(jwt_secret=SecretStr("y" * 40)),  # shipped admin password
+    ],
+)
+async def test_default_secrets_refused_outside_demo(auth: AuthSettings, tmp_path) -> None:
+    settings = Settings(
+        demo=False, auth=auth, database=DatabaseSettings(embedded_dir=tmp_path / "never-started")
+    )
+    app = create_app(settings)
+    with pytest.raises(ValueError, match="SWITCHBOARD_AUTH__"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert not (tmp_path / "never-started").exists()  # refused before touching the database
