@@ -32,6 +32,7 @@ Exception tree::
     routing.errors.RoutingError (mapped, keeps its own error_id)
      ├── IllegalTransition   -> 409
      ├── UnknownAgent/-Queue/-Call -> 404
+     ├── InvalidConfig       -> 422
      └── anything else       -> 409
 """
 
@@ -250,6 +251,7 @@ _ROUTING_STATUS_BY_CLASS: dict[str, int] = {
     "UnknownAgent": 404,
     "UnknownQueue": 404,
     "UnknownCall": 404,
+    "InvalidConfig": 422,
 }
 
 
@@ -345,7 +347,7 @@ def from_routing_error(exc: BaseException) -> ProblemError | None:
     if status is None:
         return None
     error_id = str(getattr(exc, "error_id", "") or ("not-found" if status == 404 else "conflict"))
-    base: type[ProblemError] = NotFound if status == 404 else Conflict
+    base: type[ProblemError] = {404: NotFound, 422: ValidationFailed}.get(status, Conflict)
     mapped = type(
         "RoutingProblem",
         (base,),
