@@ -161,6 +161,11 @@ class State(enum.StrEnum):
     CLOSED = "closed"
 
 
+def backoff_delay(failures: int, low: float, high: float) -> float:
+    """Seconds before reconnect attempt ``failures + 1``: doubling from ``low`` up to ``high``."""
+    return min(high, low * 2.0 ** min(failures, 30))
+
+
 # --- framing ------------------------------------------------------------------------------
 
 
@@ -373,8 +378,9 @@ class AmiConnection:
         self._session_task: asyncio.Task[None] | None = None
         self._booted: asyncio.Future[float | None] | None = None
         self._lost: asyncio.Future[None] | None = None
-        self._failures = 0
+        self._failures = 0  # consecutive failed attempts (reset after a good login)
         self._logged_in = False
+        self._abort_reason: str | None = None
         self._checks: set[asyncio.Task[bool]] = set()
 
     def __repr__(self) -> str:
@@ -384,6 +390,15 @@ class AmiConnection:
     def ready(self) -> bool:
         """Logged in and resynchronised."""
         return self.state is State.READY
+
+    @property
+    def failures(self) -> int:
+        """Consecutive failed connect/login attempts (0 after a good login)."""
+        return self._failures
+
+    @property
+    def pending_actions(self) -> int:
+        return len(self._pending)
 
     @property
     def logged_in(self) -> bool:
@@ -489,7 +504,7 @@ class AmiConnection:
     def _schedule_reconnect(self) -> None:
         if self.closing:
             return
-        delay = min(self.reconnect_max_s, self.reconnect_min_s * (2 ** min(self._failures, 16)))
+        delay = backoff_delay(self._failures, self.reconnect_min_s, self.reconnect_max_s)
         self._failures += 1
         self._set_state(State.DISCONNECTED)
         log.info("server=%s AMI reconnect in %.1f s", self.name, delay)
@@ -508,7 +523,9 @@ class AmiConnection:
         self._fail_pending(AmiNotConnected("connection lost"))
         if self.closing:
             return
-        if was_ready:
+        if self._abort_reason:
+            self.last_error, self._abort_reason = self._abort_reason, None
+        elif was_ready:
             self.last_error = f"connection lost: {exc}" if exc else "connection lost"
             log.warning("server=%s AMI %s", self.name, self.last_error)
         self._schedule_reconnect()
@@ -615,8 +632,8 @@ class AmiConnection:
         try:
             await self.action([("Action", "Ping")], check=False)
         except AmiActionTimeout:
-            self.last_error = "ping timed out (half-open connection)"
-            log.warning("server=%s AMI %s; aborting", self.name, self.last_error)
+            self._abort_reason = "ping timed out (half-open connection)"
+            log.warning("server=%s AMI %s; aborting", self.name, self._abort_reason)
             protocol.abort()
             return False
         except AmiNotConnected:
