@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -134,7 +135,7 @@ async def run(rate: float, duration: float, agents: int) -> dict[str, object]:
         while sim.stats.in_progress and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
         drain_wall = time.perf_counter() - wall0
-        st = sim.stats
+        st = dataclasses.replace(sim.stats)  # snapshot: close() marks leftovers lost
     finally:
         sim.drop_connections()
         out, _ = await proc.communicate()
