@@ -22,7 +22,7 @@ _MAX_BUFFER = 4 * 1024 * 1024  # a peer that never ends a message is cut off her
 class Message:
     """One AMI message: ordered headers with repeats allowed."""
 
-    __slots__ = ("headers", "_index")
+    __slots__ = ("_index", "headers")
 
     def __init__(self, headers: list[tuple[str, str]]) -> None:
         self.headers = headers
@@ -55,7 +55,7 @@ class Message:
         return self.headers[0][1] if self.headers else ""
 
     def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in reversed(self.headers)} if self.headers else {}
+        return dict(reversed(self.headers)) if self.headers else {}
 
     def __repr__(self) -> str:
         return f"Message({self.headers!r})"
@@ -80,7 +80,7 @@ def parse_block(block: bytes) -> Message:
 class AmiParser:
     """Feed bytes, get complete messages.  ``expect_banner`` for the client side."""
 
-    __slots__ = ("_buf", "_banner_pending")
+    __slots__ = ("_banner_pending", "_buf")
 
     def __init__(self, *, expect_banner: bool = False) -> None:
         self._buf = bytearray()

@@ -652,3 +652,15 @@ def test_rename_follows_the_channel() -> None:
 def test_server_name_with_slash_is_refused() -> None:
     with pytest.raises(ValueError, match="server name"):
         AmiCodec("a/b")
+
+
+@pytest.mark.parametrize("name", capture_names())
+def test_filtering_parser_equals_the_wire_parser_on_every_capture(name: str) -> None:
+    data = _utf8_variant(stripped(capture_bytes(name)))
+    data += b"Event: Odd\r\nKey:no-space\r\nPadded :  value\r\n\r\nEvent: Lf\nA: b\n\n"
+    reference = AmiParser(expect_banner=True).feed(data)
+    parser = FilteringParser(expect_banner=True)
+    fast = parser.feed(data[:40]) + parser.feed(data[40:])
+    assert [m.headers for m in fast] == [m.headers for m in reference]
+    assert [m.as_dict() for m in fast] == [m.as_dict() for m in reference]
+    assert all(m.get("Event") == r.get("Event") for m, r in zip(fast, reference, strict=True))
