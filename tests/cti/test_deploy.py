@@ -1,0 +1,45 @@
+"""The shipped Asterisk snippets agree with ``cti.types.Dialplan`` and the codec's needs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cti.codec import AmiCodec
+from cti.types import Dialplan
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "asterisk"
+
+
+def test_extensions_conf_has_the_dialplan_names() -> None:
+    text = (DEPLOY / "extensions.conf").read_text(encoding="utf-8")
+    dp = Dialplan()
+    contexts = set(re.findall(r"^\[([\w-]+)\]", text, flags=re.M))
+    assert {
+        "acd-inbound",
+        dp.hold_context,
+        dp.connect_context,
+        dp.callback_context,
+        "acd-overflow",
+    } <= contexts
+    assert f"UserEvent({dp.hold_user_event},DNIS: ${{ACD_DNIS}})" in text
+    assert (
+        f"UserEvent({dp.dial_result_user_event},AgentId: ${{EXTEN}},DialStatus: ${{DIALSTATUS}})"
+        in text
+    )
+    assert f"Dial(${{{dp.device_var}}},${{{dp.ring_timeout_var}}},g)" in text
+    assert "exten => _[0-9A-Za-z]!,1," in text  # any agent id
+
+
+def test_manager_conf_filter_keeps_every_event_the_codec_reads() -> None:
+    text = (DEPLOY / "manager.conf").read_text(encoding="utf-8")
+    included = set(
+        re.findall(r"^eventfilter\(action\(include\),name\((\w+)\)\) =", text, flags=re.M)
+    )
+    assert AmiCodec("pbx1").handled_events <= included | {"FullyBooted"}
+    assert "OriginateResponse" in included
+    assert re.search(r"^writetimeout = (\d+)", text, flags=re.M)
+    timeout = int(re.search(r"^writetimeout = (\d+)", text, flags=re.M).group(1))  # type: ignore[union-attr]
+    assert 1000 <= timeout <= 5000
+    assert re.search(r"^read = system,call,user$", text, flags=re.M)
+    assert re.search(r"^deny = 0\.0\.0\.0/0\.0\.0\.0$", text, flags=re.M)
