@@ -607,7 +607,13 @@ class AmiConnection:
                 try:
                     await self._on_login(info)
                 except AmiError as exc:
-                    log.warning("server=%s resync failed: %s; reconnecting", self.name, exc)
+                    self._abort_reason = f"resync failed: {exc}"
+                    log.warning("server=%s %s; reconnecting", self.name, self._abort_reason)
+                    protocol.abort()
+                    return
+                except Exception:
+                    self._abort_reason = "resync failed (bug, see log)"
+                    log.exception("server=%s resync raised; reconnecting", self.name)
                     protocol.abort()
                     return
             self._failures = 0
