@@ -60,7 +60,7 @@ def main() -> int:
         port=settings.port,
         workers=1,
         log_level=settings.log_level.lower(),
-        ws="websockets",
+        ws="websockets-sansio",
     )
     return 0
 

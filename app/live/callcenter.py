@@ -56,15 +56,18 @@ import dataclasses
 import enum
 import logging
 import time
+import typing
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from app import errors as problems
 from app.live import loader
 from app.live.hub import Hub
 from app.live.wallboard import Wallboard
+from app.outcomes import CallEventRow, CallOutcome
 from cti.types import IncomingCall, ServerStatus
 from routing.commands import (
     AgentState,
@@ -83,6 +86,7 @@ from routing.commands import (
     WrapUpEnded,
 )
 from routing.config import AgentConfig, QueueConfig
+from routing.engine import RoutingEngine
 from routing.events import (
     AgentLogin,
     AgentLogout,
@@ -104,6 +108,7 @@ from routing.events import (
 logger = logging.getLogger(__name__)
 
 _TELEPHONY_ACTIONS = (OfferCall, ReturnToHold, OverflowCall, HangupCall)
+_ROUTING_EVENTS: tuple[type, ...] = typing.get_args(Event)
 
 
 # --- errors of this module (problems with stable ids) ------------------------------------
@@ -135,7 +140,7 @@ class InvalidForcedState(problems.ValidationFailed):
 class TelephonyLinkLike(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def execute(self, cmd: Any) -> Any: ...
+    def execute(self, cmd: Any) -> None: ...
     def status(self) -> Any: ...
 
 
@@ -231,7 +236,7 @@ class CallCenter:
     def __init__(
         self,
         *,
-        engine: Any,
+        engine: RoutingEngine,
         database: Any,
         outcomes: Any,
         lookup: Lookup | None = None,
@@ -423,8 +428,11 @@ class CallCenter:
             )
         elif isinstance(item, _Injected):
             self._telephony_event(item.event, received)
-        else:
+        elif isinstance(item, _ROUTING_EVENTS):
             self._telephony_event(item, received)
+        else:
+            # e.g. cti.types.OriginateResult (callbacks): not for the routing core.
+            logger.debug("telephony item ignored: %r", item)
 
     def _telephony_event(self, event: Any, received: float) -> None:
         call_id = getattr(event, "call_id", None)
@@ -674,18 +682,24 @@ class CallCenter:
         last.wrapup_ended_at = cmd.at
         if not last.dispositioned:
             # The wrap-up timer ran out without a disposition: still record when it ended.
-            self._record_wrapup(last.call_id, None, None, cmd.at, last.ended_at)
+            self._record_wrapup(last.call_id, None, None, cmd.at)
 
     # --- persistence ------------------------------------------------------------------------
 
     def _record_outcome(self, rec: CallRecord, incoming: IncomingCall | None) -> None:
+        if incoming is not None and incoming.at < rec.arrived_at:
+            # The core stamps arrival when it is told (after the CRM lookup); the caller
+            # arrived when the link saw it.
+            rec = dataclasses.replace(rec, arrived_at=incoming.at)
         try:
             self.outcomes.record_call(
-                rec,
-                server=incoming.server if incoming else rec.call_id.partition("/")[0],
-                uniqueid=incoming.uniqueid if incoming else rec.call_id.partition("/")[2],
-                linkedid=incoming.linkedid if incoming else None,
-                dnis=incoming.dnis if incoming else None,
+                CallOutcome.from_record(
+                    rec,
+                    server=incoming.server if incoming else None,
+                    uniqueid=incoming.uniqueid if incoming else None,
+                    linkedid=incoming.linkedid if incoming else None,
+                    dnis=incoming.dnis if incoming else None,
+                )
             )
         except Exception:
             logger.exception("call %s: outcome could not be queued", rec.call_id)
@@ -694,7 +708,9 @@ class CallCenter:
         self, call_id: str, kind: str, at: float, agent_id: str | None, data: dict[str, Any]
     ) -> None:
         try:
-            self.outcomes.record_event(call_id, kind, at, agent_id=agent_id, data=data)
+            self.outcomes.record_event(
+                CallEventRow.at_epoch(call_id, kind, at, agent_id=agent_id, data=data)
+            )
         except Exception:
             logger.exception("call %s: event %s could not be queued", call_id, kind)
 
@@ -704,15 +720,17 @@ class CallCenter:
         disposition_code: str | None,
         notes: str | None,
         wrapup_ended_at: float | None,
-        ended_at: float,
     ) -> None:
         try:
             self.outcomes.record_wrapup(
                 call_id,
                 disposition_code=disposition_code,
                 notes=notes,
-                wrapup_ended_at=wrapup_ended_at,
-                ended_at=ended_at,
+                wrapup_ended_at=(
+                    None
+                    if wrapup_ended_at is None
+                    else datetime.fromtimestamp(wrapup_ended_at, UTC)
+                ),
             )
         except Exception:
             logger.exception("call %s: wrap-up could not be queued", call_id)
@@ -758,10 +776,15 @@ class CallCenter:
         received: float | None,
         delivered: Sequence[asyncio.Future[bool]] = (),
     ) -> None:
+        """Execute now, or (behind this call's earlier actions / the offer push) in a task."""
         call_id: str = getattr(cmd, "call_id", "")
         previous = self._chains.get(call_id)
+        if previous is None and not any(not f.done() for f in delivered):
+            self._execute_now(cmd, received)  # the common case: no task, no delay
+            return
         task = self._spawn(
-            self._execute(cmd, received, previous, delivered), f"action-{type(cmd).__name__}"
+            self._execute_later(cmd, received, previous, delivered),
+            f"action-{type(cmd).__name__}",
         )
         self._chains[call_id] = task
 
@@ -771,7 +794,7 @@ class CallCenter:
 
         task.add_done_callback(_unchain)
 
-    async def _execute(
+    async def _execute_later(
         self,
         cmd: Command,
         received: float | None,
@@ -783,13 +806,15 @@ class CallCenter:
         if delivered:
             # The offer and screen pop reach the agent's screen before the phone rings.
             await asyncio.wait(delivered, timeout=self.offer_push_timeout_s)
+        self._execute_now(cmd, received)
+
+    def _execute_now(self, cmd: Command, received: float | None) -> None:
+        """``link.execute`` writes the actions at once; failures return through the sink."""
         link = self.link
         try:
             if link is None:
                 raise RuntimeError("no telephony link attached")
-            await link.execute(cmd)
-        except asyncio.CancelledError:
-            raise
+            link.execute(cmd)
         except Exception as exc:
             self.counters["action_failures"] += 1
             logger.warning("action %s failed: %s", cmd, exc)
@@ -858,9 +883,7 @@ class CallCenter:
         if state == AgentState.WRAP_UP.value:
             self._action(AgentReady(agent_id))  # ends the wrap-up: WrapUpEnded is emitted
         last.dispositioned = True
-        self._record_wrapup(
-            last.call_id, disposition_code, notes, last.wrapup_ended_at, last.ended_at
-        )
+        self._record_wrapup(last.call_id, disposition_code, notes, last.wrapup_ended_at)
         view = self.agent_view(agent_id)
         view["wrapped_call_id"] = last.call_id
         return view
@@ -966,7 +989,6 @@ class CallCenter:
 
     def queue_views(self) -> list[dict[str, Any]]:
         board = self.wallboard.state(self.clock())
-        stats = _jsonable(self.engine.queue_stats())
         out = []
         for queue_id, row in self.queues.items():
             item: dict[str, Any] = {
@@ -979,8 +1001,8 @@ class CallCenter:
                 "dnis": sorted(d for d, q in self.dnis.items() if q == queue_id),
                 "wallboard": board["queues"].get(queue_id),
             }
-            if isinstance(stats, dict) and isinstance(stats.get(queue_id), dict):
-                item["routing"] = stats[queue_id]
+            with contextlib.suppress(Exception):  # queue removed meanwhile
+                item["routing"] = _jsonable(self.engine.queue_stats(queue_id))
             out.append(item)
         return out
 

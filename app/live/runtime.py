@@ -181,7 +181,13 @@ async def live_runtime(
 
         from app.outcomes import OutcomeWriter
 
-        outcomes = OutcomeWriter(database, settings.outcomes)
+        outcomes = OutcomeWriter(
+            database.sessionmaker,
+            batch_size=settings.outcomes.batch_size,
+            flush_interval_s=settings.outcomes.flush_interval_s,
+            spill_dir=settings.outcomes.spill_dir,
+            clock=clock,
+        )
         await outcomes.start()
         stack.push_async_callback(outcomes.close)
 
