@@ -99,10 +99,15 @@ class AmiParser:
             self._banner_pending = False
             out.append(Message([("Banner", line)]))
         start = 0
+        # Accept CRLF CRLF (Asterisk) and LF LF (hand-typed input).  Look for a bare-LF
+        # terminator once per feed: searching for it from every message start would
+        # rescan the whole buffer per message on a CRLF stream (quadratic).
+        bare_lf = buf.find(b"\n\n") >= 0
         while True:
-            # Accept CRLF CRLF (Asterisk) and LF LF (hand-typed input).
             i = buf.find(b"\r\n\r\n", start)
-            j = buf.find(b"\n\n", start)
+            j = buf.find(b"\n\n", start) if bare_lf else -1
+            if j < 0:
+                bare_lf = False
             if i < 0 and j < 0:
                 break
             if i >= 0 and (j < 0 or i <= j):
