@@ -84,7 +84,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "n": len(missing),
         }
 
-        writer = OutcomeWriter(db.sessionmaker, spill_dir=workdir / "spill", batch_size=500)
+        writer = OutcomeWriter(
+            db.sessionmaker, spill_dir=workdir / "spill", batch_size=500, close_timeout_s=600
+        )
         await writer.start()
         t0 = time.perf_counter()
         base = datetime(2026, 6, 15, 8, tzinfo=UTC)
@@ -118,6 +120,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "lag_p50_ms": round((stats.lag_p50_s or 0) * 1000, 1),
             "lag_p99_ms": round((stats.lag_p99_s or 0) * 1000, 1),
             "retries": stats.retries,
+            "spilled": stats.spilled,
         }
     if settings.url is None:  # stop the embedded server before its directory goes away
         from pgserver.postgres_server import get_server
