@@ -28,8 +28,12 @@ def banner(settings: Settings) -> str:
     if settings.demo_mode:
         password = settings.auth.admin_password.get_secret_value()
         shown = password if password == DEFAULT_ADMIN_PASSWORD else "<as configured>"
+        from app.seed import DEMO_PASSWORD
+
         lines += [
             f"  sign in     {settings.auth.admin_username} / {shown}  (admin)",
+            f"              agent1001 / {DEMO_PASSWORD}  (agent; agent<id> for every seat)",
+            f"              sup-<team> / {DEMO_PASSWORD}  (supervisor of each team)",
             "  demo traffic: "
             f"{settings.demo_traffic.agents} agents, {settings.demo_traffic.queues} queues, "
             f"{settings.demo_traffic.calls_per_second} calls/s",

@@ -511,6 +511,13 @@ class CallCenter:
         except asyncio.CancelledError:
             if self._closing:
                 raise
+        except ValueError as exc:  # app.crm.InvalidPhoneNumber: anonymous / odd caller ids
+            logger.debug(
+                "call %s: no screen pop for %r: %s",
+                meta.incoming.call_id,
+                meta.incoming.caller_num,
+                exc,
+            )
         except Exception as exc:
             self.counters["lookup_errors"] += 1
             logger.warning("call %s: screen pop lookup failed: %s", meta.incoming.call_id, exc)

@@ -142,7 +142,7 @@ async def _demo_traffic(
         caller = rng.choice(callers) if callers else f"1380013{rng.randrange(10_000):04d}"
         patience = min(rng.expovariate(1 / 90.0), 600.0)
         try:
-            await simulator.place_call(
+            simulator.place_call(
                 dnis=rng.choice(dnis),
                 caller_num=caller,
                 caller_name="Demo caller",

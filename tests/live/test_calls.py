@@ -240,3 +240,31 @@ async def test_simulator_restart_resync(service: Service, agents: Any) -> None:
     assert row.ended_at is not None
     await state_is(service, a, "ready")
     assert not service.callcenter.live_calls()["connected"]
+
+
+async def test_unknown_dnis_fails_and_config_reload_adds_a_queue(
+    service: Service, agents: Any
+) -> None:
+    from app import models
+
+    (a,) = agents(1)
+    sim = service.sims[0]
+    sim.set_device(f"PJSIP/{a}", DeviceProfile(ring_s=0.2, talk_s=0.5))
+    uid = sim.place_call(dnis="5999", caller_num=PLAIN_PHONE)
+    row = await outcome(service, call_id_of(service, 0, uid))
+    assert row.result == "failed" and row.reason == "unknown-dnis"
+    assert row.dnis == "5999" and row.queue_id is None
+
+    # A new queue answering 5999, with only agent ``a`` in it, goes live on reload.
+    async with service.db.sessionmaker() as s:
+        s.add(models.Queue(id=9, name="new-line", ring_timeout_s=2.0, wrapup_s=0.5))
+        await s.flush()
+        s.add(models.QueueDnis(dnis="5999", queue_id=9))
+        s.add(models.AgentQueue(agent_id=int(a), queue_id=9))
+        await s.commit()
+    await service.callcenter.config_changed(agent_ids=[a], queue_ids=["9"])
+    assert "9" in service.callcenter.agent_config(a).queues
+    await ready_agent(service, a)
+    uid = sim.place_call(dnis="5999", caller_num=PLAIN_PHONE)
+    row = await outcome(service, call_id_of(service, 0, uid), result="answered")
+    assert row.queue_id == 9 and row.answered_by == int(a)
