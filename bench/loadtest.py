@@ -108,7 +108,7 @@ class Options:
     vip_share: float = 0.05
     entitled_share: float = 0.2
     unknown_share: float = 0.05
-    login_concurrency: int = 32
+    login_concurrency: int = 8
     progress_every: float = 5.0
     drain_timeout: float = 600.0
     seed: int = 1
@@ -364,7 +364,7 @@ class Collector:
 
     start: float
     routing: list[tuple[float, float, str]] = field(default_factory=list)  # (at, latency, kind)
-    hold_at: dict[str, float] = field(default_factory=dict)  # call_id -> first ACDHold
+    holds: dict[str, list[float]] = field(default_factory=dict)  # call_id -> ACDHold times
     redirect_at: dict[str, float] = field(default_factory=dict)  # call_id -> last Redirect
     pop: list[tuple[float, float]] = field(default_factory=list)  # (received, server ts latency)
     pop_call_ids: list[tuple[float, str]] = field(default_factory=list)
@@ -392,10 +392,10 @@ class Collector:
 
 async def prepare_database(opts: Options, pg: PgHandle) -> SeedInfo:
     """Migrate and seed through ``app.seed``, then read back what the harness needs."""
-    from app.seed import seed
     from pydantic import SecretStr
 
     from app.db import open_database
+    from app.seed import seed
     from app.settings import DatabaseSettings
 
     started = time.perf_counter()
@@ -441,20 +441,23 @@ async def prepare_database(opts: Options, pg: PgHandle) -> SeedInfo:
 
 
 async def sample_phones(conn: Any, opts: Options, limit: int = 20_000) -> dict[str, list[str]]:
-    """Callers drawn from the seeded CRM: VIP, entitled, regular, plus numbers not in it.
+    """Callers drawn from the seeded CRM through ``app.seed``'s documented phone pattern.
 
-    Regular callers use ``app.seed.customer_phone(i)`` (the seed's documented pattern)
-    when it exists, so they cover the whole customer range, not only a DB sample.
+    ``customer_phone(i)`` dials customer ``i`` (ids ``1..customers``), ``is_vip(i)``
+    marks 1 in 20, ``unknown_phone(n)`` is a guaranteed CRM miss.  Entitlement depends
+    on the products seeded, so entitled callers are read from the database (customers
+    with a product bought < 90 days ago or a protection plan running).
     """
+    from app.seed import customer_phone, is_vip, unknown_phone
+
+    rng = random.Random(opts.seed)
+    n = max(1, opts.customers)
+    regular: list[str] = []
+    vip: list[str] = []
+    for _ in range(limit):
+        i = rng.randint(1, n)
+        (vip if is_vip(i) else regular).append(customer_phone(i))
     today = date.today()
-    vip = [
-        r["phone"]
-        for r in await conn.fetch(
-            "SELECT p.phone FROM customer_phones p JOIN customers c ON c.id = p.customer_id "
-            "WHERE c.vip ORDER BY p.phone LIMIT $1",
-            limit,
-        )
-    ]
     entitled = [
         r["phone"]
         for r in await conn.fetch(
@@ -466,29 +469,7 @@ async def sample_phones(conn: Any, opts: Options, limit: int = 20_000) -> dict[s
             limit,
         )
     ]
-    regular: list[str] = []
-    try:
-        from app.seed import customer_phone  # type: ignore[attr-defined]
-
-        rng = random.Random(opts.seed)
-        regular = [customer_phone(rng.randrange(opts.customers)) for _ in range(limit)]
-    except ImportError:
-        regular = [
-            r["phone"]
-            for r in await conn.fetch(
-                "SELECT phone FROM customer_phones TABLESAMPLE SYSTEM (10) LIMIT $1", limit
-            )
-        ]
-    # Numbers not in the CRM: a mobile range, filtered against the table to be sure.
-    rng = random.Random(opts.seed + 1)
-    candidates = [f"170{rng.randrange(10**8):08d}" for _ in range(2000)]
-    known = {
-        r["phone"]
-        for r in await conn.fetch(
-            "SELECT phone FROM customer_phones WHERE phone = ANY($1::text[])", candidates
-        )
-    }
-    unknown = [c for c in candidates if c not in known]
+    unknown = [unknown_phone(k) for k in range(2000)]
     return {"vip": vip, "entitled": entitled, "regular": regular, "unknown": unknown}
 
 
@@ -618,17 +599,7 @@ async def start_service(
         "SWITCHBOARD_OUTCOMES__SPILL_DIR": str((opts.out / "spill").resolve()),
         "PYTHONPATH": str(REPO),
     }
-    argv = python_argv("app")
-    if opts.profile:
-        argv = [
-            "py-spy",
-            "record",
-            "-o",
-            str((opts.out / "service-profile.svg").resolve()),
-            "--",
-            *argv,
-        ]
-    child = await procs.spawn("service", argv, env=env, cwd=REPO)
+    child = await procs.spawn("service", python_argv("app"), env=env, cwd=REPO)
     base_url = f"http://127.0.0.1:{port}"
     await wait_for_port("127.0.0.1", port, 180.0, child)
     return Service(child, base_url, admin_password)
@@ -663,51 +634,58 @@ async def get_token(client: Any, svc: Service) -> str:
 
 
 async def login_agents(
-    client: Any, svc: Service, token: str, agents: list[tuple[str, str]], concurrency: int
+    svc: Service, token: str, agents: list[tuple[str, str]], concurrency: int
 ) -> dict[str, Any]:
-    """Log every agent in on its device and make it ready, ``concurrency`` requests at a time."""
-    headers = {"Authorization": f"Bearer {token}"}
-    sem = asyncio.Semaphore(concurrency)
+    """Log every agent in on its device and make it ready over ``concurrency`` connections.
+
+    Uses ``bench.loadtest_http`` (a plain keep-alive client): httpx's pool, not the
+    service, was the bottleneck of a 40,000-request login storm.
+    """
+    from bench.loadtest_http import HttpConnection
+
+    host, _, port = svc.base_url.removeprefix("http://").rpartition(":")
     failures: Counter[str] = Counter()
     done = 0
     started = time.monotonic()
     latencies: list[float] = []
+    todo = deque(agents)
 
-    async def one(agent_id: str, device: str) -> None:
+    async def worker() -> None:
         nonlocal done
-        async with sem:
-            for path, body in (
-                (f"/api/v1/agents/{agent_id}/login", {"device": device}),
-                (f"/api/v1/agents/{agent_id}/ready", None),
-            ):
-                t0 = time.perf_counter()
-                try:
-                    resp = await client.post(f"{svc.base_url}{path}", json=body, headers=headers)
-                except Exception as exc:
-                    failures[type(exc).__name__] += 1
-                    return
-                latencies.append(time.perf_counter() - t0)
-                if resp.status_code >= 300:
-                    failures[f"{path.rsplit('/', 1)[-1]}:{resp.status_code}"] += 1
-                    if len(failures) < 3:
-                        log.warning(
-                            "agent %s %s: %s %s", agent_id, path, resp.status_code, resp.text[:200]
-                        )
-                    return
-            done += 1
+        conn = HttpConnection(host, int(port))
+        try:
+            while todo:
+                agent_id, device = todo.popleft()
+                for path, body in (
+                    (f"/api/v1/agents/{agent_id}/login", {"device": device}),
+                    (f"/api/v1/agents/{agent_id}/ready", {}),
+                ):
+                    t0 = time.perf_counter()
+                    status, text = await conn.request("POST", path, body=body, token=token)
+                    latencies.append(time.perf_counter() - t0)
+                    if not 200 <= status < 300:
+                        failures[f"{path.rsplit('/', 1)[-1]}:{status}"] += 1
+                        if sum(failures.values()) <= 3:
+                            log.warning("agent %s %s: %s %s", agent_id, path, status, text[:200])
+                        break
+                else:
+                    done += 1
+        finally:
+            await conn.close()
 
     async def progress() -> None:
         while True:
             await asyncio.sleep(5)
+            rate = done / max(1e-9, time.monotonic() - started)
             print(
-                f"[loadtest] agents ready {done}/{len(agents)} ({done / max(1e-9, time.monotonic() - started):.0f}/s)",
+                f"[loadtest] agents ready {done}/{len(agents)} ({rate:.0f}/s)",
                 file=sys.stderr,
                 flush=True,
             )
 
     ticker = asyncio.create_task(progress())
     try:
-        await asyncio.gather(*(one(a, d) for a, d in agents))
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     finally:
         ticker.cancel()
     elapsed = time.monotonic() - started
@@ -796,7 +774,7 @@ class Harness:
         c = self.c
         prefix = sim.name + "/"
         for uid, hold_at in reply.get("holds", ()):
-            c.hold_at.setdefault(prefix + uid, hold_at)
+            c.holds.setdefault(prefix + uid, []).append(hold_at)
         for uid, redirect_at, hold_at, exten in reply.get("redirects", ()):
             call_id = prefix + uid
             c.redirect_at[call_id] = redirect_at
@@ -845,7 +823,7 @@ class Harness:
                 log.warning("poll of the websocket worker failed: %s", exc)
             else:
                 self.c.pop.extend((a, b) for a, b in w.pop("samples", ()))
-                self.c.pop_call_ids.extend((now, cid) for cid in w.pop("offer_call_ids", ()))
+                self.c.pop_call_ids.extend((a, cid) for a, cid in w.pop("offer_call_ids", ()))
                 self.c.ws = w
 
     def progress_line(self, phase: PhaseResult, since: float) -> str:
@@ -955,6 +933,42 @@ class Harness:
         }
 
 
+# --- profiling ------------------------------------------------------------------------------
+
+
+async def start_profiler(procs: ProcessSet, opts: Options, svc: Service) -> Child:
+    """py-spy attached to the service for the traffic phases (collapsed stacks)."""
+    from bench.loadtest_profile import py_spy_path
+
+    seconds = sum(d for _, _, d in opts.phases)
+    argv = [
+        py_spy_path(),
+        "record",
+        "--pid",
+        str(svc.child.pid),
+        "--format",
+        "raw",
+        "--rate",
+        "200",
+        "--duration",
+        str(math.ceil(seconds)),
+        "--output",
+        str((opts.out / "service-profile.txt").resolve()),
+    ]
+    return await procs.spawn("py-spy", argv, cwd=REPO)
+
+
+async def finish_profiler(child: Child, opts: Options) -> dict[str, Any]:
+    from bench.loadtest_profile import summarize_collapsed
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(child.proc.wait(), 30.0)
+    path = opts.out / "service-profile.txt"
+    if not path.exists():
+        return {"error": f"py-spy wrote no profile:\n{child.tail()}"}
+    return {"file": str(path), **summarize_collapsed(path)}
+
+
 # --- the final check --------------------------------------------------------------------------
 
 
@@ -1030,9 +1044,12 @@ def phase_report(
     routing = [(at, lat, kind) for at, lat, kind in c.routing if lo <= at < hi]
     pops = [lat for at, lat in c.pop if lo <= at < hi]
     # ACDHold written -> offer received on a socket: needs no server timestamp.
-    hold_to_pop = [
-        at - c.hold_at[cid] for at, cid in c.pop_call_ids if lo <= at < hi and cid in c.hold_at
-    ]
+    hold_to_pop: list[float] = []
+    for at, cid in c.pop_call_ids:
+        if lo <= at < hi:
+            before = [t for t in c.holds.get(cid, ()) if t <= at]
+            if before:
+                hold_to_pop.append(at - before[-1])
     calls = {k: t for k, t in traces.items() if lo <= (t.get("arrived") or 0) < hi}
     lags = [
         c.row_seen[k] - t["ended"] for k, t in calls.items() if k in c.row_seen and t.get("ended")
@@ -1235,9 +1252,7 @@ async def run(opts: Options) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
             report["ready"] = await wait_ready(client, svc)
             token = await get_token(client, svc)
-            report["login"] = await login_agents(
-                client, svc, token, info.agents, opts.login_concurrency
-            )
+            report["login"] = await login_agents(svc, token, info.agents, opts.login_concurrency)
             print(f"[loadtest] agents: {report['login']}", file=sys.stderr, flush=True)
             ws_child = await procs.spawn(
                 "ws", python_argv("bench.loadtest_ws"), pipes=True, cwd=REPO
@@ -1257,9 +1272,11 @@ async def run(opts: Options) -> dict[str, Any]:
             poller = RowPoller(pg, h.c)
             h.poller = poller  # type: ignore[attr-defined]
             h.tasks.append(asyncio.create_task(poller.run(), name="row-poller"))
+            profiler = await start_profiler(procs, opts, svc) if opts.profile else None
             for name, rate, duration in opts.phases:
-                phase = await h.run_phase(name, rate, duration)
-                del phase
+                await h.run_phase(name, rate, duration)
+            if profiler is not None:
+                report["profile"] = await finish_profiler(profiler, opts)
             report["drain"] = await h.drain()
             traces: dict[str, dict[str, Any]] = {}
             for sim in h.sims:

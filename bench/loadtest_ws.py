@@ -58,7 +58,7 @@ class WsLoad:
         self.connected_agents = 0
         self.connected_wallboards = 0
         self.last_wallboard: dict[str, Any] | None = None
-        self.offer_call_ids: list[str] = []
+        self.offer_call_ids: list[tuple[float, str]] = []  # (received_at, call_id)
 
     async def agent(self, url: str, agent_id: str, ready: asyncio.Event) -> None:
         try:
@@ -77,7 +77,7 @@ class WsLoad:
                     call = msg.get("call") or {}
                     call_id = call.get("call_id") if isinstance(call, dict) else None
                     if call_id:
-                        self.offer_call_ids.append(str(call_id))
+                        self.offer_call_ids.append((now, str(call_id)))
                     sent = offer_timestamp(msg)
                     if sent is None:
                         self.counts["offers_without_ts"] += 1
