@@ -311,7 +311,7 @@ class CallCenter:
         ]
 
     async def close(self) -> None:
-        """Cancel and await every task this call center started."""
+        """Cancel and await every task this call center started (idempotent)."""
         self._closing = True
         tasks = list(self._tasks)
         for task in tasks:

@@ -4,7 +4,9 @@ Start order (stopped in reverse): outcome writer -> routing engine + call center
 the configuration from the database) -> [demo: data seeded if the database is empty,
 AMI simulator on loopback] -> telephony link (one AMI consumer per server) -> [demo:
 agents logged in and ready, Poisson traffic].  The call center consumes events before
-the link connects, so nothing the link reports is lost.
+the link connects, so nothing the link reports is lost; on the way down it stops
+routing before the link closes, and the outcome writer closes last (it flushes or
+spills what is queued).  Calls still in progress at shutdown get no outcome row.
 
 Demo mode (``settings.demo_mode``: no AMI server configured) runs the built-in
 ``AsteriskSimulator``: every demo agent's device is a simulated phone that answers
@@ -256,6 +258,9 @@ async def live_runtime(
         callcenter.attach_link(link)
         await link.start()
         stack.push_async_callback(link.close)
+        # Stop routing before the link goes down: no offer is decided against a closing
+        # link (callcenter.close is idempotent; the earlier registration covers failures).
+        stack.push_async_callback(callcenter.close)
 
         traffic: asyncio.Task[None] | None = None
         if demo and simulator is not None and external_sim is None:
