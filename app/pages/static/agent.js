@@ -12,7 +12,7 @@ import {
   requireSession, wireSignOut, showWho,
 } from "/assets/common.js";
 
-const s = requireSession();
+const s = await requireSession();
 const params = new URLSearchParams(location.search);
 // Supervisors/admins may open a given agent's desktop with ?agent=<id>.
 const agentId = s.agentId || params.get("agent");
@@ -365,7 +365,7 @@ $("#logout-btn").addEventListener("click", async () => {
 
 $("#wrapup-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  const code = $("#disposition").value;
+  const code = $("#disposition").value.trim();
   const err = $("#wrapup-error");
   err.textContent = "";
   if (!code) {
@@ -407,7 +407,11 @@ async function loadDispositions() {
       sel.append(el("option", { value: code }, label));
     }
   } catch (err) {
-    setError(`Dispositions could not be loaded: ${err.message}`);
+    // Without the list the agent can still type a code; the server checks it exists.
+    const input = el("input", { id: "disposition", name: "disposition_code", required: true, "aria-required": "true",
+      "aria-describedby": "disposition-hint", autocomplete: "off", maxlength: "64" });
+    $("#disposition").replaceWith(input);
+    input.after(el("span", { id: "disposition-hint", class: "hint" }, `The list of dispositions could not be loaded (${err.message}); type the code.`));
   }
 }
 

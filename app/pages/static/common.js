@@ -34,16 +34,19 @@ export const session = {
   },
 };
 
-/** Redirect to sign-in unless a session exists; returns the session. */
+/**
+ * The session, or a redirect to sign-in.  Use as `const s = await requireSession();`: while
+ * redirecting the promise never settles, so the page's module stops there quietly.
+ */
 export function requireSession() {
   const s = session.get();
   if (!s || !s.token || (s.expiresAt && s.expiresAt < Date.now())) {
     session.clear();
     const next = location.pathname + location.search;
     location.replace("/signin?next=" + encodeURIComponent(next));
-    throw new Error("redirecting to sign-in");
+    return new Promise(() => {});
   }
-  return s;
+  return Promise.resolve(s);
 }
 
 export class ApiError extends Error {

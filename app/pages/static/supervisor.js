@@ -13,7 +13,7 @@ import {
 const POLL_MS = 2000;
 const MAX_ROWS = 500;
 const SL_THRESHOLD_S = 15; // "answer within three rings"
-const s = requireSession();
+const s = await requireSession();
 wireSignOut($("#signout"));
 showWho($("#who"), s);
 

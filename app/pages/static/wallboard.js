@@ -21,7 +21,7 @@ const HISTORY_KEY = "switchboard.wallboard.history";
 const WINDOW_KEY = "switchboard.wallboard.window";
 const DEFAULT_TARGET = 0.8;
 
-requireSession();
+await requireSession();
 wireSignOut($("#signout"));
 
 const params = new URLSearchParams(location.search);
