@@ -102,7 +102,7 @@ async def populate(db: Database) -> None:
             s.add(models.QueueDnis(dnis=dnis, queue_id=qid))
             s.add(models.QueueSkill(queue_id=qid, skill_id=1, min_level=1))
         agent_hash = hash_password(AGENT_PASSWORD)
-        for aid, (queues, team) in AGENTS.items():
+        for aid, (_queues, team) in AGENTS.items():
             s.add(
                 models.Agent(
                     id=aid, name=f"Agent {aid}", device=f"PJSIP/{aid}", team_id=teams[team].id
