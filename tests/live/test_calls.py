@@ -268,3 +268,29 @@ async def test_unknown_dnis_fails_and_config_reload_adds_a_queue(
     uid = sim.place_call(dnis="5999", caller_num=PLAIN_PHONE)
     row = await outcome(service, call_id_of(service, 0, uid), result="answered")
     assert row.queue_id == 9 and row.answered_by == int(a)
+
+
+async def test_closed_hours_fail_new_calls(service: Service, agents: Any) -> None:
+    import sqlalchemy as sa
+
+    from app import models
+
+    (a,) = agents(1)
+    await ready_agent(service, a)
+
+    async def set_hours(hours: dict[str, Any] | None) -> None:
+        async with service.db.sessionmaker() as s:
+            await s.execute(sa.update(models.Queue).where(models.Queue.id == 2).values(hours=hours))
+            await s.commit()
+        await service.callcenter.config_changed(queue_ids=["2"])
+
+    await set_hours({"timezone": "UTC", "weekly": {}})  # never open
+    try:
+        assert service.callcenter.queue_views()[1]["open"] is False
+        uid = service.sims[0].place_call(dnis="5001", caller_num=PLAIN_PHONE)
+        row = await outcome(service, call_id_of(service, 0, uid))
+        assert row.result == "failed" and row.reason == "closed"
+        assert row.agents_offered == []
+    finally:
+        await set_hours(None)
+    assert service.callcenter.queue_views()[1]["open"] is True
