@@ -169,7 +169,6 @@ class _CallMeta:
     held: list[tuple[Event, float]] = field(default_factory=list)
     lookup: asyncio.Task[None] | None = None
     classified: bool = False
-    routed_from: float | None = None  # perf_counter of the event that led to the offer
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +343,8 @@ class CallCenter:
         now = self.clock()
         q_filter = None if full or queue_ids is None else [int(q) for q in queue_ids]
         a_filter = None if full or agent_ids is None else [int(a) for a in agent_ids]
+        wanted_queues = set(self.queues) if full else {str(q) for q in q_filter or ()}
+        wanted_agents = set(self.agents) if full else {str(a) for a in a_filter or ()}
         async with self.database.sessionmaker() as session:
             queues = (
                 await loader.load_queues(session, now, q_filter)
@@ -353,9 +354,15 @@ class CallCenter:
             agents = (
                 await loader.load_agents(session, a_filter) if full or agent_ids is not None else {}
             )
+            gone = {q for q in wanted_queues - set(queues) if q in self.queues}
+            # Members of a queue that goes away are reloaded too: their membership shrinks.
+            members = {
+                a for a, row in self.agents.items() if gone.intersection(row.config.queues)
+            } - set(agents)
+            if members:
+                agents.update(await loader.load_agents(session, [int(a) for a in members]))
+                wanted_agents |= members
             dnis = await loader.load_dnis(session)
-        wanted_queues = set(self.queues) if full else {str(q) for q in q_filter or ()}
-        wanted_agents = set(self.agents) if full else {str(a) for a in a_filter or ()}
         for queue_id, qrow in queues.items():
             self._apply_config(ConfigureQueue(qrow.config))
             self.queues[queue_id] = qrow
@@ -759,8 +766,6 @@ class CallCenter:
                 vip=meta.vip,
                 entitled=meta.entitled,
             )
-            if received is None or meta.routed_from is None:
-                meta.routed_from = received
         queue = self.queues.get(cmd.queue_id)
         if queue is not None:
             call["queue_name"] = queue.name
@@ -1035,11 +1040,6 @@ class CallCenter:
     def latency_samples(self) -> list[tuple[str, float]]:
         """(call_id, seconds) per executed offer, oldest first (for the load test)."""
         return list(self._per_call_latency)
-
-    @property
-    def idle(self) -> bool:
-        """No event waiting in the inbox and no lookup or action running (for tests)."""
-        return self._inbox.empty() and not self._pending and not self._chains
 
     # --- periodic work ------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -106,9 +105,6 @@ class Hub:
             return [s for subs in self._subs.values() for s in subs]
         return list(self._subs.get(key, ()))
 
-    def has(self, key: str) -> bool:
-        return bool(self._subs.get(key))
-
     def publish(
         self, key: str, message: dict[str, Any], *, want_delivery: bool = False
     ) -> list[asyncio.Future[bool]]:
@@ -120,9 +116,6 @@ class Hub:
 
     def broadcast(self, message: dict[str, Any]) -> None:
         self._send(self.subscribers(), message, False)
-
-    def send_to(self, subs: Iterable[Subscriber], message: dict[str, Any]) -> None:
-        self._send(list(subs), message, False)
 
     def _send(
         self, targets: list[Subscriber], message: dict[str, Any], want_delivery: bool

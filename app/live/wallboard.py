@@ -254,11 +254,6 @@ class Wallboard:
         else:
             self._count(queue, now, _FAILED)
 
-    def wrap_talk(self, call_id: str) -> float | None:
-        """Talk seconds of an answered call whose wrap-up has not ended (for tests)."""
-        call = self._wrapping.get(call_id)
-        return None if call is None else call.talk_s
-
     # --- output ---------------------------------------------------------------------------
 
     @staticmethod

@@ -173,7 +173,7 @@ class Service:
 
 async def wait_for(
     predicate: Callable[[], Awaitable[Any]] | Callable[[], Any],
-    timeout: float = 10.0,
+    timeout: float = 30.0,  # generous: CI shares 2 cores; a pass returns at once
     interval: float = 0.02,
     what: str = "condition",
 ) -> Any:
@@ -316,7 +316,7 @@ class Recorder:
             if m.get("type") == kind and all(m.get(k) == v for k, v in match.items())
         ]
 
-    async def wait(self, kind: str, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
+    async def wait(self, kind: str, timeout: float = 30.0, **match: Any) -> dict[str, Any]:
         found = await wait_for(lambda: self.of(kind, **match), timeout, what=f"{kind} {match}")
         return found[0][1]  # type: ignore[no-any-return]
 

@@ -33,7 +33,7 @@ def call_id_of(svc: Service, sim_index: int, uniqueid: str) -> str:
     return f"{svc.sims[sim_index].name}/{uniqueid}"
 
 
-async def outcome(svc: Service, call_id: str, timeout: float = 15.0, **expect: Any) -> Any:
+async def outcome(svc: Service, call_id: str, timeout: float = 30.0, **expect: Any) -> Any:
     async def check() -> Any:
         row = await svc.call_row(call_id)
         if row is None:
@@ -43,7 +43,7 @@ async def outcome(svc: Service, call_id: str, timeout: float = 15.0, **expect: A
     return await wait_for(check, timeout, what=f"outcome of {call_id} with {expect}")
 
 
-async def state_is(svc: Service, agent_id: str, state: str, timeout: float = 10.0) -> None:
+async def state_is(svc: Service, agent_id: str, state: str, timeout: float = 30.0) -> None:
     async def check() -> bool:
         return (await svc.agent_state(agent_id))["state"] == state
 
@@ -294,3 +294,28 @@ async def test_closed_hours_fail_new_calls(service: Service, agents: Any) -> Non
     finally:
         await set_hours(None)
     assert service.callcenter.queue_views()[1]["open"] is True
+
+
+async def test_deactivated_queue_leaves_core_wallboard_and_members(service: Service) -> None:
+    import sqlalchemy as sa
+
+    from app import models
+
+    cc = service.callcenter
+    async with service.db.sessionmaker() as s:
+        s.add(models.Queue(id=10, name="short-lived", ring_timeout_s=2.0, wrapup_s=0.5))
+        await s.flush()
+        s.add(models.AgentQueue(agent_id=1030, queue_id=10))
+        await s.commit()
+    await cc.config_changed(queue_ids=["10"], agent_ids=["1030"])
+    assert "10" in cc.agent_config("1030").queues
+    assert "10" in cc.wallboard.state(cc.clock())["queues"]
+
+    async with service.db.sessionmaker() as s:
+        await s.execute(sa.update(models.Queue).where(models.Queue.id == 10).values(active=False))
+        await s.commit()
+    await cc.config_changed(queue_ids=["10"])  # the member is reloaded with it
+    assert "10" not in cc.agent_config("1030").queues
+    assert "10" not in cc.queues
+    assert "10" not in cc.wallboard.state(cc.clock())["queues"]
+    assert cc.engine.queue_ids().count("10") == 0
