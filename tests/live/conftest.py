@@ -190,23 +190,6 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
-async def next_message(
-    ws: Any, kind: str | None = None, timeout: float = 10.0, **match: Any
-) -> dict[str, Any]:
-    """The next JSON message of ``type == kind`` (and matching fields), skipping others."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"no {kind} message {match} within {timeout}s")
-        raw = await asyncio.wait_for(ws.recv(), remaining)
-        msg: dict[str, Any] = json.loads(raw)
-        if kind is not None and msg.get("type") != kind:
-            continue
-        if all(msg.get(k) == v for k, v in match.items()):
-            return msg
-
-
 def sim_server(sim: AsteriskSimulator) -> AmiServer:
     return AmiServer(sim.name, "127.0.0.1", sim.port, SIM_USER, SIM_SECRET)
 
@@ -279,6 +262,11 @@ async def service(
 async def agents(service: Service, request: Any) -> AsyncIterator[Callable[[int], list[str]]]:
     """``take(n)``: n agent ids no other test uses; logged out after the test."""
     taken: list[str] = []
+    # A previous test may have dropped or restarted a simulator: start from linked servers.
+    await wait_for(
+        lambda: all(s.get("connected") for s in service.callcenter.server_status()),
+        what="AMI links connected",
+    )
 
     def take(n: int) -> list[str]:
         ids = [str(service.free_agents.pop(0)) for _ in range(n)]
