@@ -171,6 +171,8 @@ _ON_CALL = AgentState.ON_CALL
 _WRAP_UP = AgentState.WRAP_UP
 _PAUSED = AgentState.PAUSED
 
+_STATE_INDEX: dict[AgentState, int] = {s: i for i, s in enumerate(AgentState)}
+
 _WAITING = CallState.WAITING
 _OFFERED = CallState.OFFERED
 _CONNECTED = CallState.CONNECTED
@@ -262,7 +264,7 @@ class _Queue:
         self.calls: dict[str, _Call] = {}  # unanswered (waiting + ringing), arrival order
         self.oldest: list[tuple[float, str, int, _Call]] = []
         self.ringing = 0
-        self.counts: dict[AgentState, int] = dict.fromkeys(AgentState, 0)
+        self.counts = [0] * len(_STATE_INDEX)  # indexed by _STATE_INDEX[state]
         self.members = 0
         self.widened: list[tuple[int, float, str, int, _Call]] = []
         self.widened_live = 0
@@ -313,15 +315,18 @@ class _Agent:
     __slots__ = (
         "aid",
         "call",
+        "call_heaps",
         "cfg",
         "device",
         "idle_since",
+        "indexed",
         "last_call_id",
         "links",
         "missed",
         "pending",
         "ready_seq",
         "reason",
+        "si",
         "since",
         "skills",
         "state",
@@ -334,6 +339,7 @@ class _Agent:
         self.cfg = cfg
         self.skills = dict(cfg.skills)
         self.state = _LOGGED_OUT
+        self.si = _STATE_INDEX[_LOGGED_OUT]  # index of ``state`` in per-queue counters
         self.reason: str | None = None
         self.since: float | None = None
         self.device: str | None = None
@@ -343,7 +349,9 @@ class _Agent:
         self.idle_since: float | None = None
         self.pending: tuple[str, str | None] | None = None
         self.links: list[tuple[_Queue, int]] = []
+        self.call_heaps: list[list[tuple[int, float, str, int, _Call]]] = []
         self.ready_seq = 0
+        self.indexed = False  # READY and pushed in its queues' ready heaps
         self.timer_seq = 0
         self.wrapup_s = 0.0
 
@@ -514,12 +522,12 @@ class RoutingEngine:
             ringing=q.ringing,
             oldest_arrived_at=h[0][0] if h else None,
             members=q.members,
-            logged_in=q.members - cnt[_LOGGED_OUT],
-            ready=cnt[_READY],
-            reserved=cnt[_RESERVED],
-            on_call=cnt[_ON_CALL],
-            wrap_up=cnt[_WRAP_UP],
-            paused=cnt[_PAUSED],
+            logged_in=q.members - cnt[_STATE_INDEX[_LOGGED_OUT]],
+            ready=cnt[_STATE_INDEX[_READY]],
+            reserved=cnt[_STATE_INDEX[_RESERVED]],
+            on_call=cnt[_STATE_INDEX[_ON_CALL]],
+            wrap_up=cnt[_STATE_INDEX[_WRAP_UP]],
+            paused=cnt[_STATE_INDEX[_PAUSED]],
         )
 
     def queue_ids(self) -> list[str]:
@@ -584,7 +592,9 @@ class RoutingEngine:
         obj.timer_seq = seq
         h = self._timers
         heappush(h, (deadline, seq, obj))
-        if len(h) > 2 * self._timers_live + _COMPACT_SLACK:
+        # Stale timer entries also leave when they come due, so a loose bound suffices
+        # (and keeps rebuilds, an O(n) pause, rare).
+        if len(h) > 4 * self._timers_live + 4096:
             h[:] = [e for e in h if e[2].timer_seq == e[1]]
             heapify(h)
 
@@ -605,6 +615,7 @@ class RoutingEngine:
     # ================================================================== indexes
 
     def _index_agent(self, a: _Agent) -> None:
+        a.indexed = True
         idle = a.idle_since
         assert idle is not None  # set on every transition into READY
         entry = (idle, a.aid, a.ready_seq, a)
@@ -620,6 +631,9 @@ class RoutingEngine:
                 heapify(h)
 
     def _unindex_agent(self, a: _Agent) -> None:
+        if not a.indexed:
+            return
+        a.indexed = False
         a.ready_seq += 1
         for q, t in a.links:
             if t >= 0:
@@ -662,13 +676,30 @@ class RoutingEngine:
             if q is not None:
                 links.append((q, q.tier_of(a.skills)))
         a.links = links
+        self._link_heaps(a)
+
+    @staticmethod
+    def _link_heaps(a: _Agent) -> None:
+        """Cache the waiting-call heaps the agent may take from (rebuilt with ``links``)."""
+        heaps = []
+        for q, t in a.links:
+            if t >= 0:
+                heaps.extend(q.waiting[t:])  # own queue, calls relaxed to tier >= t
+                if t == 0:
+                    heaps.append(q.widened)  # calls of other queues widened to this one
+        a.call_heaps = heaps
 
     def _count_agent(self, a: _Agent, delta: int) -> None:
         for q, _t in a.links:
-            q.counts[a.state] += delta
+            q.counts[a.si] += delta
             q.members += delta
 
     # ================================================================== matching
+
+    # Heap entries of one owner pushed by one index operation are the *same* tuple
+    # object in every heap, so ``e < best`` never reaches the trailing owner object: equal
+    # keys with different sequence numbers stop at the (distinct) ints, and the same
+    # entry seen twice compares equal by identity.
 
     def _pick_agent(self, c: _Call) -> _Agent | None:
         """Best READY agent for ``c``: min (idle_since, agent_id) over eligible heaps."""
@@ -679,7 +710,7 @@ class RoutingEngine:
             while h:
                 e = h[0]
                 if e[3].ready_seq == e[2]:
-                    if best is None or e[0] < best[0] or (e[0] == best[0] and e[1] < best[1]):
+                    if best is None or e < best:
                         best = e
                     break
                 heappop(h)
@@ -688,7 +719,7 @@ class RoutingEngine:
             while h:
                 e = h[0]
                 if e[3].ready_seq == e[2]:
-                    if best is None or e[0] < best[0] or (e[0] == best[0] and e[1] < best[1]):
+                    if best is None or e < best:
                         best = e
                     break
                 heappop(h)
@@ -697,42 +728,14 @@ class RoutingEngine:
     def _pick_call(self, a: _Agent) -> _Call | None:
         """Best WAITING call for ``a``: min (-priority, arrived_at, call_id) over its heaps."""
         best: tuple[int, float, str, int, _Call] | None = None
-        for q, t in a.links:
-            if t < 0:
-                continue
-            waiting = q.waiting
-            for j in range(t, len(waiting)):
-                h = waiting[j]
-                while h:
-                    e = h[0]
-                    if e[4].seq == e[3]:
-                        if (
-                            best is None
-                            or e[0] < best[0]
-                            or (
-                                e[0] == best[0]
-                                and (e[1] < best[1] or (e[1] == best[1] and e[2] < best[2]))
-                            )
-                        ):
-                            best = e
-                        break
-                    heappop(h)
-            if t == 0:
-                h = q.widened
-                while h:
-                    e = h[0]
-                    if e[4].seq == e[3]:
-                        if (
-                            best is None
-                            or e[0] < best[0]
-                            or (
-                                e[0] == best[0]
-                                and (e[1] < best[1] or (e[1] == best[1] and e[2] < best[2]))
-                            )
-                        ):
-                            best = e
-                        break
-                    heappop(h)
+        for h in a.call_heaps:
+            while h:
+                e = h[0]
+                if e[4].seq == e[3]:
+                    if best is None or e < best:
+                        best = e
+                    break
+                heappop(h)
         return None if best is None else best[4]
 
     def _route_call(self, c: _Call, now: float, out: _Out) -> None:
@@ -742,10 +745,17 @@ class RoutingEngine:
                 self._offer(c, a, now, out)
 
     def _route_agent(self, a: _Agent, now: float, out: _Out) -> None:
+        """A READY agent takes the best call, or (if none) joins the ready heaps.
+
+        Trying the calls first saves pushing heap entries that would go stale at once:
+        in a busy centre almost every agent that frees finds a call.
+        """
         if a.state is _READY:
             c = self._pick_call(a)
             if c is not None:
                 self._offer(c, a, now, out)
+            elif not a.indexed:
+                self._index_agent(a)
 
     def _offer(self, c: _Call, a: _Agent, now: float, out: _Out) -> None:
         q = c.queue
@@ -778,16 +788,20 @@ class RoutingEngine:
         if old is _READY:
             self._unindex_agent(a)
         if old is not new:
+            # Integer slots, not enum-keyed dicts: an enum's __hash__ is a Python call.
+            oi = a.si
+            ni = _STATE_INDEX[new]
+            a.si = ni
             for q, _t in a.links:
                 cnt = q.counts
-                cnt[old] -= 1
-                cnt[new] += 1
+                cnt[oi] -= 1
+                cnt[ni] += 1
         a.state = new
         a.since = now
         a.reason = reason
+        # Entering READY does not index the agent: the caller routes it (_route_agent),
+        # which indexes it only if no call is waiting for it.
         out.append(AgentStateChanged(a.aid, new, now, reason, call_id, old))
-        if new is _READY:
-            self._index_agent(a)
 
     def _become_ready(self, a: _Agent, now: float, out: _Out, reason: str | None = None) -> None:
         """READY with the idle clock restarted, then look for a call."""
@@ -852,6 +866,7 @@ class RoutingEngine:
             # Back of the line: the call goes to another agent if there is one.
             a.idle_since = now
             self._set_state(a, _READY, now, out, why, c.cid)
+            self._index_agent(a)  # visible to the re-queued call only if nobody else is
         self._requeue(c, now, out, why)
         self._route_agent(a, now, out)
 
@@ -1004,22 +1019,22 @@ class RoutingEngine:
         del self._calls[c.cid]
         out.append(
             CallEnded(
-                CallRecord(
-                    call_id=c.cid,
-                    queue_id=c.queue.qid,
-                    caller=c.caller,
-                    result=result,
-                    arrived_at=c.arrived_at,
-                    ended_at=now,
-                    first_offered_at=c.first_offered_at,
-                    answered_at=c.answered_at,
-                    answered_by=c.answered_by,
-                    agents_offered=tuple(c.agents_offered),
-                    rona_count=c.rona,
-                    overflow_target=c.overflow_target,
-                    vip=c.vip,
-                    entitled=c.entitled,
-                    reason=reason,
+                CallRecord(  # positional: keyword passing costs ~1 us per record
+                    c.cid,
+                    c.queue.qid,
+                    c.caller,
+                    result,
+                    c.arrived_at,
+                    now,
+                    c.first_offered_at,
+                    c.answered_at,
+                    c.answered_by,
+                    tuple(c.agents_offered),
+                    c.rona,
+                    c.overflow_target,
+                    c.vip,
+                    c.entitled,
+                    reason,
                 )
             )
         )
@@ -1050,6 +1065,7 @@ class RoutingEngine:
         q.configure(cfg)
         for a in members:
             a.links = [(lq, lq.tier_of(a.skills) if lq is q else t) for lq, t in a.links]
+            self._link_heaps(a)
             if a.state is _READY:
                 self._index_agent(a)
         for c in q.calls.values():
@@ -1081,6 +1097,7 @@ class RoutingEngine:
                 self._unindex_agent(a)
             self._count_agent(a, -1)
             a.links = [(lq, t) for lq, t in a.links if lq is not q]
+            self._link_heaps(a)
             self._count_agent(a, +1)
             if ready:
                 self._index_agent(a)
