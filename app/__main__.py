@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import uvicorn
 
@@ -49,6 +50,9 @@ def main() -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pgserver logs every initdb/pg_ctl command line at INFO; only its problems matter here.
+    logging.getLogger("pgserver").setLevel(max(logging.WARNING, logging.getLogger().level))
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         settings.check_secrets()
     except ValueError as exc:
