@@ -171,7 +171,9 @@ _ON_CALL = AgentState.ON_CALL
 _WRAP_UP = AgentState.WRAP_UP
 _PAUSED = AgentState.PAUSED
 
-_STATE_INDEX: dict[AgentState, int] = {s: i for i, s in enumerate(AgentState)}
+# Hot-path lookups are keyed by the enum's *value*: an enum member's __hash__ is a Python
+# call, a str's hash is cached.  Built from the enums / tables, so they cannot drift.
+_STATE_INDEX: dict[str, int] = {s._value_: i for i, s in enumerate(AgentState)}
 
 _WAITING = CallState.WAITING
 _OFFERED = CallState.OFFERED
@@ -237,6 +239,11 @@ _CALL_TABLE: dict[tuple[str, CallState], str] = {
     ("transferred", _CONNECTED): "end-transferred",
 }
 
+_AGENT_OUTCOME: dict[tuple[str, str], str] = {
+    (a, s._value_): o for (a, s), o in _AGENT_TABLE.items()
+}
+_CALL_OUTCOME: dict[tuple[str, str], str] = {(f, s._value_): o for (f, s), o in _CALL_TABLE.items()}
+
 
 class _Queue:
     __slots__ = (
@@ -264,7 +271,7 @@ class _Queue:
         self.calls: dict[str, _Call] = {}  # unanswered (waiting + ringing), arrival order
         self.oldest: list[tuple[float, str, int, _Call]] = []
         self.ringing = 0
-        self.counts = [0] * len(_STATE_INDEX)  # indexed by _STATE_INDEX[state]
+        self.counts = [0] * len(_STATE_INDEX)  # indexed by _STATE_INDEX[state value]
         self.members = 0
         self.widened: list[tuple[int, float, str, int, _Call]] = []
         self.widened_live = 0
@@ -339,7 +346,7 @@ class _Agent:
         self.cfg = cfg
         self.skills = dict(cfg.skills)
         self.state = _LOGGED_OUT
-        self.si = _STATE_INDEX[_LOGGED_OUT]  # index of ``state`` in per-queue counters
+        self.si = _STATE_INDEX[_LOGGED_OUT._value_]  # index of ``state`` in queue counters
         self.reason: str | None = None
         self.since: float | None = None
         self.device: str | None = None
@@ -368,6 +375,7 @@ class _Call:
         "cid",
         "entitled",
         "first_offered_at",
+        "indexed",
         "level",
         "overflow_due",
         "overflow_target",
@@ -400,6 +408,7 @@ class _Call:
         self.widen: tuple[_Queue, ...] = ()
         self.step = 0
         self.seq = 0  # bumped whenever the call's waiting-heap entries change
+        self.indexed = False  # WAITING and pushed in the waiting heaps
         self.qseq = 0  # bumped whenever the call leaves a queue's unanswered set
         self.timer_seq = 0
         self.agent: _Agent | None = None
@@ -522,12 +531,12 @@ class RoutingEngine:
             ringing=q.ringing,
             oldest_arrived_at=h[0][0] if h else None,
             members=q.members,
-            logged_in=q.members - cnt[_STATE_INDEX[_LOGGED_OUT]],
-            ready=cnt[_STATE_INDEX[_READY]],
-            reserved=cnt[_STATE_INDEX[_RESERVED]],
-            on_call=cnt[_STATE_INDEX[_ON_CALL]],
-            wrap_up=cnt[_STATE_INDEX[_WRAP_UP]],
-            paused=cnt[_STATE_INDEX[_PAUSED]],
+            logged_in=q.members - cnt[_STATE_INDEX[_LOGGED_OUT._value_]],
+            ready=cnt[_STATE_INDEX[_READY._value_]],
+            reserved=cnt[_STATE_INDEX[_RESERVED._value_]],
+            on_call=cnt[_STATE_INDEX[_ON_CALL._value_]],
+            wrap_up=cnt[_STATE_INDEX[_WRAP_UP._value_]],
+            paused=cnt[_STATE_INDEX[_PAUSED._value_]],
         )
 
     def queue_ids(self) -> list[str]:
@@ -640,6 +649,7 @@ class RoutingEngine:
                 q.ready_live[t] -= 1
 
     def _index_call(self, c: _Call) -> None:
+        c.indexed = True
         q = c.queue
         entry = (-c.prio, c.arrived_at, c.cid, c.seq, c)
         lvl = c.level
@@ -659,6 +669,9 @@ class RoutingEngine:
                 heapify(h)
 
     def _unindex_call(self, c: _Call) -> None:
+        if not c.indexed:
+            return
+        c.indexed = False
         c.seq += 1
         c.queue.waiting_live[c.level] -= 1
         for w in c.widen:
@@ -739,10 +752,13 @@ class RoutingEngine:
         return None if best is None else best[4]
 
     def _route_call(self, c: _Call, now: float, out: _Out) -> None:
+        """A WAITING call takes the best agent, or (if none) joins the waiting heaps."""
         if c.state is _WAITING:
             a = self._pick_agent(c)
             if a is not None:
                 self._offer(c, a, now, out)
+            elif not c.indexed:
+                self._index_call(c)
 
     def _route_agent(self, a: _Agent, now: float, out: _Out) -> None:
         """A READY agent takes the best call, or (if none) joins the ready heaps.
@@ -790,7 +806,7 @@ class RoutingEngine:
         if old is not new:
             # Integer slots, not enum-keyed dicts: an enum's __hash__ is a Python call.
             oi = a.si
-            ni = _STATE_INDEX[new]
+            ni = _STATE_INDEX[new._value_]
             a.si = ni
             for q, _t in a.links:
                 cnt = q.counts
@@ -899,7 +915,6 @@ class RoutingEngine:
         c.state = _WAITING
         q.calls[c.cid] = c
         self._push_oldest(q, c)
-        self._index_call(c)
         out.append(CallQueued(c.cid, q.qid, now, c.prio, why))
         if q.schedule:
             self._escalate(c, now, out)
@@ -935,7 +950,6 @@ class RoutingEngine:
         q = c.queue
         q.ringing -= 1
         c.state = _WAITING
-        self._index_call(c)
         out.append(CallQueued(c.cid, q.qid, now, c.prio, why))
         self._route_call(c, now, out)
 
@@ -970,7 +984,7 @@ class RoutingEngine:
             )
             if level != c.level or widen != c.widen:
                 changed = True
-                if c.state is _WAITING:
+                if c.indexed:
                     self._unindex_call(c)
                     c.level = level
                     c.widen = widen
@@ -1178,7 +1192,7 @@ class RoutingEngine:
         a = self._agent(ev.agent_id)
         if not ev.device:
             raise IllegalTransition(a.aid, a.state, "login", "empty device")
-        outcome = _AGENT_TABLE["login", a.state]
+        outcome = _AGENT_OUTCOME["login", a.state._value_]
         if outcome == "same-device":
             if a.device == ev.device:
                 return []
@@ -1192,7 +1206,7 @@ class RoutingEngine:
 
     def _on_ready(self, ev: AgentReady, now: float) -> _Out:
         a = self._agent(ev.agent_id)
-        outcome = _AGENT_TABLE["ready", a.state]
+        outcome = _AGENT_OUTCOME["ready", a.state._value_]
         out: _Out = []
         if outcome == "illegal":
             raise IllegalTransition(a.aid, a.state, "ready")
@@ -1220,7 +1234,7 @@ class RoutingEngine:
 
     def _agent_leaves(self, a: _Agent, action: str, reason: str, now: float) -> _Out:
         """Pause / logout / disconnect, following ``_AGENT_TABLE``."""
-        outcome = _AGENT_TABLE[action, a.state]
+        outcome = _AGENT_OUTCOME[action, a.state._value_]
         if outcome == "illegal":
             raise IllegalTransition(a.aid, a.state, action)
         out: _Out = []
@@ -1307,7 +1321,7 @@ class RoutingEngine:
         c = self._calls.get(call_id)
         if c is None:
             return []  # unknown or already ended: a late fact
-        outcome = _CALL_TABLE[fact, c.state]
+        outcome = _CALL_OUTCOME[fact, c.state._value_]
         out: _Out = []
         a = c.agent
         ringing = c.state is _OFFERED
