@@ -94,7 +94,12 @@ n = agents, m = unanswered calls, q = queues per agent (small), k = tiers per qu
 All heaps use lazy deletion: an entry carries the owner's sequence number at push time
 and is dropped when it reaches the head with a stale number.  Each heap tracks its live
 count and is rebuilt when it holds more than twice that (plus a small constant), so
-memory stays O(live) and the rebuild is amortised O(1) per push.
+memory stays O(live) and the rebuild is amortised O(1) per push.  An agent that becomes
+READY first looks for a call and is pushed into its ready heaps only if none is waiting
+for it; a call likewise (``indexed`` flags): in a busy centre most matches happen at
+once and leave no stale entries behind.  All entries one owner gets from one push are
+the same tuple object, which makes comparing heads across heaps safe (no owner objects
+are ever compared).
 
 * call arrives / re-queues / escalates: O(k + w) heap heads + O(log n) pushes/pops;
 * agent becomes READY: O(q * k) heap heads + O(log m);

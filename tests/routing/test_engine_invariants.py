@@ -40,6 +40,7 @@ from routing.events import (
     OfferAnswered,
     OfferFailed,
     OfferFailure,
+    SetQueueOpen,
 )
 from routing.views import AgentView, CallView
 
@@ -71,14 +72,26 @@ QUEUES = {
             ring_timeout_s=4.0,
             wrapup_s=1.0,
             max_wait_s=15.0,
-            escalation=(EscalationStep(5.0, overflow=True),),  # no target: a no-op
+            overflow_target="ext:overflow,100",
+            escalation=(EscalationStep(5.0, min_level=1),),
+        ),
+        QueueConfig(
+            "q4",  # opened / closed by a rule; gives up (hangs up) after 10 s
+            skills=(("a", 1), ("b", 1)),
+            ring_timeout_s=3.0,
+            wrapup_s=3.0,
+            max_wait_s=10.0,
+            escalation=(EscalationStep(4.0, overflow=True),),  # no target: a no-op
         ),
     )
 }
 AGENT_IDS = ["a1", "a2", "a3", "a4", "a5"]
 
 skills_st = st.lists(
-    st.tuples(st.sampled_from(["a", "b"]), st.integers(1, 5)), max_size=2, unique_by=lambda t: t[0]
+    st.tuples(st.sampled_from(["a", "b"]), st.integers(1, 5)),
+    min_size=1,
+    max_size=2,
+    unique_by=lambda t: t[0],
 )
 queues_st = st.lists(st.sampled_from(sorted(QUEUES)), min_size=1, max_size=3, unique=True)
 
@@ -273,6 +286,10 @@ class EngineMachine(RuleBasedStateMachine):
             view = self.eng.call(cid)
             aid = view.agent_id if view is not None and view.agent_id else "a1"
             self.send(AgentHungUp(cid, aid))
+
+    @rule(is_open=st.booleans())
+    def open_or_close(self, is_open: bool) -> None:
+        self.send(SetQueueOpen("q4", is_open))
 
     @rule(aid=st.sampled_from(AGENT_IDS), skills=skills_st, queues=queues_st)
     def reconfigure_agent(self, aid: str, skills: list[tuple[str, int]], queues: list[str]) -> None:

@@ -787,3 +787,18 @@ def test_answered_notification_order() -> None:
     arrive(eng, "c1", "sales", 0.0)
     ans = one(eng.handle(OfferAnswered("c1", "a1"), 1.0), CallAnswered)
     assert (ans.call_id, ans.agent_id, ans.queue_id, ans.at) == ("c1", "a1", "sales", 1.0)
+
+
+def test_agent_that_missed_takes_another_waiting_call_when_the_first_goes_elsewhere() -> None:
+    q1 = QueueConfig("q1")
+    q2 = QueueConfig("q2")
+    eng = engine(
+        [q1, q2], [AgentConfig("a1", queues=("q1", "q2")), AgentConfig("a2", queues=("q1",))]
+    )
+    make_ready(eng, "a1", 0.0)
+    assert offered_to(arrive(eng, "c1", "q1", 1.0)) == "a1"
+    arrive(eng, "c2", "q2", 2.0)  # waits: a1 rings, a2 is not in q2
+    make_ready(eng, "a2", 5.0)  # nothing for a2 yet
+    cmds = eng.handle(OfferFailed("c1", "a1", OfferFailure.NOANSWER), 10.0)
+    offers = {o.call_id: o.agent_id for o in of(cmds, OfferCall)}
+    assert offers == {"c1": "a2", "c2": "a1"}
