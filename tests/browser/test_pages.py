@@ -62,6 +62,64 @@ async def test_pages_are_served_without_third_party_assets(
     assert all("401" in e for e in errors.errors), errors.errors
 
 
+# Every form control must have an accessible name; every page a banner and a main landmark.
+A11Y_PROBLEMS_JS = """() => {
+  const problems = [];
+  for (const el of document.querySelectorAll("input, select, textarea, button")) {
+    if (el.type === "hidden" || el.closest("[hidden]")) continue;
+    const named = (el.labels && el.labels.length) || el.getAttribute("aria-label")
+      || el.getAttribute("aria-labelledby") || (el.tagName === "BUTTON" && el.textContent.trim());
+    if (!named) problems.push(`unnamed ${el.tagName.toLowerCase()}#${el.id}`);
+  }
+  if (!document.querySelector("main")) problems.push("no main landmark");
+  if (!document.querySelector("header")) problems.push("no banner landmark");
+  if (!document.documentElement.lang) problems.push("no lang");
+  return problems;
+}"""
+
+
+async def test_pages_have_names_landmarks_and_keyboard_use(
+    service: Service, open_page: Any
+) -> None:
+    page, _ = await open_page()
+    await sign_in(page, "/supervisor", *SUPERVISOR)
+    await expect(page.locator("#conn")).to_have_text("Live")
+    for path in ("/supervisor", "/wallboard", "/signin", "/"):
+        await page.goto(path)
+        await page.wait_for_load_state("networkidle")
+        assert await page.evaluate(A11Y_PROBLEMS_JS) == [], path
+    # Keyboard only: the skip link comes first and the force dialog opens, keeps focus
+    # inside and closes with Escape.
+    await service.callcenter.login("1022")
+    await page.goto("/supervisor")
+    await expect(page.locator('#agents-body tr[data-agent="1022"]')).to_have_attribute(
+        "data-state", "paused"
+    )
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.locator('#agents-body button[data-key="logout:1022"]').focus()
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.get_by_label("Reason")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await service.callcenter.logout("1022")
+
+    agent, _ = await open_page()
+    await sign_in(agent, "/agent", "agent1022", AGENT_PASSWORD)
+    await expect(agent.locator("#state-badge")).to_have_text("Logged out")
+    assert await agent.evaluate(A11Y_PROBLEMS_JS) == []
+    await agent.get_by_label("Phone device").focus()
+    await agent.keyboard.press("Enter")  # submits the log-in form
+    await expect(agent.locator("#state-badge")).to_have_text(re.compile("^Paused"))
+    await expect(agent.get_by_role("button", name="Ready", exact=True)).to_be_focused()
+    await agent.keyboard.press("Enter")
+    await expect(agent.locator("#state-badge")).to_have_text("Ready")
+    await agent.get_by_role("button", name="Log out of phone").click()
+    await expect(agent.locator("#state-badge")).to_have_text("Logged out")
+
+
 async def test_agent_call_with_screen_pop_wrapup_and_outcome(
     service: Service, open_page: Any
 ) -> None:
@@ -162,11 +220,13 @@ async def test_agent_sees_entitlement_of_a_new_purchase_and_unknown_callers(
     entitlement = page.locator("#pop-entitlement")
     await expect(entitlement).to_have_attribute("data-entitled", "yes")
     await expect(entitlement).to_contain_text("Within 90 days of purchase")
+
     await expect(page.locator("#pop-vip")).to_have_count(0)
     await screenshot(page, "agent-offer-narrow")
     # The caller gives up while it rings: the offer goes away, no wrap-up is asked for.
     await expect(page.locator("#offer-banner")).to_have_count(0, timeout=10_000)
     await expect(page.locator("#wrapup-form")).to_be_hidden()
+    await expect(page.locator("#state-badge")).to_have_text("Ready")
 
     service.place_call("6000", UNKNOWN_PHONE, patience_s=4.0)
     await expect(page.locator("#pop-unknown")).to_have_text("No customer record for this number.")

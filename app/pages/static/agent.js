@@ -75,6 +75,7 @@ function applyState(msg) {
   if (elapsed !== null) view.since = Date.now() - Number(elapsed) * 1000;
   else if (prev !== view.state || view.since === null) view.since = Date.now();
   view.pending = pick(st, "pending");
+  const callId = pick(st, "call_id");
   const dev = pick(st, "device");
   if (dev) view.device = dev;
   if (view.state === "wrap_up") view.wrapupPending = true;
@@ -82,10 +83,11 @@ function applyState(msg) {
     view.wrapupPending = false;
     view.offer = null;
   }
-  const callId = pick(st, "call_id");
-  if (callId && !view.callId) view.callId = callId;
-  // A reservation that ended without an answer (RONA, caller hung up) clears the offer.
-  if (prev === "reserved" && (view.state === "ready" || view.state === "paused") && !view.answeredAt) {
+  // A reservation that ended without an answer (RONA, caller hung up) clears the offer,
+  // but only the offer of the call this change is about: a late message about an earlier
+  // call must not wipe the pop of the call ringing now.
+  if (prev === "reserved" && (view.state === "ready" || view.state === "paused") && !view.answeredAt
+      && (!callId || callId === view.callId)) {
     clearOffer();
   }
   render();
@@ -133,6 +135,7 @@ function onOffer(msg) {
 function onCall(msg) {
   const ev = String(msg.event || "").toLowerCase();
   const callId = msg.call_id || (msg.call && (msg.call.call_id || msg.call.id)) || view.callId;
+  if (view.callId && callId !== view.callId) return; // about another (earlier) call
   if (ev === "answered" || ev === "connected") {
     view.callId = callId;
     view.answeredAt = Date.now();

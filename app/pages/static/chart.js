@@ -7,10 +7,6 @@
 // than being drawn as 0 %.
 
 const NS = "http://www.w3.org/2000/svg";
-const W = 1200;
-const H = 250;
-const PAD = { l: 56, r: 64, t: 14, b: 34 };
-
 function svg(tag, attrs, text) {
   const n = document.createElementNS(NS, tag);
   for (const [k, v] of Object.entries(attrs || {})) n.setAttribute(k, String(v));
@@ -18,19 +14,28 @@ function svg(tag, attrs, text) {
   return n;
 }
 
-/** A "nice" axis maximum ≥ v: 1, 2, 5 × 10^k, at least 5. */
-export function niceMax(v) {
-  const x = Math.max(5, v);
+/** A "nice" tick step >= v: 1, 2 or 5 x 10^k. */
+export function niceStep(v) {
+  const x = Math.max(1, v);
   const p = 10 ** Math.floor(Math.log10(x));
   for (const m of [1, 2, 5, 10]) if (m * p >= x) return m * p;
   return 10 * p;
 }
 
-export function drawChart(container, points, { now, spanMs, target }) {
+export function drawChart(container, points, { now, spanMs, target, height }) {
+  // The viewBox is the container's size in CSS pixels, so text is drawn at its real size
+  // on any screen and the chart fills the width without being stretched.
+  const W = Math.max(480, Math.round(container.clientWidth || 1200));
+  const H = Math.round(height || 260);
+  const fontSize = Math.max(13, Math.min(40, Math.round(H / 14)));
+  const sw = fontSize / 14; // stroke widths grow with the screen like the text
+  const PAD = { l: fontSize * 3.2, r: fontSize * 4, t: fontSize, b: fontSize * 2.3 };
   const x0 = now - spanMs;
   const iw = W - PAD.l - PAD.r;
   const ih = H - PAD.t - PAD.b;
-  const maxW = niceMax(Math.max(0, ...points.map((p) => p.w || 0)));
+  // Four grid bands: the left axis max is 4 "nice" steps, so every label is a whole number.
+  const step = niceStep(Math.max(0, ...points.map((p) => p.w || 0)) / 4);
+  const maxW = step * 4;
   const X = (t) => PAD.l + ((t - x0) / spanMs) * iw;
   const YW = (w) => PAD.t + ih - (w / maxW) * ih;
   const YS = (s) => PAD.t + ih - s * ih;
@@ -39,27 +44,27 @@ export function drawChart(container, points, { now, spanMs, target }) {
   const summary = last
     ? `Chart of the last hour. Now ${last.w} calls waiting, service level ${last.sl === null ? "not yet measured" : Math.round(last.sl * 100) + " percent"}; peak ${Math.max(...points.map((p) => p.w || 0))} waiting.`
     : "Chart of the last hour. No data yet.";
-  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": summary, id: "chart-svg" });
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", "aria-label": summary, id: "chart-svg" });
   root.append(svg("title", {}, summary));
 
   // Grid and axes.
   const grid = svg("g", { stroke: "#2d3b50", "stroke-width": 1 });
-  const labels = svg("g", { fill: "#b8c3d1", "font-size": 15, "font-family": "system-ui, sans-serif" });
+  const labels = svg("g", { fill: "#b8c3d1", "font-size": fontSize, "font-family": "system-ui, sans-serif" });
   for (let i = 0; i <= 4; i++) {
     const y = PAD.t + (ih * i) / 4;
     grid.append(svg("line", { x1: PAD.l, x2: W - PAD.r, y1: y, y2: y }));
-    labels.append(svg("text", { x: PAD.l - 8, y: y + 5, "text-anchor": "end" }, String(Math.round(maxW * (1 - i / 4)))));
+    labels.append(svg("text", { x: PAD.l - 8, y: y + 5, "text-anchor": "end" }, String(step * (4 - i))));
     labels.append(svg("text", { x: W - PAD.r + 8, y: y + 5 }, `${100 - i * 25}%`));
   }
   for (let m = 0; m <= 60; m += 10) {
     const x = PAD.l + (iw * m) / 60;
     grid.append(svg("line", { x1: x, x2: x, y1: PAD.t, y2: PAD.t + ih }));
-    labels.append(svg("text", { x, y: H - 10, "text-anchor": "middle" }, m === 60 ? "now" : `-${60 - m} min`));
+    labels.append(svg("text", { x, y: H - 8, "text-anchor": "middle" }, m === 60 ? "now" : `-${60 - m} min`));
   }
   root.append(grid, labels);
 
   if (target !== null && target !== undefined) {
-    root.append(svg("line", { x1: PAD.l, x2: W - PAD.r, y1: YS(target), y2: YS(target), stroke: "#ffc266", "stroke-width": 2, "stroke-dasharray": "8 6" }));
+    root.append(svg("line", { x1: PAD.l, x2: W - PAD.r, y1: YS(target), y2: YS(target), stroke: "#ffc266", "stroke-width": 2 * sw, "stroke-dasharray": `${8 * sw} ${6 * sw}` }));
   }
 
   const pts = points.filter((p) => p.t >= x0);
@@ -76,7 +81,7 @@ export function drawChart(container, points, { now, spanMs, target }) {
     }
     const xe = X(Math.min(now, pts[pts.length - 1].t + 10000)).toFixed(1);
     d += ` L ${xe} ${prevY.toFixed(1)} L ${xe} ${YW(0).toFixed(1)} Z`;
-    root.append(svg("path", { d, fill: "rgba(127,180,255,0.28)", stroke: "#7fb4ff", "stroke-width": 2, "data-series": "waiting" }));
+    root.append(svg("path", { d, fill: "rgba(127,180,255,0.28)", stroke: "#7fb4ff", "stroke-width": 2 * sw, "data-series": "waiting" }));
 
     // Service level: line segments, broken where unknown.
     let seg = "";
@@ -90,7 +95,7 @@ export function drawChart(container, points, { now, spanMs, target }) {
       seg += `${seg ? " L" : "M"} ${X(p.t).toFixed(1)} ${YS(Math.min(1, Math.max(0, p.sl))).toFixed(1)}`;
     }
     if (seg) segs.push(seg);
-    if (segs.length) root.append(svg("path", { d: segs.join(" "), fill: "none", stroke: "#5fd38a", "stroke-width": 3, "data-series": "sl" }));
+    if (segs.length) root.append(svg("path", { d: segs.join(" "), fill: "none", stroke: "#5fd38a", "stroke-width": 3 * sw, "data-series": "sl" }));
   }
   container.replaceChildren(root);
 }

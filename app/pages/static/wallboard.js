@@ -156,7 +156,9 @@ function renderClock() {
 }
 
 function renderChart() {
-  drawChart($("#chart"), history, { now: Date.now(), spanMs: HOUR_MS, target: DEFAULT_TARGET });
+  // About a quarter of the screen's height: the tiles above keep the rest.
+  const height = Math.max(160, Math.min(600, Math.round(window.innerHeight * 0.22)));
+  drawChart($("#chart"), history, { now: Date.now(), spanMs: HOUR_MS, target: DEFAULT_TARGET, height });
 }
 
 function sample() {
@@ -221,6 +223,11 @@ const conn = connectWs("/ws/wallboard", {
 setWindow(["15m", "60m", "today"].includes(windowName) ? windowName : "15m");
 loadQueues();
 renderChart();
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(renderChart, 150);
+});
 setInterval(() => {
   sample();
   renderClock();
