@@ -6,6 +6,7 @@ the engine's public views (never from its internal indexes):
 - no WAITING call while a READY agent that may take it exists (escalation included);
 - every arrived call gets exactly one CallEnded; ended calls are gone from the views;
 - no agent stays RESERVED past ring timeout + grace once handle_timer(now) ran;
+- no call stays WAITING in a queue past its max wait (a ringing one waits for the result);
 - queue statistics equal brute-force counts; AgentStateChanged notifications replay to
   the agents' current states;
 - a request that raises leaves every view unchanged.
@@ -13,6 +14,7 @@ the engine's public views (never from its internal indexes):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -101,9 +103,9 @@ def _meets(agent: AgentView, reqs: tuple[tuple[str, int], ...], relaxed: int) ->
     return all(skills.get(s, 0) >= min(lvl, relaxed) for s, lvl in reqs)
 
 
-def may_take(agent: AgentView, call: CallView, now: float) -> bool:
+def may_take(agent: AgentView, call: CallView, now: float, queues: dict[str, QueueConfig]) -> bool:
     """Brute-force eligibility from the configs (see the engine's docstring)."""
-    q = QUEUES[call.queue_id]
+    q = queues[call.queue_id]
     waited = now - call.queued_at
     relaxed = 99
     widen: set[str] = set()
@@ -116,9 +118,9 @@ def may_take(agent: AgentView, call: CallView, now: float) -> bool:
         return True
     return any(
         w in agent.queues
-        and w in QUEUES
+        and w in queues
         and w != call.queue_id
-        and _meets(agent, QUEUES[w].skills, 99)
+        and _meets(agent, queues[w].skills, 99)
         for w in widen
     )
 
@@ -133,6 +135,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.ended: set[str] = set()
         self.states: dict[str, AgentState] = {}
         self.configs: dict[str, AgentConfig] = {}
+        self.queues: dict[str, QueueConfig] = dict(QUEUES)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -157,14 +160,15 @@ class EngineMachine(RuleBasedStateMachine):
                 assert c.previous == self.states[c.agent_id], c
                 self.states[c.agent_id] = c.state
 
-    def send(self, event: Event) -> None:
+    def send(self, event: Event) -> bool:
         before = self.snapshot()
         try:
             cmds = self.eng.handle(event, self.now)
         except RoutingError:
             assert self.snapshot() == before, f"{event} raised but changed state"
-            return
+            return False
         self.apply(cmds)
+        return True
 
     def call_ids(self) -> list[str]:
         return [*sorted(self.arrived), "ghost"]
@@ -175,7 +179,7 @@ class EngineMachine(RuleBasedStateMachine):
         agents=st.lists(st.tuples(skills_st, queues_st, st.integers(1, 3)), min_size=5, max_size=5)
     )
     def configure(self, agents: list[tuple[list[tuple[str, int]], list[str], int]]) -> None:
-        for q in QUEUES.values():
+        for q in self.queues.values():
             self.apply(self.eng.handle(ConfigureQueue(q), self.now))
         for aid, (skills, queues, max_missed) in zip(AGENT_IDS, agents, strict=True):
             cfg = AgentConfig(
@@ -287,6 +291,23 @@ class EngineMachine(RuleBasedStateMachine):
             aid = view.agent_id if view is not None and view.agent_id else "a1"
             self.send(AgentHungUp(cid, aid))
 
+    @rule(
+        qid=st.sampled_from(["q1", "q2"]),
+        level=st.integers(1, 5),
+        priority=st.integers(0, 2),
+        max_len=st.integers(0, 3),
+    )
+    def reconfigure_queue(self, qid: str, level: int, priority: int, max_len: int) -> None:
+        base = QUEUES[qid]
+        cfg = replace(
+            base,
+            skills=tuple((s, level) for s, _ in base.skills),
+            priority=priority,
+            max_len=max_len if base.max_len is not None else None,
+        )
+        if self.send(ConfigureQueue(cfg)):
+            self.queues[qid] = cfg
+
     @rule(is_open=st.booleans())
     def open_or_close(self, is_open: bool) -> None:
         self.send(SetQueueOpen("q4", is_open))
@@ -325,7 +346,16 @@ class EngineMachine(RuleBasedStateMachine):
         for c in self.eng.waiting_calls():
             if c.state == "waiting":
                 for a in ready:
-                    assert not may_take(a, c, self.now), f"{c} waits while {a} is ready"
+                    assert not may_take(a, c, self.now, self.queues), (
+                        f"{c} waits while {a} is ready"
+                    )
+
+    @invariant()
+    def no_call_waits_past_max_wait(self) -> None:
+        for c in self.eng.waiting_calls():
+            limit = self.queues[c.queue_id].max_wait_s
+            if c.state == "waiting" and limit is not None:
+                assert self.now - c.queued_at < limit, c
 
     @invariant()
     def every_call_ends_exactly_once(self) -> None:
@@ -339,7 +369,7 @@ class EngineMachine(RuleBasedStateMachine):
             if a.state == AgentState.RESERVED:
                 view = self.eng.call(a.call_id or "")
                 assert view is not None and a.since is not None
-                assert a.since + QUEUES[view.queue_id].ring_timeout_s + GRACE > self.now
+                assert a.since + self.queues[view.queue_id].ring_timeout_s + GRACE > self.now
         deadline = self.eng.next_deadline()
         assert deadline is None or deadline > self.now
 
