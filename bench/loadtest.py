@@ -76,6 +76,7 @@ log = logging.getLogger("bench.loadtest")
 REPO = Path(__file__).resolve().parent.parent
 SL_THRESHOLD_S = 15.0
 SHORT_ABANDON_S = 5.0
+ROW_SETTLE_S = 30.0  # drain: give up on rows still missing this long after the last call ended
 ROUTING_P99_LIMIT_MS = 50.0  # "highest sustained rate before routing p99 passes 50 ms"
 TARGETS = {"routing_p99_ms": 5.0, "screen_pop_p99_ms": 200.0, "outcome_lag_p99_s": 2.0, "lost": 0}
 
@@ -115,7 +116,6 @@ class Options:
     service_log_level: str = "WARNING"
     channel_style: str = "pjsip"
     database_url: str | None = None
-    keep_going: bool = False
     profile: bool = False  # py-spy record the service during the run (needs py-spy)
 
     @property
@@ -262,11 +262,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="use this PostgreSQL (asyncpg URL) instead of an embedded one; its data is REPLACED",
     )
     p.add_argument(
-        "--keep-going",
-        action="store_true",
-        help="run every sweep rate even after one fails its targets",
-    )
-    p.add_argument(
         "--profile",
         action="store_true",
         help="py-spy record the service (py-spy must be installed)",
@@ -326,7 +321,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         service_log_level=a.service_log_level,
         channel_style=a.channel_style,
         database_url=a.database_url,
-        keep_going=a.keep_going,
         profile=a.profile,
     )
 
@@ -768,6 +762,37 @@ class Harness:
         self.phases: list[PhaseResult] = []
         self.info: SeedInfo | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.poller: RowPoller | None = None
+        self.exits: list[dict[str, Any]] = []
+
+    async def watch_children(self, procs: ProcessSet) -> None:
+        """A child that exits before the harness stops it invalidates the run: say so.
+
+        The exit code tells why (-15: someone sent SIGTERM, -9: SIGKILL / OOM killer);
+        the main task is cancelled so the report shows the run as failed.
+        """
+        seen: set[int] = set()
+        while True:
+            await asyncio.sleep(1.0)
+            for child in procs.children:
+                if child.running or child.pid in seen or child.name == "py-spy":
+                    continue
+                seen.add(child.pid)
+                exit_info = {
+                    "name": child.name,
+                    "returncode": child.proc.returncode,
+                    "at": time.time(),
+                }
+                self.exits.append(exit_info)
+                print(
+                    f"[loadtest] ERROR: {child.name} exited unexpectedly: {exit_info}\n{child.tail(15)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if self.on_child_exit is not None:
+                    self.on_child_exit()
+
+    on_child_exit: Any = None
 
     # The simulators report incrementally; fold their batches into the collector.
     def absorb_sim(self, sim: Sim, reply: dict[str, Any]) -> None:
@@ -912,12 +937,24 @@ class Harness:
         deadline = time.monotonic() + self.opts.drain_timeout
         started = time.monotonic()
         next_line = time.monotonic() + self.opts.progress_every
+        # Once every call has ended, rows that stay missing for ROW_SETTLE_S are lost,
+        # not late: the outcome writer flushes every 0.2 s and retries within seconds.
+        settled_since: float | None = None
+        last_missing = -1
         while time.monotonic() < deadline:
             await self.poll_all()
             in_progress = sum(s.get("in_progress", 0) for s in self.c.sim_stats.values())
             missing = sum(1 for k in self.c.ended if k not in self.c.row_seen)
             if in_progress == 0 and missing == 0:
                 break
+            if in_progress == 0 and missing == last_missing:
+                settled_since = settled_since or time.monotonic()
+                if time.monotonic() - settled_since > ROW_SETTLE_S:
+                    log.warning("%d ended calls still have no row after %ss", missing, ROW_SETTLE_S)
+                    break
+            else:
+                settled_since = None
+            last_missing = missing
             if time.monotonic() >= next_line:
                 print(
                     f"[drain t={time.monotonic() - started:4.0f}s] calls in progress {in_progress}, rows missing {missing}",
@@ -948,6 +985,7 @@ async def start_profiler(procs: ProcessSet, opts: Options, svc: Service) -> Chil
         str(svc.child.pid),
         "--format",
         "raw",
+        "--gil",  # only samples holding the GIL: Python CPU, not idle worker threads
         "--rate",
         "200",
         "--duration",
@@ -1153,8 +1191,7 @@ def phase_report(
 
 
 def h_rows(h: Harness) -> list[tuple[float, int]]:
-    poller = getattr(h, "poller", None)
-    return list(poller.rows_per_poll) if poller is not None else []
+    return list(h.poller.rows_per_poll) if h.poller is not None else []
 
 
 def _le(value: object, limit: float) -> bool | None:
@@ -1246,6 +1283,10 @@ async def run(opts: Options) -> dict[str, Any]:
         sampler.watch("postgres", postgres_pids(pg))
         sampler.watch("harness", [os.getpid()])
         h.tasks.append(asyncio.create_task(sampler.run(), name="resources"))
+        main_task = asyncio.current_task()
+        assert main_task is not None
+        h.on_child_exit = main_task.cancel
+        h.tasks.append(asyncio.create_task(h.watch_children(procs), name="watchdog"))
         limits = httpx.Limits(
             max_connections=opts.login_concurrency, max_keepalive_connections=opts.login_concurrency
         )
@@ -1269,9 +1310,8 @@ async def run(opts: Options) -> dict[str, Any]:
                 agent_ids=ws_agents,
                 wallboards=opts.wallboards,
             )
-            poller = RowPoller(pg, h.c)
-            h.poller = poller  # type: ignore[attr-defined]
-            h.tasks.append(asyncio.create_task(poller.run(), name="row-poller"))
+            h.poller = RowPoller(pg, h.c)
+            h.tasks.append(asyncio.create_task(h.poller.run(), name="row-poller"))
             profiler = await start_profiler(procs, opts, svc) if opts.profile else None
             for name, rate, duration in opts.phases:
                 await h.run_phase(name, rate, duration)
@@ -1305,6 +1345,8 @@ async def run(opts: Options) -> dict[str, Any]:
     except BaseException as exc:
         exit_error = exc
         report["error"] = f"{type(exc).__name__}: {exc}"
+        if h.exits:
+            report["error"] = f"a child process exited during the run: {h.exits}"
         if h.phases and "phases" not in report:
             with contextlib.suppress(Exception):
                 report["phases"] = (
@@ -1327,6 +1369,7 @@ async def run(opts: Options) -> dict[str, Any]:
         if pg is not None:
             await asyncio.to_thread(pg.close)
         report["resources"] = _resource_summary(h.c.resources)
+        report["process_exits"] = h.exits
         write_report(opts, report, h)
         if exit_error is not None:
             log.error("load test failed: %s", report.get("error"))

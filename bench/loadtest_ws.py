@@ -86,6 +86,7 @@ class WsLoad:
         except websockets.ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else "none"
             self.close_codes[f"agent:{code}"] += 1
+            log.info("agent %s socket closed by the service: code %s", agent_id, code)
         except Exception as exc:  # report, don't crash the worker
             self.close_codes[f"agent:{type(exc).__name__}"] += 1
             log.warning("agent %s socket failed: %s", agent_id, exc)
@@ -113,6 +114,7 @@ class WsLoad:
         except websockets.ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else "none"
             self.close_codes[f"wallboard:{code}"] += 1
+            log.info("wallboard socket closed by the service: code %s", code)
         except Exception as exc:
             self.close_codes[f"wallboard:{type(exc).__name__}"] += 1
             log.warning("wallboard socket failed: %s", exc)
