@@ -157,7 +157,7 @@ function renderAgents() {
       el("th", { scope: "row" }, name, name !== id ? el("div", { class: "hint" }, id) : null),
       el("td", null, a.team || "—"),
       el("td", null, stateBadge(st, a.reason), a.pending ? el("div", { class: "hint" }, `then ${String(a.pending).replace(/_/g, " ")}`) : null),
-      el("td", { class: "num", dataset: { since: a._since ?? "" } }, a._since ? fmtDuration((Date.now() - a._since) / 1000) : "—"),
+      el("td", { class: "num", dataset: { since: a._since ?? "", state: st } }, a._since ? fmtDuration((Date.now() - a._since) / 1000) : "—"),
       el("td", null, a.device || "—"),
       el("td", null, a.call_id || "—"),
       el("td", null, el("div", { class: "row" },
@@ -168,6 +168,7 @@ function renderAgents() {
       )),
     );
   }));
+  tick();
   if (focused) {
     const again = body.querySelector(`[data-key="${CSS.escape(focused)}"]`);
     if (again && !again.disabled) again.focus();
@@ -194,10 +195,19 @@ function renderCalls() {
   )));
 }
 
+// "Who is stuck": how long a state may last before the row asks for attention.
+const LONG_AFTER_S = { reserved: 30, wrap_up: 120, paused: 900, on_call: 1200 };
+
 function tick() {
   for (const td of document.querySelectorAll("td[data-since]")) {
     const since = Number(td.dataset.since);
-    if (since) td.textContent = fmtDuration((Date.now() - since) / 1000);
+    if (!since) continue;
+    const secs = (Date.now() - since) / 1000;
+    const limit = LONG_AFTER_S[td.dataset.state];
+    const long = limit !== undefined && secs > limit;
+    td.classList.toggle("long", long);
+    // Said in words too, not only by colour.
+    td.textContent = fmtDuration(secs) + (long ? " · long" : "");
   }
 }
 
