@@ -25,6 +25,7 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 import uvicorn
+from playwright.async_api import expect
 from pydantic import SecretStr
 
 from app import models
@@ -79,6 +80,11 @@ AGENTS = {  # agent id -> (queue ids, team)
     1021: ((3,), "VIP team"),
     1022: ((3,), "VIP team"),
 }
+
+
+# CI machines are shared and have two cores: give the page a little more time than
+# Playwright's 5 s default before an expectation fails (a pass returns at once anyway).
+expect.set_options(timeout=10_000)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
