@@ -26,8 +26,8 @@ it), ``demo_traffic=False``, ``auto_ready=False``, ``seed_demo=False``, ``clock=
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import logging
 import random
 import time
