@@ -10,6 +10,17 @@ Invariants:
 - The pages are static shells; data comes from the REST API and websockets with the
   bearer token the sign-in page stores in ``sessionStorage``.
 
+Pages (all plain HTML + ES modules in ``static/``):
+- ``/signin``: ``POST /api/v1/auth/token``; goes back to ``?next=`` (same-site paths only)
+  or to the page of the role.
+- ``/agent``: log in to a device, ready / pause / log out, the screen pop from the
+  ``offer`` message on ``/ws/agents/{id}``, call timer, wrap-up with a disposition.
+  Agents see their own desktop; a supervisor may open ``/agent?agent=<id>``.
+- ``/supervisor``: polls ``/api/v1/live/{agents,queues,calls}`` every 2 s; filters by
+  queue, team and state; force pause / log out through a confirmation dialog.
+- ``/wallboard``: ``/ws/wallboard`` snapshot + deltas, resubscribes on a sequence gap;
+  tiles per queue and overall, a last-hour chart kept in the browser's localStorage.
+
 ``router`` is what ``app.main.create_app`` includes.
 """
 
