@@ -17,7 +17,7 @@ from app import models
 from app.api import schemas, service
 from app.api.notify import config_changed
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.auth import AdminUser, Role, SupervisorUser
+from app.auth import AdminUser, CurrentUser, Role, SupervisorUser
 from app.deps import SessionDep
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
@@ -146,7 +146,7 @@ dispositions = APIRouter(prefix="/dispositions", tags=["dispositions"])
 
 @dispositions.get("", summary="List disposition codes")
 async def list_dispositions(
-    session: SessionDep, _: SupervisorUser, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    session: SessionDep, _: CurrentUser, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> schemas.Page[schemas.DispositionRead]:
     rows, nxt = await service.list_simple(
         session, model=models.Disposition, limit=limit, cursor=cursor
@@ -168,7 +168,7 @@ async def create_disposition(
 
 @dispositions.get("/{disposition_id}", summary="Get a disposition code", responses=NOT_FOUND)
 async def get_disposition(
-    session: SessionDep, _: SupervisorUser, disposition_id: Id
+    session: SessionDep, _: CurrentUser, disposition_id: Id
 ) -> schemas.DispositionRead:
     obj = await service.get_simple(
         session, model=models.Disposition, ident=disposition_id, what="Disposition"

@@ -344,12 +344,6 @@ class PageErrors:
         return [e for e in self.errors if not any(x in e for x in expected)]
 
 
-# Until agents may list disposition codes (GET /api/v1/dispositions is supervisor-only),
-# the agent desktop logs this 403 and falls back to a typed code; see
-# test_agent_desktop_lists_dispositions.
-DISPOSITIONS_FORBIDDEN = "status of 403"
-
-
 async def choose_disposition(page: Any, code: str) -> None:
     """Pick ``code`` from the list, or type it where the page had to fall back to a field."""
     select = page.locator("select#disposition")
