@@ -71,11 +71,35 @@ Pause/logout/disconnect while RESERVED withdraws the offer (``ReturnToHold``, no
 while ON_CALL they are remembered (latest wins; AgentReady clears them) and applied when
 the call ends: logout at once, pause after wrap-up.
 
+Restart of the service (state brought back, calls adopted)
+-----------------------------------------------------------
+Two facts-not-requests events rebuild the state after the service restarts (the app
+persists agent sessions and calls in progress; ``cti`` finds the calls on Asterisk):
+
+* ``AgentRestored`` (agent LOGGED_OUT only): READY with its old ``idle_since`` (it keeps
+  its place in the line, then is routed), PAUSED(reason) with its old ``since``, or
+  WRAP_UP of ``call_id`` until ``until`` (a past deadline ends it at the next timer).
+* ``CallAdopted`` keeps the call's ``arrived_at`` (routing order and records),
+  ``queued_at`` (escalation clock: overdue steps apply at once), offers and misses.
+  No open-hours / max-length check (the caller was accepted before the restart).
+  - no agent: WAITING, then routed like an arrival;
+  - ringing an agent (no ``answered_at``): **the offer is kept** when the agent is READY
+    or LOGGED_OUT (then logged in on ``device``): agent RESERVED, a fresh reservation
+    deadline (``ring_timeout_s + grace`` from now: the dialplan's own timeout started
+    earlier, so this only bounds it); no ``OfferCall`` (it already rings).  A PAUSED or
+    WRAP_UP agent cannot take an offer: ``ReturnToHold`` and the call WAITs (no miss);
+  - connected (``answered_at``): agent ON_CALL with it (a READY agent leaves the line, a
+    WRAP_UP ends first, a PAUSED agent's pause is applied after the call, a LOGGED_OUT
+    agent is logged in on ``device``); then hang-up -> wrap-up -> READY as usual.
+  Refused (raise, nothing changes): a known call id, an unknown queue or agent, an agent
+  that is RESERVED / ON_CALL (it already holds a call), a LOGGED_OUT agent without a
+  device, a connected call without an agent.
+
 Invariants (checked by the hypothesis tests)
 -------------------------------------------
 1. An agent holds at most one offer or call; a call rings at most one agent.
 2. After every ``handle``/``handle_timer``, no WAITING call has an eligible READY agent.
-3. Every ``CallArrived`` gets exactly one ``CallEnded``.
+3. Every ``CallArrived`` / ``CallAdopted`` gets exactly one ``CallEnded``.
 4. No agent stays RESERVED past ``ring_timeout_s + reservation_grace_s`` once
    ``handle_timer`` ran.
 5. A raising ``handle`` leaves the state unchanged (requests are validated first).
@@ -151,6 +175,8 @@ from routing.events import (
     AgentLogout,
     AgentPause,
     AgentReady,
+    AgentRestored,
+    CallAdopted,
     CallArrived,
     CallFailed,
     CallHungUp,
@@ -179,6 +205,8 @@ _PAUSED = AgentState.PAUSED
 # Hot-path lookups are keyed by the enum's *value*: an enum member's __hash__ is a Python
 # call, a str's hash is cached.  Built from the enums / tables, so they cannot drift.
 _STATE_INDEX: dict[str, int] = {s._value_: i for i, s in enumerate(AgentState)}
+
+_RESTORABLE: dict[str, AgentState] = {s._value_: s for s in (_READY, _PAUSED, _WRAP_UP)}
 
 _WAITING = CallState.WAITING
 _OFFERED = CallState.OFFERED
@@ -343,6 +371,7 @@ class _Agent:
         "skills",
         "state",
         "timer_seq",
+        "until",
         "wrapup_s",
     )
 
@@ -365,6 +394,7 @@ class _Agent:
         self.ready_seq = 0
         self.indexed = False  # READY and pushed in its queues' ready heaps
         self.timer_seq = 0
+        self.until = 0.0  # deadline of the armed timer (meaningful while timer_seq != 0)
         self.wrapup_s = 0.0
 
 
@@ -393,12 +423,13 @@ class _Call:
         "state",
         "step",
         "timer_seq",
+        "until",
         "vip",
         "visited",
         "widen",
     )
 
-    def __init__(self, ev: CallArrived, queue: _Queue, now: float) -> None:
+    def __init__(self, ev: CallArrived | CallAdopted, queue: _Queue, now: float) -> None:
         self.cid = ev.call_id
         self.caller = ev.caller
         self.vip = ev.vip
@@ -416,6 +447,7 @@ class _Call:
         self.indexed = False  # WAITING and pushed in the waiting heaps
         self.qseq = 0  # bumped whenever the call leaves a queue's unanswered set
         self.timer_seq = 0
+        self.until = 0.0
         self.agent: _Agent | None = None
         self.first_offered_at: float | None = None
         self.answered_at: float | None = None
@@ -463,6 +495,8 @@ class RoutingEngine:
             AgentHungUp: self._on_agent_hung_up,
             CallTransferred: self._on_call_transferred,
             CallFailed: self._on_call_failed,
+            AgentRestored: self._on_agent_restored,
+            CallAdopted: self._on_call_adopted,
         }
 
     # ================================================================== public API
@@ -576,6 +610,7 @@ class RoutingEngine:
             idle_since=a.idle_since,
             pending=pending,
             team=a.cfg.team,
+            until=a.until if a.timer_seq else None,
         )
 
     @staticmethod
@@ -604,6 +639,7 @@ class RoutingEngine:
         if obj.timer_seq == 0:
             self._timers_live += 1
         obj.timer_seq = seq
+        obj.until = deadline
         h = self._timers
         heappush(h, (deadline, seq, obj))
         # Stale timer entries also leave when they come due, so a loose bound suffices
@@ -1355,6 +1391,127 @@ class RoutingEngine:
             else:
                 self._after_call(a, c, now, out)
         return out
+
+    # ================================================================== handlers: restart
+
+    def _on_agent_restored(self, ev: AgentRestored, now: float) -> _Out:
+        a = self._agent(ev.agent_id)
+        if a.state is not _LOGGED_OUT:
+            raise IllegalTransition(a.aid, a.state, "restore", "already logged in")
+        if not ev.device:
+            raise IllegalTransition(a.aid, a.state, "restore", "empty device")
+        state = _RESTORABLE.get(ev.state)
+        if state is None:
+            raise IllegalTransition(
+                a.aid, a.state, "restore", f"state {ev.state!r} (only ready, paused, wrap_up)"
+            )
+        if state is _WRAP_UP and not ev.call_id:
+            raise IllegalTransition(a.aid, a.state, "restore", "wrap-up without its call id")
+        out: _Out = []
+        a.device = ev.device
+        a.missed = max(0, ev.missed_in_row)
+        a.pending = None
+        since = now if ev.since is None else ev.since
+        if state is _READY:
+            # Keeps its place in the longest-idle order it had before the restart.
+            a.idle_since = since if ev.idle_since is None else ev.idle_since
+            self._set_state(a, _READY, now, out)
+            a.since = since
+            self._route_agent(a, now, out)
+        elif state is _PAUSED:
+            self._set_state(a, _PAUSED, now, out, ev.reason or "pause")
+            a.since = since
+        else:
+            a.last_call_id = ev.call_id
+            self._set_state(a, _WRAP_UP, now, out, None, ev.call_id)
+            a.since = since
+            self._arm(a, now if ev.until is None else ev.until)  # a past deadline fires next
+        return out
+
+    def _on_call_adopted(self, ev: CallAdopted, now: float) -> _Out:
+        # Validate everything first: a refused adoption changes nothing.
+        if ev.call_id in self._calls:
+            raise DuplicateCall(ev.call_id)
+        q = self._queue(ev.queue_id)
+        connected = ev.answered_at is not None
+        a: _Agent | None = None
+        if ev.agent_id is not None:
+            a = self._agent(ev.agent_id)
+            if a.state is _RESERVED or a.state is _ON_CALL:
+                held = a.call.cid if a.call is not None else None
+                raise IllegalTransition(a.aid, a.state, "adopt", f"already holds call {held!r}")
+            if a.state is _LOGGED_OUT and not ev.device:
+                raise IllegalTransition(a.aid, a.state, "adopt", "logged out and no device given")
+        elif connected:
+            raise IllegalTransition("", "unknown", "adopt", "a connected call needs its agent")
+        out: _Out = []
+        c = _Call(ev, q, now)
+        c.arrived_at = ev.arrived_at
+        c.queued_at = ev.arrived_at if ev.queued_at is None else ev.queued_at
+        c.first_offered_at = ev.first_offered_at
+        c.agents_offered = list(ev.agents_offered)
+        c.rona = max(0, ev.rona_count)
+        c.visited.append(q.qid)
+        c.prio = self._effective_priority(c, q.cfg)
+        self._calls[c.cid] = c
+        if a is not None and (not c.agents_offered or c.agents_offered[-1] != a.aid):
+            c.agents_offered.append(a.aid)
+        # A ringing offer is kept only for an agent free to take it (READY, or logged out
+        # and found ringing): a PAUSED / WRAP_UP agent's phone stops, the call waits.
+        keep = a is not None and (connected or a.state is _READY or a.state is _LOGGED_OUT)
+        if a is None or not keep:
+            if a is not None:
+                out.append(ReturnToHold(c.cid, a.aid))
+            self._adopt_waiting(c, q, now, out)
+            return out
+        assert a is not None
+        if a.state is _LOGGED_OUT:
+            a.device = ev.device
+            a.missed = 0
+            a.pending = None
+        elif a.state is _WRAP_UP:
+            self._disarm(a)
+            out.append(WrapUpEnded(a.aid, a.last_call_id, now))
+        elif a.state is _PAUSED:
+            a.pending = ("pause", a.reason)  # talking now; the pause resumes after the call
+        if c.first_offered_at is None:
+            c.first_offered_at = ev.answered_at if connected else now
+        c.agent = a
+        if connected:
+            c.state = _CONNECTED
+            c.answered_at = ev.answered_at
+            c.answered_by = a.aid
+            a.wrapup_s = q.cfg.wrapup_s
+            a.missed = 0
+            self._set_state(a, _ON_CALL, now, out, None, c.cid)
+            a.call = c
+            return out
+        c.state = _OFFERED
+        q.calls[c.cid] = c
+        q.ringing += 1
+        self._push_oldest(q, c)
+        out.append(CallQueued(c.cid, q.qid, now, c.prio, "adopted"))
+        self._set_state(a, _RESERVED, now, out, None, c.cid)
+        a.call = c
+        # The dialplan's own ring timeout started before the restart; this bound is
+        # conservative (measured from the adoption).
+        self._arm(a, now + q.cfg.ring_timeout_s + self._grace)
+        if q.schedule:
+            self._escalate(c, now, out)  # while ringing: level/widen only, overflow deferred
+        return out
+
+    def _adopt_waiting(self, c: _Call, q: _Queue, now: float, out: _Out) -> None:
+        """Like ``_enter_queue`` for a call already accepted before the restart: no
+        open-hours or queue-length check; escalation counts from its ``queued_at``."""
+        c.state = _WAITING
+        q.calls[c.cid] = c
+        self._push_oldest(q, c)
+        out.append(CallQueued(c.cid, q.qid, now, c.prio, "adopted"))
+        if q.schedule:
+            self._escalate(c, now, out)
+            if c.queue is not q or c.cid not in q.calls:
+                return  # overdue: overflowed or ended
+        self._route_call(c, now, out)
 
 
 # ====================================================================== validation

@@ -151,6 +151,62 @@ class CallFailed:
     reason: str
 
 
+# --- restart of the service (state brought back, calls found on Asterisk) -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRestored:
+    """A logged-in agent session brought back after a restart of the service.
+
+    Only for an agent the engine has as LOGGED_OUT.  ``state`` is ``"ready"``,
+    ``"paused"`` or ``"wrap_up"`` (an agent that held a call is brought back by
+    ``CallAdopted`` instead, once Asterisk shows the call).  ``since`` / ``idle_since``
+    keep the agent's place: a READY agent keeps its longest-idle order.  For WRAP_UP,
+    ``call_id`` is the call being wrapped up and ``until`` when the wrap-up ends (``None``
+    or past: at the next timer).
+    """
+
+    agent_id: str
+    device: str
+    state: str
+    reason: str | None = None
+    since: float | None = None
+    idle_since: float | None = None
+    call_id: str | None = None
+    until: float | None = None
+    missed_in_row: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallAdopted:
+    """A call found on Asterisk (resync after a restart) taken under ACD control again.
+
+    Keeps the call's history: ``arrived_at`` (routing order, wait time), ``queued_at``
+    (escalation clock; default ``arrived_at``), offers and misses so far.  Where it is:
+    - ``agent_id is None``: waiting in hold;
+    - ``agent_id`` and ``answered_at is None``: ringing that agent (the offer is kept if
+      the agent can take it, else the call is returned to hold);
+    - ``agent_id`` and ``answered_at``: connected to that agent (the agent is ON_CALL).
+    ``device``: the agent's device, used to log in an agent the engine has as LOGGED_OUT
+    (Asterisk shows it on the call); without it a logged-out agent is refused.
+    """
+
+    call_id: str
+    queue_id: str
+    arrived_at: float
+    caller: str = ""
+    vip: bool = False
+    entitled: bool = False
+    priority_boost: int = 0
+    agent_id: str | None = None
+    answered_at: float | None = None
+    device: str | None = None
+    queued_at: float | None = None
+    first_offered_at: float | None = None
+    agents_offered: tuple[str, ...] = ()
+    rona_count: int = 0
+
+
 Event = (
     ConfigureQueue
     | RemoveQueue
@@ -169,4 +225,6 @@ Event = (
     | AgentHungUp
     | CallTransferred
     | CallFailed
+    | AgentRestored
+    | CallAdopted
 )

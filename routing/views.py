@@ -31,6 +31,7 @@ class AgentView:
     idle_since: float | None  # routing order among ready agents (see engine docstring)
     pending: str | None = None  # "pause:<reason>" / "logout" applied after the call
     team: str | None = None
+    until: float | None = None  # RESERVED / WRAP_UP: when the reservation / wrap-up ends
 
 
 @dataclass(frozen=True, slots=True)
