@@ -36,6 +36,18 @@ Event -> routing event
   (``fail_call``, resync).  ``OverflowCall`` also ends ACD control (the routing core
   already ended the call when it decided to overflow).
 
+Resync (``begin_resync`` / ``reconcile`` / ``adopt`` / ``end_resync``): known calls are
+checked against ``CoreShowChannels``; callers nobody knows are *orphans* to adopt: those
+waiting in the hold context, and those in the connect context dialling an agent (found
+after a restart of the service: the agent is the channel's ``Exten``; bridged with a peer
+-> answered by that leg, else ringing, the legs being the ``AppDial`` channels of the same
+Linkedid).  ``reconcile`` starts following each orphan at once, so the events that come
+while its DNIS is read (answer, RONA, hangup) keep its state right; those events are held
+back (a call is news only once adopted) and ``adopt`` reports where the call is then:
+waiting, ringing ``agent_id`` or connected to it (``IncomingCall.adopted``), or ``None`` if
+it went.  Later events (DialEnd, BridgeLeave, Hangup of the leg) are attributed as for
+any call.
+
 Unknown events and events missing a header they need are skipped (debug log), never
 raised: ``feed`` catches everything so one malformed event cannot stop a connection.
 Dispatch is a dict lookup on the event name before any header is read; events nobody
@@ -171,6 +183,7 @@ class AmiCodec:
     """AMI events -> ``IncomingCall`` / routing events; routing commands -> AMI actions."""
 
     __slots__ = (
+        "_adopting",
         "_calls",
         "_dispatch",
         "_legs",
@@ -191,6 +204,9 @@ class AmiCodec:
         self._legs: dict[str, _Call] = {}  # agent leg Uniqueid -> call
         self._resync_before: set[str] | None = None
         self._resync_hangups: set[str] = set()
+        # Channels found by a resync and not yet adopted (their DNIS is being read): their
+        # state is tracked, their routing events are held back until ``adopt``.
+        self._adopting: set[str] = set()
         self._dispatch: dict[str, Callable[[Message, float], list[object]]] = {
             "UserEvent": self._on_user_event,
             "DialBegin": self._on_dial_begin,
@@ -233,12 +249,22 @@ class AmiCodec:
         if handler is None or headers[0][0] != "Event":
             return []
         try:
-            return handler(msg, now)
+            events = handler(msg, now)
         except Exception:  # a malformed event must never stop the stream
             log.debug(
                 "server=%s skipped malformed %s event", self.server, headers[0][1], exc_info=True
             )
             return []
+        if self._adopting and events:
+            # ``adopt`` reports where such a call is now; its history is not routing news.
+            cut = len(self._prefix)
+            events = [
+                e
+                for e in events
+                if getattr(e, "call_id", "")[cut:] not in self._adopting
+                or not getattr(e, "call_id", "").startswith(self._prefix)
+            ]
+        return events
 
     def _on_user_event(self, msg: Message, now: float) -> list[object]:
         sub = msg.get("UserEvent")
@@ -546,6 +572,8 @@ class AmiCodec:
         self._resync_hangups = set()
 
     def end_resync(self) -> None:
+        for uid in list(self._adopting):
+            self.drop_orphan(uid)  # not adopted (the resync failed): found again next time
         self._resync_before = None
         self._resync_hangups = set()
 
@@ -621,9 +649,73 @@ class AmiCodec:
         orphans = [
             info
             for uid, info in sorted(live.items())
-            if info.context == dp.hold_context and uid not in self._calls
+            if uid not in self._calls and self._adoptable(info)
         ]
+        for info in orphans:
+            self._track_orphan(info, by_bridge, live)
         return Resync(events, orphans, retries)
+
+    def _adoptable(self, info: ChannelInfo) -> bool:
+        """A caller channel under ACD control: waiting in hold, or in the connect context
+        dialling an agent (not the agent leg that Dial created: ``AppDial``)."""
+        dp = self.dialplan
+        if info.context == dp.hold_context:
+            return True
+        return (
+            info.context == dp.connect_context
+            and info.application != "AppDial"
+            and bool(info.exten)
+        )
+
+    def _track_orphan(
+        self,
+        info: ChannelInfo,
+        by_bridge: Mapping[str, list[ChannelInfo]],
+        live: Mapping[str, ChannelInfo],
+    ) -> None:
+        """Start following an unknown caller at once (its events may come before ``adopt``).
+
+        In the connect context its offer is rebuilt from the channel list: bridged with a
+        peer -> answered by that leg; else ringing, the legs being the ``AppDial``
+        channels of the same Linkedid.
+        """
+        uid = info.uniqueid
+        call = _Call(self._prefix + uid, uid, info.linkedid or uid, info.channel)
+        if info.context == self.dialplan.connect_context:
+            offer = _Offer(info.exten)
+            offer.dialled = True
+            peers = [
+                p.uniqueid
+                for p in by_bridge.get(info.bridge_id, [])
+                if info.bridge_id and p.uniqueid != uid
+            ]
+            if peers:
+                offer.answered = True
+                offer.leg = peers[0]
+                offer.legs = [peers[0]]
+            else:
+                offer.legs = [
+                    p.uniqueid
+                    for p in live.values()
+                    if p.uniqueid != uid
+                    and p.application == "AppDial"
+                    and p.linkedid == call.linkedid
+                    and not p.bridge_id
+                ]
+            for leg in offer.legs:
+                self._legs[leg] = call
+            call.offer = offer
+        self._calls[uid] = call
+        self._adopting.add(uid)
+
+    def drop_orphan(self, uid: str) -> None:
+        """Stop following a channel found by the resync that will not be adopted."""
+        if uid not in self._adopting:
+            return
+        self._adopting.discard(uid)
+        call = self._calls.pop(uid, None)
+        if call is not None and call.offer is not None:
+            self._drop_legs(call.offer)
 
     def _reconcile_offer(
         self,
@@ -665,28 +757,55 @@ class AmiCodec:
         return [CallTransferred(call.call_id, f"{info.context},{info.exten}")]
 
     def adopt(self, info: ChannelInfo, dnis: str, now: float) -> IncomingCall | None:
-        """Turn a waiting channel found by resync into a call (None if it went meanwhile)."""
+        """Turn a channel found by resync into a call (None if it went meanwhile).
+
+        The ``IncomingCall`` says where the call is *now* (events seen since the channel
+        list was taken included): ``agent_id`` set -> ringing that agent, plus
+        ``answered`` -> connected to it; else waiting.  ``adopted`` marks it as found by
+        a resync, not by its own arrival.
+        """
         uid = info.uniqueid
-        if not uid or uid in self._calls or uid in self._resync_hangups:
+        if not uid:
             return None
-        call = _Call(self._prefix + uid, uid, info.linkedid or uid, info.channel)
-        self._calls[uid] = call
+        if uid in self._adopting:
+            self._adopting.discard(uid)
+            call = self._calls.get(uid)
+            if call is None or call.left:
+                # Hung up or transferred away while its DNIS was read: not ours any more.
+                if call is not None:
+                    del self._calls[uid]
+                    if call.offer is not None:
+                        self._drop_legs(call.offer)
+                return None
+        elif uid in self._calls or uid in self._resync_hangups:
+            return None
+        else:
+            call = _Call(self._prefix + uid, uid, info.linkedid or uid, info.channel)
+            self._calls[uid] = call
+        offer = call.offer
+        agent_id = offer.agent_id if offer is not None else ""
+        answered = offer is not None and offer.answered
         log.info(
-            "server=%s uniqueid=%s waiting call found on resync channel=%s",
+            "server=%s uniqueid=%s call found on resync channel=%s agent=%s answered=%s",
             self.server,
             uid,
-            info.channel,
+            call.channel,
+            agent_id or "-",
+            answered,
         )
         return IncomingCall(
             call_id=call.call_id,
             server=self.server,
             uniqueid=uid,
             linkedid=call.linkedid,
-            channel=info.channel,
+            channel=call.channel,
             caller_num=_clean_caller(info.caller_num),
             caller_name=_clean_caller(info.caller_name),
             dnis=dnis,
             at=now,
+            agent_id=agent_id,
+            answered=answered,
+            adopted=True,
         )
 
     def fail_all(self, reason: str) -> list[object]:

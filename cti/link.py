@@ -17,8 +17,13 @@ Invariants
   ``CoreShowChannels`` -> ``AmiCodec.reconcile`` (vanished calls end: ``CallHungUp`` after
   a reconnect, ``CallFailed`` after an Asterisk restart; offers answered / failed while
   away are reported; waiting callers nobody knew become ``IncomingCall`` with the DNIS read
-  by ``Getvar ACD_DNIS``).  Live events keep flowing during the resync; the codec keeps the
-  two consistent (see ``AmiCodec.begin_resync``).
+  by ``Getvar ACD_DNIS``).  Callers nobody knew that are found *in the connect context*
+  (ringing an agent, or bridged with one: typically after a restart of this service)
+  are adopted the same way, the ``IncomingCall`` naming the agent (``agent_id``,
+  ``answered``).  Live events keep flowing during the resync; the codec keeps the
+  two consistent (see ``AmiCodec.begin_resync``): events of a channel being adopted
+  update what ``adopt`` reports instead of being emitted.  ``ServerStatus(connected)``
+  is emitted after the resync and its adoptions: the app may treat it as "resync done".
 - ``close()`` cancels and awaits every task and timer it started.
 """
 
@@ -237,6 +242,7 @@ class TelephonyLink:
                         orphan.uniqueid,
                         dnis_resp.message,
                     )
+                    codec.drop_orphan(orphan.uniqueid)
                     continue
                 call = codec.adopt(orphan, dnis_resp.response.get("Value"), self._clock())
                 if call is not None:

@@ -36,7 +36,8 @@ class Dialplan:
 
 @dataclass(frozen=True, slots=True)
 class IncomingCall:
-    """A caller reached the holding context for the first time (not yet classified).
+    """A caller reached the holding context for the first time (not yet classified),
+    or a resync found a caller nobody knew (``adopted``: waiting, ringing or connected).
 
     The app classifies it (DNIS -> queue, CRM lookup -> VIP / entitlement) and feeds
     ``routing.events.CallArrived`` with the same ``call_id``.
@@ -51,6 +52,11 @@ class IncomingCall:
     caller_name: str
     dnis: str
     at: float
+    # Set for a call found by a resync (``AmiCodec.adopt``) rather than by its arrival:
+    # ``agent_id`` is the agent it rings (or talks with, when ``answered``) on Asterisk.
+    agent_id: str = ""
+    answered: bool = False
+    adopted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
