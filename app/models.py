@@ -13,6 +13,11 @@ Invariants:
   it names was deleted meanwhile, and it outlives configuration (kept two years).
 - ``call_events`` is append-only; ``(call_id, at, kind)`` is unique so a replayed batch is
   a no-op.  It is partition-ready: see ``CallEvent``.
+- ``agent_sessions`` and ``live_calls`` hold the *live* routing state so that a restart of
+  the service loses nothing (see ``app.live.persist``): one row per agent that ever
+  logged in (latest state wins) and one row per call in progress (deleted when the call
+  ends and its ``calls`` row is written).  Ids there are routing ids (text), with no
+  foreign keys: the live state must stay writable whatever the configuration does.
 - Every timestamp is ``timestamptz``; every constraint is named by ``NAMING_CONVENTION``
   so migrations can refer to them.
 
@@ -42,7 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from routing.commands import CallResult
+from routing.commands import AgentState, CallResult
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(column_0_N_label)s",
@@ -439,4 +444,65 @@ class CallEvent(Base):
         sa.PrimaryKeyConstraint("at", "id", name="pk_call_events"),
         # Leading call_id: serves "events of this call"; unique: replays are no-ops.
         sa.UniqueConstraint("call_id", "at", "kind", name="uq_call_events_call_id_at_kind"),
+    )
+
+
+# --- live state (kept across restarts of the service) -----------------------------------------
+
+
+class AgentSession(Base):
+    """An agent's live routing state, rewritten on every change (latest state wins).
+
+    Restored at start-up: READY / PAUSED / WRAP_UP as they were; RESERVED / ON_CALL once
+    Asterisk shows the call (``call_id``), else READY or the pending pause.
+    """
+
+    __tablename__ = "agent_sessions"
+
+    agent_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # routing agent id
+    device: Mapped[str | None] = mapped_column(sa.Text)
+    state: Mapped[AgentState] = mapped_column(_enum(AgentState, "agent_state"))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    since: Mapped[datetime | None] = mapped_column()
+    idle_since: Mapped[datetime | None] = mapped_column()
+    call_id: Mapped[str | None] = mapped_column(sa.Text)
+    pending: Mapped[str | None] = mapped_column(sa.Text)  # "pause:<reason>" / "logout"
+    until: Mapped[datetime | None] = mapped_column()  # end of the reservation / wrap-up
+    missed_in_row: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(server_default=_NOW)
+
+
+class LiveCall(Base):
+    """A call in progress: enough to adopt it with its history after a restart."""
+
+    __tablename__ = "live_calls"
+
+    call_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # "<server>/<uniqueid>"
+    server: Mapped[str] = mapped_column(sa.Text)
+    uniqueid: Mapped[str] = mapped_column(sa.Text)
+    linkedid: Mapped[str | None] = mapped_column(sa.Text)
+    channel: Mapped[str | None] = mapped_column(sa.Text)
+    caller: Mapped[str] = mapped_column(sa.Text)
+    caller_name: Mapped[str | None] = mapped_column(sa.Text)
+    dnis: Mapped[str | None] = mapped_column(sa.Text)
+    queue_id: Mapped[str] = mapped_column(sa.Text)  # routing queue id
+    # "classifying" (CRM lookup running), "waiting", "offered" or "connected".
+    state: Mapped[str] = mapped_column(sa.Text)
+    agent_id: Mapped[str | None] = mapped_column(sa.Text)  # ringing / connected agent
+    arrived_at: Mapped[datetime] = mapped_column()
+    queued_at: Mapped[datetime | None] = mapped_column()
+    first_offered_at: Mapped[datetime | None] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+    agents_offered: Mapped[list[str]] = mapped_column(
+        ARRAY(sa.Text), server_default=sa.text("'{}'::text[]")
+    )
+    rona_count: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    vip: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    entitled: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    updated_at: Mapped[datetime] = mapped_column(server_default=_NOW)
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "state IN ('classifying', 'waiting', 'offered', 'connected')", name="state_known"
+        ),
     )

@@ -629,6 +629,7 @@ class RoutingEngine:
             queued_at=c.queued_at,
             first_offered_at=c.first_offered_at,
             answered_at=c.answered_at,
+            agents_offered=tuple(c.agents_offered),
         )
 
     # ================================================================== timers

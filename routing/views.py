@@ -49,6 +49,7 @@ class CallView:
     queued_at: float = 0.0  # entry into the current queue (escalation clock)
     first_offered_at: float | None = None
     answered_at: float | None = None
+    agents_offered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
