@@ -66,6 +66,7 @@ from typing import Any, Protocol
 from app import errors as problems
 from app.live import loader
 from app.live.hub import Hub
+from app.live.persist import SavedCall, SavedSession, StateStore, to_dt
 from app.live.wallboard import Wallboard
 from app.outcomes import CallEventRow, CallOutcome
 from cti.types import IncomingCall, ServerStatus
@@ -92,6 +93,8 @@ from routing.events import (
     AgentLogout,
     AgentPause,
     AgentReady,
+    AgentRestored,
+    CallAdopted,
     CallArrived,
     CallFailed,
     CallHungUp,
@@ -169,6 +172,7 @@ class _CallMeta:
     held: list[tuple[Event, float]] = field(default_factory=list)
     lookup: asyncio.Task[None] | None = None
     classified: bool = False
+    saved: SavedCall | None = None  # left in progress by the previous run (restart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +187,28 @@ class _Injected:
     """An event the driver itself generated (a failed action) that must be ordered."""
 
     event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """Driver work that must be ordered with the link's events (run on the consumer)."""
+
+    fn: Callable[[], None]
+
+
+def _incoming_of(saved: SavedCall, at: float) -> IncomingCall:
+    """The arrival facts of a call saved by the previous run."""
+    return IncomingCall(
+        call_id=saved.call_id,
+        server=saved.server,
+        uniqueid=saved.uniqueid,
+        linkedid=saved.linkedid or saved.uniqueid,
+        channel=saved.channel or "",
+        caller_num=saved.caller,
+        caller_name=saved.caller_name or "",
+        dnis=saved.dnis or "",
+        at=at,
+    )
 
 
 @dataclass(slots=True)
@@ -249,6 +275,8 @@ class CallCenter:
         hours_interval_s: float = 30.0,
         default_queue_id: str | None = None,
         latency_window: int = 100_000,
+        store: StateStore | None = None,
+        restore_timeout_s: float = 60.0,
     ) -> None:
         self.engine = engine
         self.database = database
@@ -264,6 +292,8 @@ class CallCenter:
         self.wallboard_interval_s = wallboard_interval_s
         self.hours_interval_s = hours_interval_s
         self.default_queue_id = default_queue_id
+        self.store = store
+        self.restore_timeout_s = restore_timeout_s
 
         self._inbox: asyncio.Queue[tuple[Any, float]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()  # every task this object started
@@ -281,6 +311,10 @@ class CallCenter:
         self.queues: dict[str, loader.QueueRow] = {}
         self.agents: dict[str, loader.AgentRow] = {}
         self._queue_open: dict[str, bool] = {}
+        # Restart: calls the previous run left in progress, not yet found on Asterisk;
+        # agents that held a call then, waiting for their server's first resync.
+        self._restored: dict[str, SavedCall] = {}
+        self._awaiting: dict[str, SavedSession] = {}
 
         self._routing_latency: deque[float] = deque(maxlen=latency_window)
         self._pop_latency: deque[float] = deque(maxlen=latency_window)
@@ -292,6 +326,9 @@ class CallCenter:
             "lookup_errors": 0,
             "action_failures": 0,
             "ignored_events": 0,
+            "restored_agents": 0,
+            "adopted_calls": 0,
+            "ended_while_down": 0,
         }
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -300,23 +337,32 @@ class CallCenter:
         self.link = link
 
     async def start(self) -> None:
-        """Load the configuration, then start consuming events and the timers."""
+        """Load the configuration and the previous run's live state, then start
+        consuming events and the timers."""
         await self.reload()
+        if self.store is not None:
+            await self._restore(self.store)
+            self.store.start(agent_row=self._session_row, call_row=self._live_call_row)
         self._loops = [
             self._spawn(self._consume(), "callcenter-consumer"),
             self._spawn(self._timer_loop(), "callcenter-timer"),
             self._spawn(self._wallboard_loop(), "callcenter-wallboard"),
             self._spawn(self._hours_loop(), "callcenter-hours"),
         ]
+        if self._awaiting or self._restored:
+            self._spawn(self._restore_deadline(), "callcenter-restore-deadline")
 
     async def close(self) -> None:
-        """Cancel and await every task this call center started (idempotent)."""
+        """Cancel and await every task this call center started, then save the live
+        state (agent sessions, calls in progress) for the next start (idempotent)."""
         self._closing = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self.store is not None:
+            await self.store.close()
         for sub in self.agent_hub.subscribers() + self.wallboard_hub.subscribers():
             sub.close(1001, "service stopping")
 
@@ -325,6 +371,219 @@ class CallCenter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    # --- restart: live state saved and restored -------------------------------------------
+
+    async def _restore(self, store: StateStore) -> None:
+        """Bring back the previous run's agents; keep its calls until Asterisk shows them."""
+        saved = await store.load()
+        store.mark_calls(saved.already_ended)  # their outcome is written: drop the rows
+        for session in saved.sessions:
+            if session.agent_id not in self.agents or session.state == "logged_out":
+                continue
+            if session.state in ("reserved", "on_call") and session.call_id:
+                # Decided by the call's server: adopted on the call, or freed.
+                self._awaiting[session.agent_id] = session
+            else:
+                self._restore_agent(session)
+        for call in saved.calls:
+            self._restored[call.call_id] = call
+        logger.info(
+            "restored %d agent sessions; %d agents and %d calls wait for their server's resync",
+            self.counters["restored_agents"],
+            len(self._awaiting),
+            len(self._restored),
+        )
+
+    def _restore_agent(self, session: SavedSession, *, call_gone: bool = False) -> None:
+        """READY / PAUSED / WRAP_UP as saved; an agent whose call is gone: READY, or the
+        pause (or logout) it asked for during the call."""
+        agent_id, device = session.agent_id, session.device
+        row = self.agents.get(agent_id)
+        if row is None:
+            return
+        device = device or row.device
+        event: Event | None
+        if call_gone:
+            pending = session.pending or ""
+            if pending == "logout":
+                event = None
+            elif pending.startswith("pause"):
+                reason = pending.partition(":")[2] or "pause"
+                event = AgentRestored(agent_id, device, "paused", reason=reason)
+            else:
+                event = AgentRestored(agent_id, device, "ready")
+        elif session.state == "wrap_up" and session.call_id:
+            event = AgentRestored(
+                agent_id,
+                device,
+                "wrap_up",
+                since=session.since,
+                call_id=session.call_id,
+                until=session.until,
+                missed_in_row=session.missed_in_row,
+            )
+            self._last_call[agent_id] = _LastCall(session.call_id, session.since or self.clock())
+        else:
+            event = AgentRestored(
+                agent_id,
+                device,
+                session.state,
+                reason=session.reason,
+                since=session.since,
+                idle_since=session.idle_since,
+                missed_in_row=session.missed_in_row,
+            )
+        if self.store is not None:
+            self.store.mark_agent(agent_id)
+        if event is None:
+            logger.info("agent %s: call gone while down; logged out as asked", agent_id)
+            return
+        try:
+            self._handle(event, time.perf_counter())
+        except Exception as exc:
+            if not _is_routing_error(exc):
+                raise
+            logger.warning("agent %s could not be restored: %s", agent_id, exc)
+            return
+        self.counters["restored_agents"] += 1
+
+    def _resync_done(self, server: str) -> None:
+        """First resync of ``server`` since start: what it did not show is gone."""
+        now = self.clock()
+        for call_id, saved in list(self._restored.items()):
+            if saved.server == server:
+                del self._restored[call_id]
+                self._ended_while_down(saved, now)
+        for agent_id, session in list(self._awaiting.items()):
+            if (session.call_id or "").partition("/")[0] == server:
+                del self._awaiting[agent_id]
+                self._restore_agent(session, call_gone=True)
+
+    async def _restore_deadline(self) -> None:
+        """No agent waits forever for a server that does not come back."""
+        await asyncio.sleep(self.restore_timeout_s)
+        self.inject_callable(self._restore_timed_out)
+
+    def inject_callable(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the consumer, ordered with the link's events."""
+        self._inbox.put_nowait((_Run(fn), time.perf_counter()))
+
+    def _restore_timed_out(self) -> None:
+        servers = {str(s.get("name")) for s in self.server_status()}
+        for agent_id, session in list(self._awaiting.items()):
+            logger.warning(
+                "agent %s: call %s not confirmed within %.0f s; freed",
+                agent_id,
+                session.call_id,
+                self.restore_timeout_s,
+            )
+            del self._awaiting[agent_id]
+            self._restore_agent(session, call_gone=True)
+        now = self.clock()
+        for call_id, saved in list(self._restored.items()):
+            if saved.server not in servers:  # that server is no longer configured
+                del self._restored[call_id]
+                self._ended_while_down(saved, now)
+
+    def _ended_while_down(self, saved: SavedCall, now: float) -> None:
+        """A call the previous run left in progress that Asterisk no longer has.
+
+        Ends exactly once: ANSWERED if it was connected (the caller was served), else
+        FAILED; reason "ended-while-down"; ``ended_at`` is when the restart noticed (the
+        real end is unknown, somewhere between the stop and now).
+        """
+        answered = saved.answered_at is not None
+        record = CallRecord(
+            call_id=saved.call_id,
+            queue_id=saved.queue_id,
+            caller=saved.caller,
+            result=CallResult.ANSWERED if answered else CallResult.FAILED,
+            arrived_at=saved.arrived_at,
+            ended_at=max(now, saved.arrived_at),
+            first_offered_at=saved.first_offered_at,
+            answered_at=saved.answered_at,
+            answered_by=saved.agent_id if answered else None,
+            agents_offered=saved.agents_offered,
+            rona_count=saved.rona_count,
+            vip=saved.vip,
+            entitled=saved.entitled,
+            reason="ended-while-down",
+        )
+        logger.info(
+            "call %s ended while the service was down (%s)", saved.call_id, record.result.value
+        )
+        self.counters["ended_while_down"] += 1
+        self._record_outcome(record, _incoming_of(saved, saved.arrived_at))
+        self._record_event(
+            saved.call_id,
+            "ended",
+            record.ended_at,
+            record.answered_by,
+            {"result": record.result.value, "queue_id": saved.queue_id, "reason": record.reason},
+        )
+        if self.store is not None:
+            self.store.mark_call(saved.call_id)  # not in progress: its row goes
+
+    def _session_row(self, agent_id: str) -> dict[str, Any] | None:
+        view = self.engine.agent(agent_id)
+        if view is None:
+            return None
+        return {
+            "agent_id": agent_id,
+            "device": view.device,
+            "state": view.state,
+            "reason": view.reason,
+            "since": to_dt(view.since),
+            "idle_since": to_dt(view.idle_since),
+            "call_id": view.call_id,
+            "pending": view.pending,
+            "until": to_dt(view.until),
+            "missed_in_row": view.missed_in_row,
+        }
+
+    def _live_call_row(self, call_id: str) -> dict[str, Any] | None:
+        meta = self._calls.get(call_id)
+        if meta is None:
+            return None  # ended (or refused): no longer in progress
+        inc = meta.incoming
+        view = self.engine.call(call_id) if meta.classified else None
+        if meta.classified and view is None:
+            return None
+        row: dict[str, Any] = {
+            "call_id": call_id,
+            "server": inc.server,
+            "uniqueid": inc.uniqueid,
+            "linkedid": inc.linkedid,
+            "channel": inc.channel,
+            "caller": inc.caller_num,
+            "caller_name": inc.caller_name,
+            "dnis": inc.dnis,
+            "queue_id": meta.queue_id,
+            "state": "classifying",
+            "agent_id": None,
+            "arrived_at": to_dt(inc.at),
+            "queued_at": None,
+            "first_offered_at": None,
+            "answered_at": None,
+            "agents_offered": [],
+            "rona_count": 0,
+            "vip": meta.vip,
+            "entitled": meta.entitled,
+        }
+        if view is not None:
+            row.update(
+                queue_id=view.queue_id,
+                state=view.state.value,
+                agent_id=view.agent_id,
+                arrived_at=to_dt(min(inc.at, view.arrived_at)),
+                queued_at=to_dt(view.queued_at),
+                first_offered_at=to_dt(view.first_offered_at),
+                answered_at=to_dt(view.answered_at),
+                agents_offered=list(view.agents_offered),
+                rona_count=view.rona_count,
+            )
+        return row
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -433,6 +692,11 @@ class CallCenter:
             logger.info(
                 "AMI server %s %s", item.name, "connected" if item.connected else "disconnected"
             )
+            if item.connected:
+                # Emitted after the resync and its adoptions (cti.link): resync done.
+                self._resync_done(item.name)
+        elif isinstance(item, _Run):
+            item.fn()
         elif isinstance(item, _Injected):
             self._telephony_event(item.event, received)
         elif isinstance(item, _ROUTING_EVENTS):
@@ -465,8 +729,21 @@ class CallCenter:
     def _incoming(self, call: IncomingCall, received: float) -> None:
         if call.call_id in self._calls or call.call_id in self._pending:
             return  # seen again (resync after a reconnect)
-        self.counters["incoming"] += 1
+        saved = self._restored.pop(call.call_id, None)
+        if saved is not None:
+            # Left in progress by the previous run: its original arrival and classification.
+            call = dataclasses.replace(
+                _incoming_of(saved, saved.arrived_at),
+                channel=call.channel or saved.channel or "",
+                agent_id=call.agent_id,
+                answered=call.answered,
+                adopted=call.adopted,
+            )
+        else:
+            self.counters["incoming"] += 1
         queue_id = self.dnis.get(call.dnis) or self.default_queue_id
+        if saved is not None and saved.queue_id in self.queues:
+            queue_id = saved.queue_id
         if queue_id is None or queue_id not in self.queues:
             self.counters["unknown_dnis"] += 1
             logger.warning(
@@ -477,9 +754,14 @@ class CallCenter:
             )
             self._reject(call)
             return
-        meta = _CallMeta(incoming=call, queue_id=queue_id, received=received)
+        meta = _CallMeta(incoming=call, queue_id=queue_id, received=received, saved=saved)
+        if saved is not None:
+            meta.vip, meta.entitled = saved.vip, saved.entitled
         self._calls[call.call_id] = meta
-        if self._lookup is None or not call.caller_num:
+        if self.store is not None:
+            self.store.mark_call(call.call_id)
+        if self._lookup is None or not call.caller_num or call.agent_id:
+            # A call found ringing or talking has its agent already: no pop to wait for.
             self._arrive(meta)
             return
         self._pending[call.call_id] = meta
@@ -550,17 +832,32 @@ class CallCenter:
     def _arrive(self, meta: _CallMeta) -> None:
         meta.classified = True
         call = meta.incoming
-        event = CallArrived(
-            call_id=call.call_id,
-            queue_id=meta.queue_id,
-            caller=call.caller_num,
-            vip=meta.vip,
-            entitled=meta.entitled,
-        )
+        event: Event
+        if call.adopted or meta.saved is not None:
+            event = self._adoption(meta)
+        else:
+            event = CallArrived(
+                call_id=call.call_id,
+                queue_id=meta.queue_id,
+                caller=call.caller_num,
+                vip=meta.vip,
+                entitled=meta.entitled,
+            )
         try:
             self._handle(event, meta.received)
+            if isinstance(event, CallAdopted):
+                self._adopted(event)
         except Exception as exc:
+            if (
+                isinstance(event, CallAdopted)
+                and event.agent_id is not None
+                and _is_routing_error(exc)
+                and self._adoption_refused(meta, event, exc)
+            ):
+                return
             self._calls.pop(call.call_id, None)
+            if self.store is not None:
+                self.store.mark_call(call.call_id)
             if not _is_routing_error(exc):
                 raise
             logger.warning("call %s refused by the routing core: %s", call.call_id, exc)
@@ -575,6 +872,104 @@ class CallCenter:
             )
             self._record_outcome(record, call)
             self._run_action(HangupCall(call.call_id), None)
+
+    def _adoption(self, meta: _CallMeta) -> CallAdopted:
+        """``CallAdopted`` from what Asterisk shows now and what the previous run saved."""
+        call, saved = meta.incoming, meta.saved
+        agent_id = call.agent_id or None
+        device = None
+        answered_at = None
+        if agent_id is not None:
+            waiting = self._awaiting.get(agent_id)
+            row = self.agents.get(agent_id)
+            device = (waiting.device if waiting else None) or (row.device if row else None)
+            if call.answered:
+                known = saved is not None and saved.answered_at and saved.agent_id == agent_id
+                answered_at = saved.answered_at if known and saved else self.clock()
+        return CallAdopted(
+            call_id=call.call_id,
+            queue_id=meta.queue_id,
+            arrived_at=call.at,
+            caller=call.caller_num,
+            vip=meta.vip,
+            entitled=meta.entitled,
+            agent_id=agent_id,
+            answered_at=answered_at,
+            device=device,
+            queued_at=saved.queued_at if saved else None,
+            first_offered_at=saved.first_offered_at if saved else None,
+            agents_offered=saved.agents_offered if saved else (),
+            rona_count=saved.rona_count if saved else 0,
+        )
+
+    def _adopted(self, event: CallAdopted) -> None:
+        self.counters["adopted_calls"] += 1
+        logger.info(
+            "call %s adopted (agent=%s answered=%s) queue=%s",
+            event.call_id,
+            event.agent_id,
+            event.answered_at is not None,
+            event.queue_id,
+        )
+        if event.agent_id is None:
+            return
+        session = self._awaiting.pop(event.agent_id, None)
+        if session is not None and self.store is not None:
+            self.store.mark_agent(event.agent_id)
+        if session is None or event.answered_at is None or not session.pending:
+            return
+        # What the agent asked for during the call still applies after it.
+        pending = session.pending
+        follow: Event = (
+            AgentLogout(event.agent_id)
+            if pending == "logout"
+            else AgentPause(event.agent_id, pending.partition(":")[2] or "pause")
+        )
+        with contextlib.suppress(Exception):
+            self._handle(follow, time.perf_counter())
+
+    def _adoption_refused(self, meta: _CallMeta, event: CallAdopted, exc: Exception) -> bool:
+        """The agent Asterisk shows cannot take the call (it holds another one).
+
+        Ringing: the call goes back to hold and waits like any other.  Connected: the
+        caller is being served by that agent outside our control; its outcome is written
+        now (answered, "adopted-untracked").  True when handled.
+        """
+        agent_id = event.agent_id
+        assert agent_id is not None
+        logger.error("call %s: adoption with agent %s refused: %s", event.call_id, agent_id, exc)
+        if event.answered_at is None:
+            self._run_action(ReturnToHold(event.call_id, agent_id), None)
+            waiting = dataclasses.replace(event, agent_id=None, device=None)
+            try:
+                self._handle(waiting, meta.received)
+            except Exception as again:
+                if not _is_routing_error(again):
+                    raise
+                return False
+            self._adopted(waiting)
+            return True
+        self._calls.pop(event.call_id, None)
+        if self.store is not None:
+            self.store.mark_call(event.call_id)
+        record = CallRecord(
+            call_id=event.call_id,
+            queue_id=event.queue_id,
+            caller=event.caller,
+            result=CallResult.ANSWERED,
+            arrived_at=event.arrived_at,
+            ended_at=self.clock(),
+            first_offered_at=event.first_offered_at,
+            answered_at=event.answered_at,
+            answered_by=agent_id,
+            agents_offered=event.agents_offered,
+            rona_count=event.rona_count,
+            vip=event.vip,
+            entitled=event.entitled,
+            reason="adopted-untracked",
+        )
+        self._record_outcome(record, meta.incoming)
+        return True
 
     # --- the core --------------------------------------------------------------------------
 
@@ -612,6 +1007,7 @@ class CallCenter:
 
     def _dispatch(self, cmds: Sequence[Command], received: float | None) -> None:
         now = self.clock()
+        store = self.store
         for cmd in cmds:
             if isinstance(cmd, _TELEPHONY_ACTIONS):
                 if isinstance(cmd, OfferCall):
@@ -623,12 +1019,18 @@ class CallCenter:
             if isinstance(cmd, AgentStateChanged):
                 self._agent_state_changed(cmd)
             elif isinstance(cmd, CallQueued):
+                if store is not None:
+                    store.mark_call(cmd.call_id)
                 self._record_event(cmd.call_id, "queued", cmd.at, None, {"queue_id": cmd.queue_id})
             elif isinstance(cmd, CallOffered):
+                if store is not None:
+                    store.mark_call(cmd.call_id)
                 self._record_event(
                     cmd.call_id, "offered", cmd.at, cmd.agent_id, {"queue_id": cmd.queue_id}
                 )
             elif isinstance(cmd, CallAnswered):
+                if store is not None:
+                    store.mark_call(cmd.call_id)
                 self._record_event(
                     cmd.call_id, "answered", cmd.at, cmd.agent_id, {"queue_id": cmd.queue_id}
                 )
@@ -648,6 +1050,8 @@ class CallCenter:
                 self._wrapup_ended(cmd)
 
     def _agent_state_changed(self, cmd: AgentStateChanged) -> None:
+        if self.store is not None:
+            self.store.mark_agent(cmd.agent_id)
         self.agent_hub.publish(
             cmd.agent_id,
             {
@@ -664,6 +1068,8 @@ class CallCenter:
     def _call_ended(self, cmd: CallEnded) -> None:
         rec = cmd.record
         meta = self._calls.pop(rec.call_id, None)
+        if self.store is not None:
+            self.store.mark_call(rec.call_id)
         self._record_outcome(rec, meta.incoming if meta else None)
         self._record_event(
             rec.call_id,
@@ -846,6 +1252,9 @@ class CallCenter:
             and event.agent_id not in self.agents
         ):
             raise AgentNotFound(f"Agent {event.agent_id} does not exist.")
+        agent_id = getattr(event, "agent_id", None)
+        if self.store is not None and isinstance(agent_id, str):
+            self.store.mark_agent(agent_id)  # a deferred pause / logout changes no state
         try:
             self._handle(event, time.perf_counter())
         except problems.ProblemError:

@@ -6,7 +6,15 @@ AMI simulator on loopback] -> telephony link (one AMI consumer per server) -> [d
 agents logged in and ready, Poisson traffic].  The call center consumes events before
 the link connects, so nothing the link reports is lost; on the way down it stops
 routing before the link closes, and the outcome writer closes last (it flushes or
-spills what is queued).  Calls still in progress at shutdown get no outcome row.
+spills what is queued).
+
+Restart (nothing lost, no agent stuck): the live state store (``app.live.persist``)
+keeps every agent's session and every call in progress in PostgreSQL, written off the
+routing path; ``CallCenter.close`` saves the last of it after routing stopped.  Calls
+still in progress at a clean shutdown get no outcome row *then*: the next start adopts
+them from Asterisk with their history (and their one ``calls`` row is written when they
+end), or ends them once as "ended-while-down" if Asterisk no longer has them (see
+``CallCenter``'s theory of operation).
 
 Demo mode (``settings.demo_mode``: no AMI server configured) runs the built-in
 ``AsteriskSimulator``: every demo agent's device is a simulated phone that answers
@@ -20,7 +28,8 @@ Overrides (tests): ``servers=[AmiServer]`` (connect there instead of the setting
 it), ``demo_traffic=False``, ``auto_ready=False``, ``seed_demo=False``, ``clock=``,
 ``engine=``, and the ``CallCenter`` knobs ``lookup_timeout_s``,
 ``offer_push_timeout_s``, ``wallboard_interval_s``, ``hours_interval_s``,
-``default_queue_id``, ``ws_queue_size``.
+``default_queue_id``, ``restore_timeout_s``, ``ws_queue_size``, and
+``state_interval_s`` (live state store flush period).
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ _CALLCENTER_KNOBS = (
     "wallboard_interval_s",
     "hours_interval_s",
     "default_queue_id",
+    "restore_timeout_s",
 )
 _KNOWN_OVERRIDES = frozenset(
     {
@@ -69,6 +79,7 @@ _KNOWN_OVERRIDES = frozenset(
         "engine",
         "ws_queue_size",
         "link_factory",
+        "state_interval_s",
     }
 )
 
@@ -199,6 +210,11 @@ async def live_runtime(
             from routing.engine import RoutingEngine
 
             engine = RoutingEngine()
+        from app.live.persist import StateStore
+
+        store = StateStore(
+            database.sessionmaker, interval_s=float(overrides.get("state_interval_s", 0.5))
+        )
         knobs = {k: overrides[k] for k in _CALLCENTER_KNOBS if k in overrides}
         queue_size = int(overrides.get("ws_queue_size", 256))
         callcenter = CallCenter(
@@ -210,6 +226,7 @@ async def live_runtime(
             agent_hub=Hub("agents", queue_size=queue_size),
             wallboard_hub=Hub("wallboard", queue_size=max(4, queue_size // 8)),
             wallboard=Wallboard(now=clock()),
+            store=store,
             **knobs,
         )
         await callcenter.start()

@@ -1,0 +1,293 @@
+"""Live routing state kept across restarts: agent sessions and calls in progress.
+
+Invariants:
+- Nothing here runs on the routing path.  The call center only *marks* what changed
+  (an agent id, a call id: a set insertion, no I/O); one flusher task owned by the store
+  writes the marked items every ``interval_s`` in one transaction, reading their state
+  *at flush time* through the row callbacks.  So any number of changes of one agent or
+  call between two flushes cost one row write (latest state wins), and a failed flush is
+  simply retried later with fresher state.
+- A call's ``live_calls`` row exists from its arrival until it ends (the call's callback
+  returns ``None`` then: the row is deleted; its ``calls`` row comes from the outcome
+  writer).  An agent's ``agent_sessions`` row always holds its latest state, logged out
+  included.
+- Writes are upserts / deletes by key: replaying a flush is harmless.  A flush cancelled
+  mid-way (``close``) puts its marks back, so ``close`` writes them.
+- ``close`` stops the flusher and writes whatever is marked: after a clean stop the
+  tables hold exactly the agents' last states and the calls still in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import AgentSession, Base, Call, LiveCall
+
+logger = logging.getLogger(__name__)
+
+RowOf = Callable[[str], dict[str, Any] | None]
+
+
+def to_dt(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class SavedSession:
+    """An agent session as the previous run left it (times in epoch seconds)."""
+
+    agent_id: str
+    device: str | None
+    state: str
+    reason: str | None
+    since: float | None
+    idle_since: float | None
+    call_id: str | None
+    pending: str | None
+    until: float | None
+    missed_in_row: int
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCall:
+    """A call in progress as the previous run left it (times in epoch seconds)."""
+
+    call_id: str
+    server: str
+    uniqueid: str
+    linkedid: str | None
+    channel: str | None
+    caller: str
+    caller_name: str | None
+    dnis: str | None
+    queue_id: str
+    state: str
+    agent_id: str | None
+    arrived_at: float
+    queued_at: float | None
+    first_offered_at: float | None
+    answered_at: float | None
+    agents_offered: tuple[str, ...]
+    rona_count: int
+    vip: bool
+    entitled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SavedState:
+    sessions: list[SavedSession]
+    calls: list[SavedCall]  # still without a ``calls`` row
+    already_ended: list[str]  # live rows whose call has its ``calls`` row (stale)
+
+
+_sessions = Base.metadata.tables["agent_sessions"]
+_live = Base.metadata.tables["live_calls"]
+_ins_sessions = pg_insert(_sessions)
+_UPSERT_SESSIONS = _ins_sessions.on_conflict_do_update(
+    index_elements=[_sessions.c.agent_id],
+    set_={
+        c.name: _ins_sessions.excluded[c.name] for c in _sessions.columns if c.name != "agent_id"
+    },
+)
+_ins_live = pg_insert(_live)
+_UPSERT_LIVE = _ins_live.on_conflict_do_update(
+    index_elements=[_live.c.call_id],
+    set_={c.name: _ins_live.excluded[c.name] for c in _live.columns if c.name != "call_id"},
+)
+
+
+class StateStore:
+    """Coalescing writer of ``agent_sessions`` / ``live_calls`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        interval_s: float = 0.5,
+        close_timeout_s: float = 10.0,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be > 0")
+        self._sessionmaker = sessionmaker
+        self.interval_s = interval_s
+        self.close_timeout_s = close_timeout_s
+        self._agents: set[str] = set()
+        self._calls: set[str] = set()
+        self._agent_row: RowOf | None = None
+        self._call_row: RowOf | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.flushes = 0
+        self.failures = 0
+
+    # --- reading the previous run's state --------------------------------------------------
+
+    async def load(self) -> SavedState:
+        async with self._sessionmaker() as session:
+            sessions = (await session.scalars(sa.select(AgentSession))).all()
+            calls = (await session.scalars(sa.select(LiveCall))).all()
+            ended = set(
+                (
+                    await session.scalars(
+                        sa.select(Call.call_id).where(Call.call_id.in_(sa.select(LiveCall.call_id)))
+                    )
+                ).all()
+            )
+        return SavedState(
+            sessions=[
+                SavedSession(
+                    agent_id=s.agent_id,
+                    device=s.device,
+                    state=str(s.state.value if hasattr(s.state, "value") else s.state),
+                    reason=s.reason,
+                    since=_epoch(s.since),
+                    idle_since=_epoch(s.idle_since),
+                    call_id=s.call_id,
+                    pending=s.pending,
+                    until=_epoch(s.until),
+                    missed_in_row=s.missed_in_row,
+                )
+                for s in sessions
+            ],
+            calls=[
+                SavedCall(
+                    call_id=c.call_id,
+                    server=c.server,
+                    uniqueid=c.uniqueid,
+                    linkedid=c.linkedid,
+                    channel=c.channel,
+                    caller=c.caller,
+                    caller_name=c.caller_name,
+                    dnis=c.dnis,
+                    queue_id=c.queue_id,
+                    state=c.state,
+                    agent_id=c.agent_id,
+                    arrived_at=c.arrived_at.timestamp(),
+                    queued_at=_epoch(c.queued_at),
+                    first_offered_at=_epoch(c.first_offered_at),
+                    answered_at=_epoch(c.answered_at),
+                    agents_offered=tuple(c.agents_offered),
+                    rona_count=c.rona_count,
+                    vip=c.vip,
+                    entitled=c.entitled,
+                )
+                for c in calls
+                if c.call_id not in ended
+            ],
+            already_ended=sorted(ended),
+        )
+
+    # --- marking (the routing path: O(1), no I/O) ------------------------------------------
+
+    def mark_agent(self, agent_id: str) -> None:
+        self._agents.add(agent_id)
+
+    def mark_call(self, call_id: str) -> None:
+        self._calls.add(call_id)
+
+    def mark_calls(self, call_ids: Iterable[str]) -> None:
+        self._calls.update(call_ids)
+
+    @property
+    def marked(self) -> int:
+        return len(self._agents) + len(self._calls)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, *, agent_row: RowOf, call_row: RowOf) -> None:
+        """Start the flusher; ``agent_row(id)`` / ``call_row(id)`` give the row to write
+        (``None`` for a call: delete its row)."""
+        if self._task is not None:
+            raise RuntimeError("StateStore already started")
+        self._agent_row = agent_row
+        self._call_row = call_row
+        self._task = asyncio.create_task(self._run(), name="live-state-writer")
+
+    async def close(self) -> None:
+        """Stop the flusher and write what is marked (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._agent_row is None:
+            return
+        try:
+            async with asyncio.timeout(self.close_timeout_s):
+                await self.flush()
+        except Exception as exc:
+            logger.error(
+                "live state: final write failed (%s); %d items not saved",
+                type(exc).__name__,
+                self.marked,
+            )
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            if not self.marked:
+                continue
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                logger.warning(
+                    "live state: write of %d items failed (%s); retried", self.marked, exc
+                )
+
+    async def flush(self) -> None:
+        """Write every marked item now (one transaction); on failure they stay marked."""
+        agent_row, call_row = self._agent_row, self._call_row
+        if agent_row is None or call_row is None:
+            raise RuntimeError("StateStore not started")
+        agents, self._agents = self._agents, set()
+        calls, self._calls = self._calls, set()
+        if not agents and not calls:
+            return
+        try:
+            now = datetime.now(UTC)
+            sessions = []
+            for agent_id in sorted(agents):
+                row = agent_row(agent_id)
+                if row is not None:
+                    sessions.append({**row, "updated_at": now})
+            upserts: list[dict[str, Any]] = []
+            deletes: list[str] = []
+            for call_id in sorted(calls):
+                row = call_row(call_id)
+                if row is None:
+                    deletes.append(call_id)
+                else:
+                    upserts.append({**row, "updated_at": now})
+            async with self._sessionmaker() as session, session.begin():
+                if sessions:
+                    await session.execute(_UPSERT_SESSIONS, sessions)
+                if upserts:
+                    await session.execute(_UPSERT_LIVE, upserts)
+                if deletes:
+                    await session.execute(sa.delete(_live).where(_live.c.call_id.in_(deletes)))
+        except BaseException:
+            # Not written (or not known to be): mark again; rows are rebuilt next time.
+            self._agents |= agents
+            self._calls |= calls
+            raise
+        self.flushes += 1
