@@ -1470,6 +1470,8 @@ class RoutingEngine:
             a.device = ev.device
             a.missed = 0
             a.pending = None
+            if a.idle_since is None:
+                a.idle_since = now  # its place in line if the offer ends without its fault
         elif a.state is _WRAP_UP:
             self._disarm(a)
             out.append(WrapUpEnded(a.aid, a.last_call_id, now))

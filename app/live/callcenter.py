@@ -40,6 +40,31 @@ Latency measured per call (kept for the last ``latency_window`` calls):
   Redirect was written and acknowledged);
 - screen pop: the CRM lookup's duration.
 
+Restart (nothing lost, no agent stuck): with a ``StateStore`` (``app.live.persist``)
+every agent state change and call lifecycle change *marks* the agent / call; the store
+writes the marked ones in batches off the routing path (``agent_sessions``,
+``live_calls``), and ``close`` saves the rest after routing stopped.  At ``start``:
+- agents saved READY / PAUSED / WRAP_UP come back as they were (``AgentRestored``: same
+  reason, idle order, wrap-up deadline); agents saved RESERVED / ON_CALL wait (logged
+  out) for the first resync of their call's server;
+- saved calls wait for the first resync of their server.  The link adopts what it finds
+  (``IncomingCall.adopted``): a saved call comes back with its original arrival, queue,
+  offers and VIP / entitlement (``CallAdopted``): waiting -> routed (after a fresh
+  screen-pop lookup), ringing its agent -> the offer is kept (agent RESERVED), bridged
+  -> the agent is ON_CALL (then wrap-up -> READY, or the pause / logout it asked for).
+  A call nobody saved that Asterisk shows ringing / bridged is adopted the same way,
+  logging its agent in on its configured device if needed;
+- on that server's ``ServerStatus(connected)`` (emitted after the resync), saved calls
+  it did not show *ended while down*: exactly one ``calls`` row, ANSWERED if it was
+  connected (the caller was served) else FAILED, reason "ended-while-down", ended_at =
+  when the restart noticed; agents still waiting go READY (or their pending pause, or
+  stay logged out if they asked to log out).  After ``restore_timeout_s`` no agent
+  waits any longer for a server that does not come back.
+- An adoption the core refuses (the agent already holds another call): ringing -> back
+  to hold and waiting; connected -> its row is written at once ("adopted-untracked").
+The ``calls`` table stays the only outcome record: a saved call whose ``calls`` row
+already exists (stopped between the two writes) is dropped at load, never re-ended.
+
 Invariants:
 - The call center owns every task it starts (consumer, timer, tickers, lookups,
   actions); ``close()`` cancels and awaits them all.

@@ -296,3 +296,13 @@ def test_adopted_ringing_call_escalation_deferred_while_ringing() -> None:
     assert eng.call("c1") is not None
     cmds = eng.handle(OfferFailed("c1", "a1", OfferFailure.NOANSWER), 101.0)
     assert one(cmds, CallEnded).record.result is CallResult.OVERFLOWED
+
+
+def test_adopted_ringing_offer_abandoned_frees_a_formerly_logged_out_agent() -> None:
+    eng = engine([SALES], [agent("a1")])
+    eng.handle(CallAdopted("c1", "sales", arrived_at=10.0, agent_id="a1", device="P/1"), 100.0)
+    record = one(eng.handle(CallHungUp("c1"), 103.0), CallEnded).record
+    assert record.result is CallResult.ABANDONED and record.agents_offered == ("a1",)
+    view = eng.agent("a1")
+    assert view is not None and view.state is AgentState.READY
+    assert one(arrive(eng, "c2", "sales", 104.0), OfferCall).agent_id == "a1"
