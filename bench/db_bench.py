@@ -136,7 +136,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=4000)
     parser.add_argument("--outcomes", type=int, default=50_000)
+    parser.add_argument(
+        "--quick", action="store_true", help="a small run (50,000 customers) to check it works"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.customers, args.lookups, args.outcomes = 50_000, 1000, 10_000
     with tempfile.TemporaryDirectory(prefix="sb-dbbench-") as tmp:
         result = asyncio.run(run(args, Path(tmp)))
     print(json.dumps(result))
