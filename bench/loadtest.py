@@ -124,7 +124,7 @@ class Options:
         rates = self.sweep or [self.rate]
         out = [(f"rate-{r:g}", r, self.duration) for r in rates]
         if self.soak > 0:
-            out.append(("soak", max(rates) if self.sweep else self.rate, self.soak))
+            out.append(("soak", self.rate, self.soak))
         return out
 
 
@@ -151,7 +151,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         "--soak",
         type=float,
         default=d.soak,
-        help="extra soak phase of this many seconds at the peak rate",
+        help="extra soak phase of this many seconds at --rate (use the peak, e.g. 75)",
     )
     p.add_argument(
         "--sweep",
@@ -375,7 +375,9 @@ class Collector:
         default_factory=list
     )  # (at, cumulative events sent)
     placed: list[tuple[float, int]] = field(default_factory=list)  # (at, cumulative placed)
+    cuts: list[tuple[float, int]] = field(default_factory=list)  # (at, AMI sessions cut so far)
     resources: list[dict[str, Any]] = field(default_factory=list)
+    wallboard_gaps: list[tuple[float, float]] = field(default_factory=list)  # (at, gap s)
     sim_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     ws: dict[str, Any] = field(default_factory=dict)
     poll_errors: Counter[str] = field(default_factory=Counter)
@@ -542,6 +544,11 @@ class ResourceSampler:
     async def run(self) -> None:
         while True:
             sample: dict[str, Any] = {"at": time.time()}
+            # The whole machine: the test shares 2 cores with whatever else runs.
+            sample["machine"] = {
+                "cpu_pct": round(self.psutil.cpu_percent(None) * self.psutil.cpu_count(), 1),
+                "load_1m": round(os.getloadavg()[0], 2),
+            }
             for name, pids in self.groups.items():
                 cpu = 0.0
                 rss = 0
@@ -751,6 +758,7 @@ class PhaseResult:
     started: float
     ended: float
     error: str | None = None
+    service_side: dict[str, Any] | None = None  # GET /api/v1/live/latency at the phase end
 
 
 class Harness:
@@ -763,6 +771,7 @@ class Harness:
         self.info: SeedInfo | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.poller: RowPoller | None = None
+        self.service_latency: Any = None  # async () -> dict, set once the service is up
         self.exits: list[dict[str, Any]] = []
 
     async def watch_children(self, procs: ProcessSet) -> None:
@@ -840,6 +849,7 @@ class Harness:
         )
         self.c.ami_events.append((now, sum(s.get("events_sent", 0) for s in stats)))
         self.c.placed.append((now, sum(s.get("placed", 0) for s in stats)))
+        self.c.cuts.append((now, sum(s.get("sessions_cut_slow", 0) for s in stats)))
         if self.ws is not None:
             try:
                 w = await self.ws.call("poll", with_wallboard=with_wallboard)
@@ -849,6 +859,7 @@ class Harness:
             else:
                 self.c.pop.extend((a, b) for a, b in w.pop("samples", ()))
                 self.c.pop_call_ids.extend((a, cid) for a, cid in w.pop("offer_call_ids", ()))
+                self.c.wallboard_gaps.extend((a, g) for a, g in w.pop("wallboard_gaps", ()))
                 self.c.ws = w
 
     def progress_line(self, phase: PhaseResult, since: float) -> str:
@@ -879,10 +890,14 @@ class Harness:
             if lags
             else float("nan")
         )
+        # A simulator cuts an AMI session the service did not read for writetimeout:
+        # the service fell behind (Asterisk does the same).
+        cut = sum(s.get("sessions_cut_slow", 0) for s in c.sim_stats.values())
         return (
             f"[{phase.name} t={now - phase.started:5.0f}s] rate {rate:6.1f}/s placed {c.placed[-1][1] if c.placed else 0} "
             f"waiting {waiting} routed {len(c.routing)} p99 {p99:.2f}ms lost {lost} "
             f"rows {len(c.row_seen)} lag p99 {lag99:.2f}s svc cpu {res.get('cpu_pct', 0):.0f}% rss {res.get('rss_mb', 0):.0f}MB"
+            + (f" AMI sessions cut {cut}" if cut else "")
         )
 
     def lost_so_far(self, now: float, grace_s: float = 10.0) -> int:
@@ -922,13 +937,18 @@ class Harness:
         )
         end = phase.started + duration
         next_line = time.time() + self.opts.progress_every
-        while time.time() < end:
-            await asyncio.sleep(min(1.0, max(0.0, end - time.time())))
-            await self.poll_all()
-            if time.time() >= next_line:
-                print(self.progress_line(phase, phase.started), file=sys.stderr, flush=True)
-                next_line += self.opts.progress_every
-        phase.ended = time.time()
+        try:
+            while time.time() < end:
+                await asyncio.sleep(min(1.0, max(0.0, end - time.time())))
+                await self.poll_all()
+                if time.time() >= next_line:
+                    print(self.progress_line(phase, phase.started), file=sys.stderr, flush=True)
+                    next_line += self.opts.progress_every
+        finally:
+            phase.ended = time.time()  # also when interrupted: the partial report covers it
+        if self.service_latency is not None:
+            with contextlib.suppress(Exception):
+                phase.service_side = await self.service_latency()
         return phase
 
     async def drain(self) -> dict[str, Any]:
@@ -1160,7 +1180,32 @@ def phase_report(
         "outcome_lag_s": summarize(lags, digits=4),
         "outcome_rows_per_s": round(sum(rows_in) / (hi - lo), 1) if hi > lo else None,
         "ami_events_per_s": None if ev_rate is None else round(ev_rate, 1),
+        # Sessions a simulator cut because the service did not read for writetimeout (5 s).
+        "ami_sessions_cut": _delta([(at, n) for at, n in c.cuts if lo <= at <= hi]),
+        # Gaps between wallboard messages (sent about once a second): event-loop stalls.
+        "wallboard_gaps_over_2s": [
+            (round(at - lo, 1), round(gap, 2)) for at, gap in c.wallboard_gaps if lo <= at < hi
+        ],
         "service_cpu_pct": summarize(svc_cpu, digits=1),
+        # The test shares the machine: 200 % = both cores busy, whoever uses them.
+        "machine_cpu_pct": summarize(
+            [r["machine"]["cpu_pct"] for r in res if "machine" in r], digits=1
+        ),
+        "machine_load_1m": summarize(
+            [r["machine"]["load_1m"] for r in res if "machine" in r], digits=2
+        ),
+        "others_cpu_pct": summarize(
+            [
+                max(
+                    0.0,
+                    r["machine"]["cpu_pct"]
+                    - sum(r[k]["cpu_pct"] for k in r if k not in ("at", "machine")),
+                )
+                for r in res
+                if "machine" in r
+            ],
+            digits=1,
+        ),
         "service_rss_mb": {
             "start": svc_rss[0][1] if svc_rss else None,
             "end": svc_rss[-1][1] if svc_rss else None,
@@ -1186,8 +1231,15 @@ def phase_report(
             "screen_pop_p99": _le(summarize(pops, scale=1000)["p99"], TARGETS["screen_pop_p99_ms"]),
             "outcome_lag_p99": _le(summarize(lags)["p99"], TARGETS["outcome_lag_p99_s"]),
         },
+        # The service's own view (event received -> OfferCall executed; CRM lookup time),
+        # cumulative over its last 100,000 calls at the end of this phase.
+        "service_side_latency": phase.service_side,
         "error": phase.error,
     }
+
+
+def _delta(points: list[tuple[float, int]]) -> int:
+    return points[-1][1] - points[0][1] if len(points) > 1 else 0
 
 
 def h_rows(h: Harness) -> list[tuple[float, int]]:
@@ -1312,6 +1364,17 @@ async def run(opts: Options) -> dict[str, Any]:
             )
             h.poller = RowPoller(pg, h.c)
             h.tasks.append(asyncio.create_task(h.poller.run(), name="row-poller"))
+
+            async def service_latency() -> dict[str, Any]:
+                resp = await client.get(
+                    f"{svc.base_url}/api/v1/live/latency",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=10.0,
+                )
+                resp.raise_for_status()
+                return dict(resp.json())
+
+            h.service_latency = service_latency
             profiler = await start_profiler(procs, opts, svc) if opts.profile else None
             for name, rate, duration in opts.phases:
                 await h.run_phase(name, rate, duration)
@@ -1324,12 +1387,7 @@ async def run(opts: Options) -> dict[str, Any]:
                 for t in dump["calls"]:
                     traces[f"{sim.name}/{t['uniqueid']}"] = t
             with contextlib.suppress(Exception):
-                resp = await client.get(
-                    f"{svc.base_url}/api/v1/live/latency",
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                if resp.status_code == 200:
-                    report["service_side_latency"] = resp.json()
+                report["service_side_latency"] = await service_latency()
         await asyncio.sleep(1.5)  # one more poll round for rows that landed during the dump
         report["outcomes"] = await check_outcomes(pg, h, traces)
         agents_ready = int(report["login"]["ready"]) - round(
@@ -1392,7 +1450,7 @@ def _resource_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
     names = {k for s in samples for k in s if k != "at"}
     for name in sorted(names):
         cpu = [s[name]["cpu_pct"] for s in samples if name in s]
-        rss = [s[name]["rss_mb"] for s in samples if name in s]
+        rss = [s[name]["rss_mb"] for s in samples if name in s and "rss_mb" in s[name]]
         out[name] = {"cpu_pct": summarize(cpu, digits=1), "rss_mb_max": max(rss, default=None)}
     return out
 

@@ -59,6 +59,9 @@ class WsLoad:
         self.connected_wallboards = 0
         self.last_wallboard: dict[str, Any] | None = None
         self.offer_call_ids: list[tuple[float, str]] = []  # (received_at, call_id)
+        # Wallboard deltas come about once a second; a longer gap means the service's
+        # event loop stalled (only the first wallboard client records, to avoid repeats).
+        self.wallboard_gaps: list[tuple[float, float]] = []  # (received_at, gap s)
 
     async def agent(self, url: str, agent_id: str, ready: asyncio.Event) -> None:
         try:
@@ -93,13 +96,18 @@ class WsLoad:
         finally:
             ready.set()
 
-    async def wallboard(self, url: str, ready: asyncio.Event) -> None:
+    async def wallboard(self, url: str, ready: asyncio.Event, index: int) -> None:
         seq: int | None = None
+        last: float | None = None
         try:
             async with websockets.connect(url, max_size=None, open_timeout=30) as ws:
                 self.connected_wallboards += 1
                 ready.set()
                 async for raw in ws:
+                    now = time.time()
+                    if index == 0 and last is not None and now - last > 2.0:
+                        self.wallboard_gaps.append((now, now - last))
+                    last = now
                     msg = json.loads(raw)
                     kind = msg.get("type", "?")
                     self.counts[f"wallboard_{kind}"] += 1
@@ -130,11 +138,11 @@ class WsLoad:
             events.append(ev)
             url = f"{base}/ws/agents/{agent_id}?token={token}"
             self.tasks.append(asyncio.create_task(self.agent(url, str(agent_id), ev)))
-        for _ in range(int(req.get("wallboards", 0))):
+        for i in range(int(req.get("wallboards", 0))):
             ev = asyncio.Event()
             events.append(ev)
             self.tasks.append(
-                asyncio.create_task(self.wallboard(f"{base}/ws/wallboard?token={token}", ev))
+                asyncio.create_task(self.wallboard(f"{base}/ws/wallboard?token={token}", ev, i))
             )
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), 60)
         return {
@@ -146,9 +154,11 @@ class WsLoad:
     async def poll(self, req: dict[str, Any]) -> dict[str, Any]:
         samples, self.samples = self.samples, []
         call_ids, self.offer_call_ids = self.offer_call_ids, []
+        gaps, self.wallboard_gaps = self.wallboard_gaps, []
         return {
             "samples": samples,
             "offer_call_ids": call_ids,
+            "wallboard_gaps": gaps,
             "counts": dict(self.counts),
             "close_codes": dict(self.close_codes),
             "agents_connected": self.connected_agents,

@@ -96,13 +96,15 @@ def test_cli_rejects_bad_input_with_a_clear_message(capsys: pytest.CaptureFixtur
 
 
 def test_cli_phases_and_automatic_talk_time() -> None:
-    opts = parse_args(["--sweep", "60,100,300,600", "--soak", "600", "--duration", "120"])
+    opts = parse_args(
+        ["--sweep", "60,100,300,600", "--soak", "600", "--rate", "75", "--duration", "120"]
+    )
     assert [(n, r, d) for n, r, d in opts.phases] == [
         ("rate-60", 60.0, 120.0),
         ("rate-100", 100.0, 120.0),
         ("rate-300", 300.0, 120.0),
         ("rate-600", 600.0, 120.0),
-        ("soak", 600.0, 600.0),
+        ("soak", 75.0, 600.0),
     ]
     # Auto talk time aims at the target occupancy, clamped to 5..60 s.
     auto = Options(target_occupancy=0.5, ring_min=1, ring_max=3)
