@@ -456,80 +456,68 @@ async def _insert_config(
         for s in rng.sample(others, max(0, rng.randint(4, 8) - len(skills))):
             skills[s] = rng.randint(1, 5)
         agent_rows.append((team, n, skills))
-    agent_ids: list[int] = []
-    for team, n, _unused in agent_rows:
-        aid = (
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO agents (name, team_id, device) VALUES (:name, :team, '')"
-                    " RETURNING id"
-                ),
-                {
-                    "name": f"{SURNAMES[n % len(SURNAMES)]}{GIVEN[(n * 7) % len(GIVEN)]}",
-                    "team": team_ids[team],
-                },
-            )
-        ).scalar_one()
-        agent_ids.append(aid)
-    await conn.execute(sa.text("UPDATE agents SET device = 'PJSIP/' || id"))
-    await conn.execute(
-        sa.text("INSERT INTO agent_skills (agent_id, skill_id, level) VALUES (:a, :s, :lvl)"),
-        [
-            {"a": aid, "s": skill_ids[s], "lvl": lvl}
-            for aid, (_t, _n, skills) in zip(agent_ids, agent_rows, strict=True)
-            for s, lvl in skills.items()
-        ],
+    raw = await conn.get_raw_connection()
+    apg: Any = raw.driver_connection  # asyncpg: one round trip per table, not per row
+    # One INSERT for every agent; identities are drawn in ORDER BY ord, so the returned
+    # ids sorted ascending line up with agent_rows.
+    agent_ids = sorted(
+        r[0]
+        for r in await apg.fetch(
+            "INSERT INTO agents (name, team_id, device)"
+            " SELECT name, team, '' FROM unnest($1::text[], $2::int[])"
+            " WITH ORDINALITY AS t(name, team, ord) ORDER BY ord RETURNING id",
+            [
+                f"{SURNAMES[n % len(SURNAMES)]}{GIVEN[(n * 7) % len(GIVEN)]}"
+                for _t, n, _s in agent_rows
+            ],
+            [team_ids[team] for team, _n, _s in agent_rows],
+        )
     )
+    await conn.execute(sa.text("UPDATE agents SET device = 'PJSIP/' || id"))
+    agent_skills = {
+        (aid, skill_ids[s]): lvl
+        for aid, (_t, _n, skills) in zip(agent_ids, agent_rows, strict=True)
+        for s, lvl in skills.items()
+    }
+    # Membership: every qualified agent serves the base service lines; the numbered
+    # copies of a line (queues beyond SERVICE_LINES, e.g. regional variants) are split
+    # between the qualified agents, so a seat belongs to at most two queues per line, as
+    # in a real center (and not to every copy of every line it qualifies for).
+    copies = max(1, -(-(queues - len(SERVICE_LINES)) // (len(SERVICE_LINES) - 1)))
     members: set[tuple[int, int]] = set()
-    for qid, spec in zip(queue_ids, specs, strict=True):
+    for k, (qid, spec) in enumerate(zip(queue_ids, specs, strict=True)):
+        group = (
+            None if k < len(SERVICE_LINES) else (k - len(SERVICE_LINES)) // (len(SERVICE_LINES) - 1)
+        )
         eligible = [
             aid
-            for aid, (_t, _n, skills) in zip(agent_ids, agent_rows, strict=True)
-            if all(skills.get(s, 0) >= lvl for s, lvl in spec[2])
+            for pos, (aid, (_t, _n, skills)) in enumerate(zip(agent_ids, agent_rows, strict=True))
+            if (group is None or pos % copies == group % copies)
+            and all(skills.get(s, 0) >= lvl for s, lvl in spec[2])
         ]
         members.update((aid, qid) for aid in eligible)
         if not eligible and agent_ids:
             # Nobody qualifies: train one agent per missing queue so no line is unserved.
             aid = agent_ids[len(members) % len(agent_ids)]
             for s, lvl in spec[2]:
-                await conn.execute(
-                    sa.text(
-                        "INSERT INTO agent_skills (agent_id, skill_id, level) VALUES (:a, :s, :lvl)"
-                        " ON CONFLICT (agent_id, skill_id) DO UPDATE"
-                        " SET level = GREATEST(agent_skills.level, EXCLUDED.level)"
-                    ),
-                    {"a": aid, "s": skill_ids[s], "lvl": lvl},
-                )
+                key = (aid, skill_ids[s])
+                agent_skills[key] = max(agent_skills.get(key, 0), lvl)
             members.add((aid, qid))
+    await apg.copy_records_to_table(
+        "agent_skills",
+        records=[(a, sk, lvl) for (a, sk), lvl in sorted(agent_skills.items())],
+        columns=["agent_id", "skill_id", "level"],
+    )
     if members:
-        await conn.execute(
-            sa.text("INSERT INTO agent_queues (agent_id, queue_id) VALUES (:a, :q)"),
-            [{"a": a, "q": q} for a, q in sorted(members)],
+        await apg.copy_records_to_table(
+            "agent_queues", records=sorted(members), columns=["agent_id", "queue_id"]
         )
 
-    users = [
-        {
-            "username": f"agent{aid}",
-            "role": "agent",
-            "agent_id": aid,
-            "password_hash": DEMO_PASSWORD_HASH,
-        }
-        for aid in agent_ids
-    ] + [
-        {
-            "username": f"sup-{team}",
-            "role": "supervisor",
-            "agent_id": None,
-            "password_hash": DEMO_PASSWORD_HASH,
-        }
-        for team in team_names
+    users = [(f"agent{aid}", "agent", aid, DEMO_PASSWORD_HASH) for aid in agent_ids] + [
+        (f"sup-{team}", "supervisor", None, DEMO_PASSWORD_HASH) for team in team_names
     ]
-    await conn.execute(
-        sa.text(
-            "INSERT INTO users (username, role, agent_id, password_hash)"
-            " VALUES (:username, :role, :agent_id, :password_hash)"
-        ),
-        users,
+    await apg.copy_records_to_table(
+        "users", records=users, columns=["username", "role", "agent_id", "password_hash"]
     )
     return agent_ids, len(users)
 
