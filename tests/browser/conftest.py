@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +34,7 @@ from app.main import create_app
 from app.settings import AuthSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
 from cti.types import AmiServer
+from tests import serving
 
 CHROMIUM = os.environ.get("SWITCHBOARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -191,17 +191,8 @@ async def populate(db: Database) -> None:
 async def wait_for(
     predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
 ) -> Any:
-    """Poll until ``predicate()`` (awaited if a coroutine) is truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+    """Poll every 0.05 s until ``predicate()`` (awaited if a coroutine) is truthy."""
+    return await serving.wait_for(predicate, timeout, 0.05, what)
 
 
 @dataclass
@@ -230,22 +221,14 @@ class Service:
         return db
 
     async def start(self) -> None:
-        config = uvicorn.Config(
+        self._server, self._task, self.port = await serving.serve(
             self.app,
-            host="127.0.0.1",
+            name="uvicorn-browser-tests",
             port=self.port,
-            lifespan="on",
-            log_level="warning",
-            ws="websockets-sansio",
+            start_timeout=10.0,
+            poll_interval=0.05,
             timeout_graceful_shutdown=3,
         )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(), name="uvicorn-browser-tests")
-        await wait_for(lambda: server.started or task.done(), what="uvicorn start")
-        if task.done():
-            task.result()
-        self.port = server.servers[0].sockets[0].getsockname()[1]
-        self._server, self._task = server, task
         await wait_for(
             lambda: (
                 self.callcenter is not None
@@ -257,8 +240,7 @@ class Service:
     async def stop(self) -> None:
         if self._server is None or self._task is None:
             return
-        self._server.should_exit = True
-        await asyncio.wait_for(self._task, 30)
+        await serving.shut_down(self._server, self._task)
         self._server = self._task = None
 
     def place_call(self, dnis: str, caller: str, patience_s: float | None = None) -> str:

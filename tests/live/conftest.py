@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-import uvicorn
 import websockets
 from pydantic import SecretStr
 
@@ -29,6 +28,7 @@ from app.main import create_app
 from app.settings import AuthSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
 from cti.types import AmiServer
+from tests.serving import serve, shut_down, wait_for
 
 SIM_USER = "switchboard"
 SIM_SECRET = "sim-secret"
@@ -171,25 +171,6 @@ class Service:
             return list(rows)
 
 
-async def wait_for(
-    predicate: Callable[[], Awaitable[Any]] | Callable[[], Any],
-    timeout: float = 30.0,  # generous: CI shares 2 cores; a pass returns at once
-    interval: float = 0.02,
-    what: str = "condition",
-) -> Any:
-    """Poll until ``predicate()`` is truthy (awaiting it if it is a coroutine)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
 def sim_server(sim: AsteriskSimulator) -> AmiServer:
     return AmiServer(sim.name, "127.0.0.1", sim.port, SIM_USER, SIM_SECRET)
 
@@ -225,15 +206,7 @@ async def service(
         wallboard_interval_s=0.2,
         lookup_timeout_s=2.0,
     )
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws="websockets-sansio"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(), name="uvicorn-under-test")
-    await wait_for(lambda: server.started or task.done(), what="uvicorn start")
-    if task.done():
-        task.result()
-    port = server.servers[0].sockets[0].getsockname()[1]
+    server, task, port = await serve(app, name="uvicorn-under-test")
     svc = Service(
         base_url=f"http://127.0.0.1:{port}",
         ws_url=f"ws://127.0.0.1:{port}",
@@ -252,8 +225,7 @@ async def service(
     try:
         yield svc
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        await shut_down(server, task)
         for sim in sims:
             await sim.close()
 

@@ -35,6 +35,7 @@ from tests.live.conftest import (
     sim_server,
     wait_for,
 )
+from tests.serving import serve, shut_down
 
 Fresh = tuple[Settings, list[AsteriskSimulator], Database]
 RESTART_QUEUE = 4  # long ring timeout: an offer rings across the restart
@@ -69,21 +70,7 @@ class Running:
             lookup_timeout_s=2.0,
             state_interval_s=0.05,
         )
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=0,
-            lifespan="on",
-            log_level="warning",
-            ws="websockets-sansio",
-        )
-        self.server = uvicorn.Server(config)
-        self.task = asyncio.create_task(self.server.serve(), name="uvicorn-restart-test")
-        server, task = self.server, self.task
-        await wait_for(lambda: server.started or task.done(), what="uvicorn start")
-        if task.done():
-            task.result()
-        port = server.servers[0].sockets[0].getsockname()[1]
+        self.server, self.task, port = await serve(app, name="uvicorn-restart-test")
         self.svc = Service(
             base_url=f"http://127.0.0.1:{port}",
             ws_url=f"ws://127.0.0.1:{port}",
@@ -101,8 +88,7 @@ class Running:
     async def stop(self) -> None:
         """A clean stop: the lifespan exits (routing stops, live state saved)."""
         assert self.server is not None and self.task is not None
-        self.server.should_exit = True
-        await asyncio.wait_for(self.task, 30)
+        await shut_down(self.server, self.task)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
