@@ -50,6 +50,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import Base, Call
+from app.stats import quantile
 from routing.commands import CallRecord, CallResult
 
 log = logging.getLogger(__name__)
@@ -416,8 +417,8 @@ class OutcomeWriter:
             rejected=self._rejected,
             parked_wrapups=len(self._parked),
             batches=self._batches,
-            lag_p50_s=_quantile(lags, 0.50),
-            lag_p99_s=_quantile(lags, 0.99),
+            lag_p50_s=quantile(lags, 0.50) if lags else None,
+            lag_p99_s=quantile(lags, 0.99) if lags else None,
         )
 
     # --- internals: enqueue and spill -------------------------------------------------------
@@ -695,12 +696,6 @@ def _is_transient(exc: BaseException) -> bool:
         return isinstance(exc.orig, (OSError, TimeoutError, ConnectionError))
     # SQLAlchemy / asyncpg interface errors (pool closed, connection lost) are transient.
     return isinstance(exc, sa.exc.SQLAlchemyError) or "asyncpg" in type(exc).__module__
-
-
-def _quantile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 _WRAPUP_FIELDS = ("disposition_code", "notes", "wrapup_ended_at")

@@ -25,12 +25,8 @@ from app.db import open_database
 from app.outcomes import CallEventRow, CallOutcome, OutcomeWriter
 from app.seed import customer_phone, has_second_phone, seed, unknown_phone
 from app.settings import Settings
+from app.stats import quantile
 from routing.commands import CallResult
-
-
-def _pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -72,15 +68,17 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 elapsed_ms = (time.perf_counter() - t0) * 1000
                 assert (pop is not None) == hit, phone
                 (existing if hit else missing).append(elapsed_ms)
+        existing.sort()
+        missing.sort()
         out["lookup_existing_ms"] = {
-            "p50": round(_pct(existing, 0.5), 3),
-            "p99": round(_pct(existing, 0.99), 3),
+            "p50": round(quantile(existing, 0.5), 3),
+            "p99": round(quantile(existing, 0.99), 3),
             "mean": round(statistics.fmean(existing), 3),
             "n": len(existing),
         }
         out["lookup_missing_ms"] = {
-            "p50": round(_pct(missing, 0.5), 3),
-            "p99": round(_pct(missing, 0.99), 3),
+            "p50": round(quantile(missing, 0.5), 3),
+            "p99": round(quantile(missing, 0.99), 3),
             "n": len(missing),
         }
 

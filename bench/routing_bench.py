@@ -47,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.stats import quantile
 from routing.commands import AgentState, Command, OfferCall
 from routing.config import AgentConfig, EscalationStep, QueueConfig
 from routing.engine import RoutingEngine
@@ -143,13 +144,12 @@ def answer(world: World, offer: OfferCall) -> None:
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
     s = sorted(samples_ns)
-    n = len(s)
 
     def at(p: float) -> float:
-        return round(s[min(n - 1, int(p * n))] / 1000.0, 2)
+        return round(quantile(s, p) / 1000.0, 2)
 
     return {
-        "n": n,
+        "n": len(s),
         "mean_us": round(statistics.fmean(s) / 1000.0, 2),
         "p50_us": at(0.50),
         "p99_us": at(0.99),

@@ -94,6 +94,7 @@ from app.live.hub import Hub
 from app.live.persist import SavedCall, SavedSession, StateStore, to_dt
 from app.live.wallboard import Wallboard
 from app.outcomes import CallEventRow, CallOutcome
+from app.stats import quantile
 from cti.types import IncomingCall, ServerStatus
 from routing.commands import (
     AgentState,
@@ -267,14 +268,11 @@ def _percentiles(samples: Iterable[float]) -> dict[str, Any]:
     if not data:
         return {"count": 0}
 
-    def pick(q: float) -> float:
-        return round(data[min(len(data) - 1, int(q * len(data)))] * 1000, 3)
-
     return {
         "count": len(data),
-        "p50_ms": pick(0.50),
-        "p90_ms": pick(0.90),
-        "p99_ms": pick(0.99),
+        "p50_ms": round(quantile(data, 0.50) * 1000, 3),
+        "p90_ms": round(quantile(data, 0.90) * 1000, 3),
+        "p99_ms": round(quantile(data, 0.99) * 1000, 3),
         "max_ms": round(data[-1] * 1000, 3),
         "mean_ms": round(sum(data) / len(data) * 1000, 3),
     }
