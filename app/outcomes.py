@@ -61,7 +61,8 @@ RETENTION_DAYS = 730  # service records are archived two years, then purged
 # --- rows -----------------------------------------------------------------------------------
 
 
-def _ts(epoch: float | None) -> datetime | None:
+def to_dt(epoch: float | None) -> datetime | None:
+    """Epoch seconds (the routing core's clock) -> aware UTC datetime."""
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
@@ -133,9 +134,9 @@ class CallOutcome:
             ),
             answered_by=_int_id(rec.answered_by),
             arrived_at=datetime.fromtimestamp(rec.arrived_at, UTC),
-            first_offered_at=_ts(rec.first_offered_at),
-            answered_at=_ts(rec.answered_at),
-            ended_at=_ts(rec.ended_at),
+            first_offered_at=to_dt(rec.first_offered_at),
+            answered_at=to_dt(rec.answered_at),
+            ended_at=to_dt(rec.ended_at),
             result=CallResult(rec.result),
             rona_count=rec.rona_count,
             vip=rec.vip,

@@ -85,15 +85,14 @@ import typing
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from app import errors as problems
 from app.live import loader
 from app.live.hub import Hub
-from app.live.persist import SavedCall, SavedSession, StateStore, to_dt
+from app.live.persist import SavedCall, SavedSession, StateStore
 from app.live.wallboard import Wallboard
-from app.outcomes import CallEventRow, CallOutcome
+from app.outcomes import CallEventRow, CallOutcome, to_dt
 from app.stats import quantile
 from cti.types import IncomingCall, ServerStatus
 from routing.commands import (
@@ -1169,11 +1168,7 @@ class CallCenter:
                 call_id,
                 disposition_code=disposition_code,
                 notes=notes,
-                wrapup_ended_at=(
-                    None
-                    if wrapup_ended_at is None
-                    else datetime.fromtimestamp(wrapup_ended_at, UTC)
-                ),
+                wrapup_ended_at=to_dt(wrapup_ended_at),
             )
         except Exception:
             logger.exception("call %s: wrap-up could not be queued", call_id)

@@ -38,10 +38,6 @@ logger = logging.getLogger(__name__)
 RowOf = Callable[[str], dict[str, Any] | None]
 
 
-def to_dt(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
-
-
 def _epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
