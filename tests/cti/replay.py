@@ -4,15 +4,12 @@ backend drove Asterisk: every ``#>`` Redirect into the connect context opens an 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 from cti.codec import AmiCodec
 from cti.types import Dialplan, IncomingCall
 from cti.wire import AmiParser, Message, iter_capture
-
-CAPTURES = Path(os.environ.get("SWITCHBOARD_AMI_CAPTURES", "/work/shared/ami-captures"))
+from tests.captures import CAPTURES
 
 
 def capture_bytes(name: str) -> bytes:
