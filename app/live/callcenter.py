@@ -208,13 +208,6 @@ class _Classified:
 
 
 @dataclass(frozen=True, slots=True)
-class _Injected:
-    """An event the driver itself generated (a failed action) that must be ordered."""
-
-    event: Event
-
-
-@dataclass(frozen=True, slots=True)
 class _Run:
     """Driver work that must be ordered with the link's events (run on the consumer)."""
 
@@ -693,8 +686,9 @@ class CallCenter:
         self._inbox.put_nowait((item, time.perf_counter()))
 
     def inject(self, event: Event) -> None:
-        """Feed an event through the inbox, ordered with the link's events."""
-        self._inbox.put_nowait((_Injected(event), time.perf_counter()))
+        """Feed an event the driver itself generated (a failed action) through the inbox,
+        ordered with the link's events: processed exactly as if the link had sent it."""
+        self._inbox.put_nowait((event, time.perf_counter()))
 
     async def _consume(self) -> None:
         while True:
@@ -719,8 +713,6 @@ class CallCenter:
                 self._resync_done(item.name)
         elif isinstance(item, _Run):
             item.fn()
-        elif isinstance(item, _Injected):
-            self._telephony_event(item.event, received)
         elif isinstance(item, _ROUTING_EVENTS):
             self._telephony_event(item, received)
         else:
