@@ -15,6 +15,7 @@ capture (every event is a router event, nothing is skipped).
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -26,7 +27,14 @@ from cti.types import AmiServer, IncomingCall
 from cti.wire import Message, iter_capture
 from routing.events import OfferFailed
 
-CAPTURES = Path("/work/shared/ami-captures")
+# The recorded streams live in ``shared/`` beside the checkout (or where
+# SWITCHBOARD_AMI_CAPTURES points).
+CAPTURES = Path(
+    os.environ.get(
+        "SWITCHBOARD_AMI_CAPTURES",
+        Path(__file__).resolve().parents[2] / "shared" / "ami-captures",
+    )
+)
 _UID = re.compile(rb"(\d{10})\.(\d+)")
 
 
