@@ -62,14 +62,45 @@ Closing a queue affects new arrivals only: calls already waiting are still serve
 Offers
 ------
 An offer emits ``OfferCall`` + ``CallOffered`` + ``AgentStateChanged(RESERVED)`` and arms a
-reservation deadline ``ring_timeout_s + reservation_grace_s``.  OfferFailed (any reason) or
-the deadline (``ReturnToHold`` first) counts a miss: ``rona_count`` + 1, the agent's
-``missed_in_row`` + 1; at ``max_missed`` the agent is PAUSED ("no-answer" after a NOANSWER
-or timeout, else the dial status word, e.g. "busy"), otherwise READY at the back of the
-line; the call re-queues and is routed again.  OfferAnswered resets the misses.
+reservation deadline ``ring_timeout_s + reservation_grace_s``.  OfferFailed with a dial
+status (NOANSWER, BUSY, CONGESTION, CHANUNAVAIL, FAILED) or the deadline (``ReturnToHold``
+first) counts a miss: ``rona_count`` + 1, the agent's ``missed_in_row`` + 1; at
+``max_missed`` the agent is PAUSED ("no-answer" after a NOANSWER or timeout, else the dial
+status word, e.g. "busy"), otherwise READY at the back of the line; the call re-queues and
+is routed again.  OfferAnswered resets the misses.  ``OfferFailure.LINK`` (the telephony
+link could not deliver the offer: Redirect refused, action timeout, server disconnected)
+is a system failure, never a miss: the agent returns to READY keeping its place, no
+``rona_count``.
 Pause/logout/disconnect while RESERVED withdraws the offer (``ReturnToHold``, no miss);
 while ON_CALL they are remembered (latest wins; AgentReady clears them) and applied when
 the call ends: logout at once, pause after wrap-up.
+
+Suspension and retry (an Asterisk server down must not spin the router)
+-----------------------------------------------------------------------
+A call is *routable* when it is WAITING and neither suspended nor backing off; only
+routable calls are indexed, and only they are offered.
+
+* ``CallsSuspended(call_ids)``: the calls' server is unreachable.  A WAITING call leaves
+  the waiting heaps (O(log) each, lazily); an OFFERED call keeps its offer, but however
+  the offer ends (answered excepted) - OfferFailed of any reason, reservation deadline
+  (``ReturnToHold``), withdrawal - the agent returns to READY keeping its place, with no
+  miss (what happened during the outage is not the agent's doing) and the call WAITs,
+  suspended.  ``CallArrived`` / ``CallAdopted`` with ``suspended=True`` enter suspended.
+* ``CallsResumed(call_ids)``: routable again (backoff cleared too: the server is back and
+  reconciled); the resumed WAITING calls are routed in routing order (``-priority,
+  arrived_at, call_id``): O(k log k) for k calls.
+* Clocks while suspended: the caller really waits, so ``arrived_at`` / ``queued_at`` and
+  the escalation schedule keep running; relax / widen steps apply when due (they only
+  matter once routable).  An overflow or max-wait step that comes due while suspended
+  needs the server (a Redirect / Hangup), so it is *deferred* and applied at once on
+  resume, exactly like a step that comes due while the call rings.
+* Backoff: every offer of a call that fails with ``LINK`` or ``FAILED`` counts a
+  consecutive failure (any other outcome resets it).  The first one is retried at once
+  (a single failure may be a race); the n-th (n >= 2) holds the call out of routing for
+  ``min(retry_base_s * 2**(n-2), retry_max_s)`` on the deadline heap (``CallView.retry_at``),
+  then it is routed again.  Escalation and overflow go on while it backs off (the server
+  is reachable).  So a call whose offers fail at once costs O(log T) offers over T
+  seconds, not one per ready agent.
 
 Restart of the service (state brought back, calls adopted)
 -----------------------------------------------------------
@@ -98,7 +129,8 @@ persists agent sessions and calls in progress; ``cti`` finds the calls on Asteri
 Invariants (checked by the hypothesis tests)
 -------------------------------------------
 1. An agent holds at most one offer or call; a call rings at most one agent.
-2. After every ``handle``/``handle_timer``, no WAITING call has an eligible READY agent.
+2. After every ``handle``/``handle_timer``, no routable WAITING call has an eligible READY
+   agent (suspended and backing-off calls are not routable).
 3. Every ``CallArrived`` / ``CallAdopted`` gets exactly one ``CallEnded``.
 4. No agent stays RESERVED past ``ring_timeout_s + reservation_grace_s`` once
    ``handle_timer`` ran.
@@ -113,7 +145,8 @@ n = agents, m = unanswered calls, q = queues per agent (small), k = tiers per qu
 * per (queue, level): a heap of WAITING calls keyed ``(-priority, arrived_at, call_id)``;
   per queue a heap of calls widened into it; per queue a heap by ``arrived_at`` for the
   oldest-call statistic;
-* one global deadline heap (reservation, wrap-up, next escalation step).
+* one global deadline heap (reservation, wrap-up, next escalation step, retry of a call
+  backing off).
 
 All heaps use lazy deletion: an entry carries the owner's sequence number at push time
 and is dropped when it reaches the head with a stale number.  Each heap tracks its live
@@ -180,6 +213,8 @@ from routing.events import (
     CallArrived,
     CallFailed,
     CallHungUp,
+    CallsResumed,
+    CallsSuspended,
     CallTransferred,
     ConfigureAgent,
     ConfigureQueue,
@@ -219,6 +254,12 @@ _COMPACT_SLACK = 64
 _STEP_ESCALATE = 0  # relax / widen only
 _STEP_OVERFLOW = 1  # escalation step with overflow=True
 _STEP_MAX_WAIT = 2  # the queue's max_wait_s
+
+# Why a WAITING call is not routable (bits of ``_Call.held``; 0 = routable).
+_HELD_SUSPENDED = 1  # its server is unreachable (CallsSuspended .. CallsResumed)
+_HELD_BACKOFF = 2  # its offers keep failing: retried when its ``_Retry`` timer fires
+_UNSUSPEND = ~_HELD_SUSPENDED
+_UNBACKOFF = ~_HELD_BACKOFF
 
 # --- agent transition table (data) ---------------------------------------------------
 # (action, current state) -> outcome.  Outcomes:
@@ -409,7 +450,9 @@ class _Call:
         "caller",
         "cid",
         "entitled",
+        "fails",
         "first_offered_at",
+        "held",
         "indexed",
         "level",
         "overflow_due",
@@ -418,6 +461,7 @@ class _Call:
         "qseq",
         "queue",
         "queued_at",
+        "retry",
         "rona",
         "seq",
         "state",
@@ -457,6 +501,20 @@ class _Call:
         self.overflow_target: str | None = None
         self.overflow_due: str | None = None
         self.visited: list[str] = []
+        self.held = 0  # _HELD_* bits: not routable while non-zero
+        self.fails = 0  # consecutive offers that failed with LINK / FAILED
+        self.retry: _Retry | None = None  # backoff timer (created on first need)
+
+
+class _Retry:
+    """The backoff timer of one call (a second deadline-heap entry beside escalation)."""
+
+    __slots__ = ("call", "timer_seq", "until")
+
+    def __init__(self, call: _Call) -> None:
+        self.call = call
+        self.timer_seq = 0
+        self.until = 0.0
 
 
 _Out = list[Command]
@@ -465,16 +523,27 @@ _Out = list[Command]
 class RoutingEngine:
     """Skills-based ACD.  See the module docstring for the rules and their costs."""
 
-    def __init__(self, *, short_abandon_s: float = 5.0, reservation_grace_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        short_abandon_s: float = 5.0,
+        reservation_grace_s: float = 2.0,
+        retry_base_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
         if short_abandon_s < 0 or reservation_grace_s < 0:
             raise ValueError("short_abandon_s and reservation_grace_s must be >= 0")
+        if retry_base_s <= 0 or retry_max_s < retry_base_s:
+            raise ValueError("need 0 < retry_base_s <= retry_max_s")
         self._short_abandon = short_abandon_s
         self._grace = reservation_grace_s
+        self._retry_base = retry_base_s
+        self._retry_max = retry_max_s
         self._queues: dict[str, _Queue] = {}
         self._agents: dict[str, _Agent] = {}
         self._members: dict[str, set[str]] = {}  # queue id -> agent ids (queue may not exist yet)
         self._calls: dict[str, _Call] = {}
-        self._timers: list[tuple[float, int, _Agent | _Call]] = []
+        self._timers: list[tuple[float, int, _Agent | _Call | _Retry]] = []
         self._timers_live = 0
         self._timer_seq = 0
         self._dispatch: dict[type[Any], Callable[[Any, float], _Out]] = {
@@ -489,6 +558,8 @@ class RoutingEngine:
             AgentLogout: self._on_logout,
             AgentDisconnected: self._on_disconnected,
             CallArrived: self._on_call_arrived,
+            CallsSuspended: self._on_calls_suspended,
+            CallsResumed: self._on_calls_resumed,
             OfferAnswered: self._on_offer_answered,
             OfferFailed: self._on_offer_failed,
             CallHungUp: self._on_call_hung_up,
@@ -521,9 +592,11 @@ class RoutingEngine:
             self._timers_live -= 1
             if type(obj) is _Agent:
                 self._on_agent_deadline(obj, now, out)
-            else:
-                assert isinstance(obj, _Call)
+            elif type(obj) is _Call:
                 self._escalate(obj, now, out)
+            else:
+                assert isinstance(obj, _Retry)
+                self._retry_due(obj.call, now, out)
         return out
 
     def next_deadline(self) -> float | None:
@@ -630,11 +703,13 @@ class RoutingEngine:
             first_offered_at=c.first_offered_at,
             answered_at=c.answered_at,
             agents_offered=tuple(c.agents_offered),
+            suspended=bool(c.held & _HELD_SUSPENDED),
+            retry_at=c.retry.until if c.held & _HELD_BACKOFF and c.retry is not None else None,
         )
 
     # ================================================================== timers
 
-    def _arm(self, obj: _Agent | _Call, deadline: float) -> None:
+    def _arm(self, obj: _Agent | _Call | _Retry, deadline: float) -> None:
         self._timer_seq += 1
         seq = self._timer_seq
         if obj.timer_seq == 0:
@@ -649,7 +724,7 @@ class RoutingEngine:
             h[:] = [e for e in h if e[2].timer_seq == e[1]]
             heapify(h)
 
-    def _disarm(self, obj: _Agent | _Call) -> None:
+    def _disarm(self, obj: _Agent | _Call | _Retry) -> None:
         if obj.timer_seq:
             obj.timer_seq = 0
             self._timers_live -= 1
@@ -659,7 +734,11 @@ class RoutingEngine:
             c = a.call
             assert c is not None
             out.append(ReturnToHold(c.cid, a.aid))
-            self._miss(a, c, OfferFailure.NOANSWER, "reservation-timeout", now, out)
+            if c.held & _HELD_SUSPENDED:
+                # The server is unreachable: whether it rang is unknown, not a miss.
+                self._offer_lost(a, c, "reservation-timeout", now, out, backoff=False)
+            else:
+                self._miss(a, c, OfferFailure.NOANSWER, "reservation-timeout", now, out)
         elif a.state is _WRAP_UP:
             self._finish_wrapup(a, now, out)
 
@@ -794,8 +873,9 @@ class RoutingEngine:
         return None if best is None else best[4]
 
     def _route_call(self, c: _Call, now: float, out: _Out) -> None:
-        """A WAITING call takes the best agent, or (if none) joins the waiting heaps."""
-        if c.state is _WAITING:
+        """A routable WAITING call takes the best agent, or (if none) joins the waiting
+        heaps.  A suspended or backing-off call stays out of both (``held``)."""
+        if c.state is _WAITING and not c.held:
             a = self._pick_agent(c)
             if a is not None:
                 self._offer(c, a, now, out)
@@ -917,6 +997,10 @@ class RoutingEngine:
         a.call = None
         a.missed += 1
         c.rona += 1
+        if failure is OfferFailure.FAILED:
+            self._back_off(c, now)
+        else:
+            c.fails = 0  # the offer reached the agent's phone: the call's channel works
         if a.missed >= a.cfg.max_missed:
             reason = "no-answer" if failure is OfferFailure.NOANSWER else str(failure)
             self._set_state(a, _PAUSED, now, out, reason, c.cid)
@@ -927,6 +1011,39 @@ class RoutingEngine:
             self._index_agent(a)  # visible to the re-queued call only if nobody else is
         self._requeue(c, now, out, why)
         self._route_agent(a, now, out)
+
+    def _offer_lost(
+        self, a: _Agent, c: _Call, why: str, now: float, out: _Out, *, backoff: bool
+    ) -> None:
+        """The offer ended through no fault of the agent (link failure, or any end while
+        the call is suspended): READY keeping its place, no miss; the call re-queues."""
+        self._disarm(a)
+        a.call = None
+        if backoff:
+            self._back_off(c, now)
+        self._set_state(a, _READY, now, out, why, c.cid)
+        self._index_agent(a)  # keeps its idle_since: its place in the line
+        self._requeue(c, now, out, why)
+        self._route_agent(a, now, out)
+
+    def _back_off(self, c: _Call, now: float) -> None:
+        """One more consecutive failed offer: from the second on, hold the call out of
+        routing for ``retry_base_s * 2**(n-2)`` (at most ``retry_max_s``)."""
+        c.fails += 1
+        if c.fails < 2:
+            return  # the first failure is retried at once
+        delay = min(self._retry_base * 2.0 ** min(c.fails - 2, 30), self._retry_max)
+        r = c.retry
+        if r is None:
+            r = c.retry = _Retry(c)
+        if c.indexed:
+            self._unindex_call(c)
+        c.held |= _HELD_BACKOFF
+        self._arm(r, now + delay)
+
+    def _retry_due(self, c: _Call, now: float, out: _Out) -> None:
+        c.held &= _UNBACKOFF
+        self._route_call(c, now, out)
 
     # ================================================================== call life
 
@@ -984,7 +1101,7 @@ class RoutingEngine:
     def _requeue(self, c: _Call, now: float, out: _Out, why: str) -> None:
         """An offer ended without an answer: back to waiting (or a deferred overflow)."""
         c.agent = None
-        if c.overflow_due is not None:
+        if c.overflow_due is not None and not c.held & _HELD_SUSPENDED:
             reason = c.overflow_due
             c.overflow_due = None
             self._overflow(c, c.queue, reason, now, out)
@@ -1035,10 +1152,11 @@ class RoutingEngine:
                     c.level = level
                     c.widen = widen
         if overflow is not None:
-            if c.state is _WAITING:
+            if c.state is _WAITING and not c.held & _HELD_SUSPENDED:
                 self._overflow(c, q, overflow, now, out)
                 return
-            c.overflow_due = overflow  # ringing: decide when the offer fails
+            # Ringing: decide when the offer fails; suspended: when the call resumes.
+            c.overflow_due = overflow
         elif i < n:
             self._arm(c, base + schedule[i][0])
         if changed:
@@ -1072,6 +1190,8 @@ class RoutingEngine:
         if c.cid in c.queue.calls:
             self._leave_queue(c)
         self._disarm(c)
+        if c.retry is not None:
+            self._disarm(c.retry)
         del self._calls[c.cid]
         out.append(
             CallEnded(
@@ -1132,7 +1252,8 @@ class RoutingEngine:
             c.step = 0
             c.overflow_due = None
         for c in waiting:
-            self._index_call(c)
+            if not c.held:
+                self._index_call(c)
         for c in list(q.calls.values()):
             if c.cid in q.calls and q.schedule:
                 self._escalate(c, now, out)
@@ -1311,8 +1432,49 @@ class RoutingEngine:
         q = self._queue(ev.queue_id)
         out: _Out = []
         c = _Call(ev, q, now)
+        if ev.suspended:
+            c.held = _HELD_SUSPENDED
         self._calls[c.cid] = c
         self._enter_queue(c, q, now, out, "arrived")
+        return out
+
+    def _on_calls_suspended(self, ev: CallsSuspended, now: float) -> _Out:
+        calls = self._calls
+        for cid in ev.call_ids:
+            c = calls.get(cid)
+            if c is None or c.state is _CONNECTED or c.held & _HELD_SUSPENDED:
+                continue
+            c.held |= _HELD_SUSPENDED
+            if c.indexed:
+                self._unindex_call(c)
+        return []
+
+    def _on_calls_resumed(self, ev: CallsResumed, now: float) -> _Out:
+        out: _Out = []
+        waiting: list[_Call] = []
+        calls = self._calls
+        for cid in ev.call_ids:
+            c = calls.get(cid)
+            if c is None or not c.held & _HELD_SUSPENDED:
+                continue
+            # Failures seen while the server was away say nothing about it now.
+            c.held = 0
+            c.fails = 0
+            if c.retry is not None:
+                self._disarm(c.retry)
+            if c.state is _WAITING:
+                waiting.append(c)
+        # The calls that waited longest (and matter most) get the free agents first.
+        waiting.sort(key=_routing_key)
+        for c in waiting:
+            if c.state is not _WAITING or c.cid not in calls:
+                continue
+            due = c.overflow_due
+            if due is not None:
+                c.overflow_due = None
+                self._overflow(c, c.queue, due, now, out)
+            else:
+                self._route_call(c, now, out)
         return out
 
     def _on_offer_answered(self, ev: OfferAnswered, now: float) -> _Out:
@@ -1324,6 +1486,8 @@ class RoutingEngine:
         self._leave_queue(c)
         self._disarm(c)
         c.state = _CONNECTED
+        c.held = 0  # out of routing for good: suspension no longer applies
+        c.fails = 0
         c.answered_at = now
         c.answered_by = a.aid
         self._disarm(a)
@@ -1338,7 +1502,14 @@ class RoutingEngine:
         if c is None or c.state is not _OFFERED or c.agent is None or c.agent.aid != ev.agent_id:
             return []  # stale: e.g. a late dial result after our own ReturnToHold
         out: _Out = []
-        self._miss(c.agent, c, ev.reason, str(ev.reason), now, out)
+        reason = ev.reason
+        if c.held & _HELD_SUSPENDED:
+            # Reported by the resync of a server that was away: not the agent's doing.
+            self._offer_lost(c.agent, c, str(reason), now, out, backoff=False)
+        elif reason is OfferFailure.LINK:
+            self._offer_lost(c.agent, c, str(reason), now, out, backoff=True)
+        else:
+            self._miss(c.agent, c, reason, str(reason), now, out)
         return out
 
     def _on_agent_hung_up(self, ev: AgentHungUp, now: float) -> _Out:
@@ -1454,6 +1625,8 @@ class RoutingEngine:
         c.rona = max(0, ev.rona_count)
         c.visited.append(q.qid)
         c.prio = self._effective_priority(c, q.cfg)
+        if ev.suspended and not connected:
+            c.held = _HELD_SUSPENDED
         self._calls[c.cid] = c
         if a is not None and (not c.agents_offered or c.agents_offered[-1] != a.aid):
             c.agents_offered.append(a.aid)
@@ -1515,6 +1688,10 @@ class RoutingEngine:
             if c.queue is not q or c.cid not in q.calls:
                 return  # overdue: overflowed or ended
         self._route_call(c, now, out)
+
+
+def _routing_key(c: _Call) -> tuple[int, float, str]:
+    return (-c.prio, c.arrived_at, c.cid)
 
 
 # ====================================================================== validation

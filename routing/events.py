@@ -22,7 +22,11 @@ class OfferFailure(enum.StrEnum):
     BUSY = "busy"
     CONGESTION = "congestion"
     CHANUNAVAIL = "chanunavail"
-    FAILED = "failed"  # the action that makes the offer failed (Redirect error, timeout)
+    FAILED = "failed"  # the dial failed without a status we know (Asterisk's word)
+    # The action that makes the offer failed (Redirect refused, action timeout, server
+    # disconnected): a system failure reported by the telephony link, never the agent's
+    # miss.  The routing core backs the call off instead (see ``RoutingEngine``).
+    LINK = "link"
 
 
 # --- configuration -----------------------------------------------------------------
@@ -105,6 +109,33 @@ class CallArrived:
     vip: bool = False
     entitled: bool = False
     priority_boost: int = 0
+    # Arrives while its Asterisk server is unreachable: queued, never offered until
+    # ``CallsResumed`` names it (see ``CallsSuspended``).
+    suspended: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallsSuspended:
+    """These calls cannot be routed now (their Asterisk server is unreachable).
+
+    A fact, per call O(log n); unknown, connected or already suspended calls are skipped.
+    A suspended call keeps its place (arrival time, priority) but is never offered; an
+    offer already ringing stays until it ends, and ends without a miss for the agent.
+    """
+
+    call_ids: tuple[str, ...]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallsResumed:
+    """These calls are routable again (their server is back and reconciled).
+
+    Unknown or not suspended calls are skipped; the resumed waiting calls are routed in
+    routing order (highest priority, then longest waiting).
+    """
+
+    call_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +236,9 @@ class CallAdopted:
     first_offered_at: float | None = None
     agents_offered: tuple[str, ...] = ()
     rona_count: int = 0
+    # Found while its server is not yet reported reconciled: adopted suspended (see
+    # ``CallArrived.suspended``).
+    suspended: bool = False
 
 
 Event = (
@@ -219,6 +253,8 @@ Event = (
     | AgentLogout
     | AgentDisconnected
     | CallArrived
+    | CallsSuspended
+    | CallsResumed
     | OfferAnswered
     | OfferFailed
     | CallHungUp

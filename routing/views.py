@@ -50,6 +50,8 @@ class CallView:
     first_offered_at: float | None = None
     answered_at: float | None = None
     agents_offered: tuple[str, ...] = ()
+    suspended: bool = False  # its server is unreachable: never offered until resumed
+    retry_at: float | None = None  # backing off after failed offers: not routed before
 
 
 @dataclass(frozen=True, slots=True)

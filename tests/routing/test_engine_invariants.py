@@ -3,10 +3,13 @@
 Checked after every step, against brute-force references computed from the configs and
 the engine's public views (never from its internal indexes):
 - an agent holds at most one offer or call; a call rings at most one agent;
-- no WAITING call while a READY agent that may take it exists (escalation included);
+- no routable WAITING call (not suspended, not backing off) while a READY agent that may
+  take it exists (escalation included); a suspended call is never offered;
+- a LINK failure and any offer end while the call is suspended never count as a miss;
 - every arrived call gets exactly one CallEnded; ended calls are gone from the views;
 - no agent stays RESERVED past ring timeout + grace once handle_timer(now) ran;
-- no call stays WAITING in a queue past its max wait (a ringing one waits for the result);
+- no call stays WAITING in a queue past its max wait (a ringing one waits for the result,
+  a suspended one for its resume);
 - queue statistics equal brute-force counts; AgentStateChanged notifications replay to
   the agents' current states;
 - a request that raises leaves every view unchanged.
@@ -21,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from routing.commands import AgentState, AgentStateChanged, CallEnded, Command
+from routing.commands import AgentState, AgentStateChanged, CallEnded, CallOffered, Command
 from routing.config import AgentConfig, EscalationStep, QueueConfig
 from routing.engine import RoutingEngine
 from routing.errors import RoutingError
@@ -35,6 +38,8 @@ from routing.events import (
     CallArrived,
     CallFailed,
     CallHungUp,
+    CallsResumed,
+    CallsSuspended,
     CallTransferred,
     ConfigureAgent,
     ConfigureQueue,
@@ -136,6 +141,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.states: dict[str, AgentState] = {}
         self.configs: dict[str, AgentConfig] = {}
         self.queues: dict[str, QueueConfig] = dict(QUEUES)
+        self.suspended: set[str] = set()  # what the machine told the engine (reference)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -156,6 +162,8 @@ class EngineMachine(RuleBasedStateMachine):
                 assert cid not in self.ended, f"second CallEnded for {cid}"
                 self.ended.add(cid)
                 assert c.record.ended_at == self.now
+            elif isinstance(c, CallOffered):
+                assert c.call_id not in self.suspended, f"suspended call offered: {c}"
             elif isinstance(c, AgentStateChanged):
                 assert c.previous == self.states[c.agent_id], c
                 self.states[c.agent_id] = c.state
@@ -226,7 +234,27 @@ class EngineMachine(RuleBasedStateMachine):
             self.next_call += 1
             cid = f"c{self.next_call}"
         self.arrived.add(cid)
-        self.send(CallArrived(cid, queue, vip=vip, entitled=entitled, priority_boost=boost))
+        down = duplicate == 1  # its server is unreachable at arrival
+        sent = self.send(
+            CallArrived(
+                cid, queue, vip=vip, entitled=entitled, priority_boost=boost, suspended=down
+            )
+        )
+        if sent and down and self.eng.call(cid) is not None:
+            self.suspended.add(cid)
+
+    @rule(data=st.data())
+    def suspend(self, data: st.DataObject) -> None:
+        live = [c.call_id for c in self.eng.waiting_calls()]
+        ids = data.draw(st.lists(st.sampled_from([*live, "ghost"]), max_size=4))
+        self.send(CallsSuspended(tuple(ids), "server down"))
+        self.suspended.update(cid for cid in ids if cid in live)
+
+    @rule(data=st.data())
+    def resume(self, data: st.DataObject) -> None:
+        ids = data.draw(st.lists(st.sampled_from([*sorted(self.suspended), "ghost"]), max_size=4))
+        self.suspended.difference_update(ids)
+        self.send(CallsResumed(tuple(ids)))
 
     def pick_call(self, data: st.DataObject, state: str | None) -> str:
         """Mostly a live call in ``state`` (so the fact is fresh), sometimes any id."""
@@ -275,7 +303,15 @@ class EngineMachine(RuleBasedStateMachine):
             if view is not None and view.agent_id
             else data.draw(st.sampled_from(AGENT_IDS))
         )
+        before = self.eng.agent(aid)
+        call = self.eng.call(cid)
         self.send(OfferFailed(cid, aid, reason))
+        after = self.eng.agent(aid)
+        fresh = call is not None and call.state == "offered" and call.agent_id == aid
+        if fresh and (reason is OfferFailure.LINK or call.suspended):
+            assert before is not None and after is not None
+            assert after.missed_in_row == before.missed_in_row, "a system failure was a miss"
+            assert after.idle_since == before.idle_since, "the agent lost its place"
 
     @rule(data=st.data(), kind=st.sampled_from(["caller", "agent", "agent", "transfer", "failed"]))
     def hang_up(self, data: st.DataObject, kind: str) -> None:
@@ -341,10 +377,18 @@ class EngineMachine(RuleBasedStateMachine):
                 assert c.agent_id is None and c.call_id not in holders
 
     @invariant()
+    def suspension_matches_the_reference(self) -> None:
+        self.suspended &= {c.call_id for c in self.eng.waiting_calls()}  # ended / answered
+        for c in self.eng.waiting_calls():
+            assert c.suspended == (c.call_id in self.suspended), c
+            if c.retry_at is not None:
+                assert c.state == "waiting" and c.retry_at > self.now, c
+
+    @invariant()
     def no_call_waits_while_an_eligible_agent_is_ready(self) -> None:
         ready = [a for a in self.eng.agents() if a.state == AgentState.READY]
         for c in self.eng.waiting_calls():
-            if c.state == "waiting":
+            if c.state == "waiting" and not c.suspended and c.retry_at is None:
                 for a in ready:
                     assert not may_take(a, c, self.now, self.queues), (
                         f"{c} waits while {a} is ready"
@@ -354,7 +398,7 @@ class EngineMachine(RuleBasedStateMachine):
     def no_call_waits_past_max_wait(self) -> None:
         for c in self.eng.waiting_calls():
             limit = self.queues[c.queue_id].max_wait_s
-            if c.state == "waiting" and limit is not None:
+            if c.state == "waiting" and not c.suspended and limit is not None:
                 assert self.now - c.queued_at < limit, c
 
     @invariant()
