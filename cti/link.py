@@ -8,7 +8,9 @@ Invariants
 - ``execute`` never raises and never blocks: the actions of a command are written at once
   and back to back (Setvar, Setvar, Redirect pipelined, README "Measured"), then checked
   in a task owned by the link.  A failed action becomes a routing event:
-  ``OfferFailed(FAILED)`` for an offer (only if that offer is still the open one), and
+  ``OfferFailed(LINK)`` for an offer (only if that offer is still the open one): the
+  offer never reached the agent's phone, a system failure the routing core does not
+  count as the agent's miss (dial results from Asterisk keep their own words), and
   ``CallFailed`` when the call is gone ("channel gone" answers are given a grace period
   for the caller's own Hangup event, so an abandon still reads as ``CallHungUp``).
   While a server is disconnected its commands fail at once (nothing is queued for later,
@@ -353,7 +355,7 @@ class TelephonyLink:
         if isinstance(cmd, OfferCall):
             # Only if this offer is still the open one: a newer decision stands.
             if srv.codec.cancel_offer(cmd.call_id, cmd.agent_id):
-                self._emit(OfferFailed(cmd.call_id, cmd.agent_id, OfferFailure.FAILED))
+                self._emit(OfferFailed(cmd.call_id, cmd.agent_id, OfferFailure.LINK))
         elif isinstance(cmd, OverflowCall) and not gone and not disconnected:
             # The caller would wait in hold forever, unknown to routing: hang up.
             try:
@@ -368,7 +370,7 @@ class TelephonyLink:
     def _fail_command(self, cmd: Command, reason: str) -> None:
         assert isinstance(cmd, OfferCall | ReturnToHold | OverflowCall | HangupCall)
         if isinstance(cmd, OfferCall):
-            self._emit(OfferFailed(cmd.call_id, cmd.agent_id, OfferFailure.FAILED))
+            self._emit(OfferFailed(cmd.call_id, cmd.agent_id, OfferFailure.LINK))
         self._emit(CallFailed(cmd.call_id, reason))
 
     def _later(self, delay: float, fn: Callable[..., None], *args: object) -> None:

@@ -11,7 +11,8 @@ at once by ``_dispatch``:
   (each waits for the previous one), so a ``ReturnToHold`` can never overtake the
   ``OfferCall`` it cancels; actions of different calls run concurrently, so one slow
   Asterisk never delays another.  A failed ``OfferCall`` comes back as
-  ``OfferFailed(reason=FAILED)``; the core re-queues the call.
+  ``OfferFailed(reason=LINK)``: not the agent's miss; the core re-queues the call and
+  backs it off if its offers keep failing.
 - notifications go to the outcome writer (batched, off the routing path), the agent
   websocket hub, and the wallboard counters.  None of them awaits.
 
@@ -39,6 +40,15 @@ Latency measured per call (kept for the last ``latency_window`` calls):
   action or timer that freed an agent) -> ``link.execute(OfferCall)`` returned (the
   Redirect was written and acknowledged);
 - screen pop: the CRM lookup's duration.
+
+Outage of one Asterisk server (the router must not spin, agents must not pay): calls are
+indexed per server (call ids are ``"<server>/<uniqueid>"``).  On that server's
+``ServerStatus(connected=False)`` every call of it the core knows is suspended
+(``CallsSuspended``): never offered, an offer in flight ends without a miss.  Calls that
+reach the core while the server is down (a CRM lookup that finishes, an adoption during
+the resync) arrive suspended.  ``ServerStatus(connected=True)`` comes after the resync
+has reconciled the server's calls (vanished ones ended through it as usual); only then
+are they resumed (``CallsResumed``) and routed in routing order.
 
 Restart (nothing lost, no agent stuck): with a ``StateStore`` (``app.live.persist``)
 every agent state change and call lifecycle change *marks* the agent / call; the store
@@ -123,6 +133,8 @@ from routing.events import (
     CallArrived,
     CallFailed,
     CallHungUp,
+    CallsResumed,
+    CallsSuspended,
     ConfigureAgent,
     ConfigureQueue,
     Event,
@@ -319,6 +331,8 @@ class CallCenter:
         self._closing = False
 
         self._calls: dict[str, _CallMeta] = {}  # arrived, not yet ended
+        self._server_calls: dict[str, set[str]] = {}  # server -> ids of its ``_calls``
+        self._down: set[str] = set()  # servers reported disconnected, not yet resynced
         self._pending: dict[str, _CallMeta] = {}  # CRM lookup running
         self._last_call: dict[str, _LastCall] = {}  # agent_id -> last answered call
         self._servers: dict[str, ServerStatus] = {}
@@ -344,6 +358,9 @@ class CallCenter:
             "restored_agents": 0,
             "adopted_calls": 0,
             "ended_while_down": 0,
+            "offers": 0,  # OfferCall actions handed to the link (attempts, failed ones too)
+            "suspended_calls": 0,
+            "resumed_calls": 0,
         }
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -711,6 +728,12 @@ class CallCenter:
             if item.connected:
                 # Emitted after the resync and its adoptions (cti.link): resync done.
                 self._resync_done(item.name)
+                if item.name in self._down:
+                    self._down.discard(item.name)
+                    self._resume_server(item.name)
+            elif item.name not in self._down:
+                self._down.add(item.name)
+                self._suspend_server(item.name)
         elif isinstance(item, _Run):
             item.fn()
         elif isinstance(item, _ROUTING_EVENTS):
@@ -718,6 +741,43 @@ class CallCenter:
         else:
             # e.g. cti.types.OriginateResult (callbacks): not for the routing core.
             logger.debug("telephony item ignored: %r", item)
+
+    def _known_calls_of(self, server: str) -> tuple[str, ...]:
+        """Ids of the server's calls the routing core has (classified), sorted."""
+        calls = self._calls
+        ids = self._server_calls.get(server, ())
+        return tuple(sorted(c for c in ids if c in calls and calls[c].classified))
+
+    def _suspend_server(self, server: str) -> None:
+        """The server is unreachable: its calls are not routable until it is back."""
+        ids = self._known_calls_of(server)
+        logger.warning("server=%s unreachable: %d calls suspended", server, len(ids))
+        if ids:
+            self.counters["suspended_calls"] += len(ids)
+            self._handle(CallsSuspended(ids, "server disconnected"), time.perf_counter())
+
+    def _resume_server(self, server: str) -> None:
+        """The server is back and its calls reconciled by the resync: route them again."""
+        ids = self._known_calls_of(server)
+        logger.info("server=%s resynced: %d calls resumed", server, len(ids))
+        if ids:
+            self.counters["resumed_calls"] += len(ids)
+            self._handle(CallsResumed(ids), time.perf_counter())
+
+    def _track(self, meta: _CallMeta) -> None:
+        call_id = meta.incoming.call_id
+        self._calls[call_id] = meta
+        self._server_calls.setdefault(meta.incoming.server, set()).add(call_id)
+
+    def _untrack(self, call_id: str) -> _CallMeta | None:
+        meta = self._calls.pop(call_id, None)
+        if meta is not None:
+            ids = self._server_calls.get(meta.incoming.server)
+            if ids is not None:
+                ids.discard(call_id)
+                if not ids:
+                    del self._server_calls[meta.incoming.server]
+        return meta
 
     def _telephony_event(self, event: Any, received: float) -> None:
         call_id = getattr(event, "call_id", None)
@@ -771,7 +831,7 @@ class CallCenter:
         meta = _CallMeta(incoming=call, queue_id=queue_id, received=received, saved=saved)
         if saved is not None:
             meta.vip, meta.entitled = saved.vip, saved.entitled
-        self._calls[call.call_id] = meta
+        self._track(meta)
         if self.store is not None:
             self.store.mark_call(call.call_id)
         if self._lookup is None or not call.caller_num or call.agent_id:
@@ -846,9 +906,10 @@ class CallCenter:
     def _arrive(self, meta: _CallMeta) -> None:
         meta.classified = True
         call = meta.incoming
+        down = call.server in self._down  # not routable until the server is resynced
         event: Event
         if call.adopted or meta.saved is not None:
-            event = self._adoption(meta)
+            event = dataclasses.replace(self._adoption(meta), suspended=down)
         else:
             event = CallArrived(
                 call_id=call.call_id,
@@ -856,6 +917,7 @@ class CallCenter:
                 caller=call.caller_num,
                 vip=meta.vip,
                 entitled=meta.entitled,
+                suspended=down,
             )
         try:
             self._handle(event, meta.received)
@@ -869,7 +931,7 @@ class CallCenter:
                 and self._adoption_refused(meta, event, exc)
             ):
                 return
-            self._calls.pop(call.call_id, None)
+            self._untrack(call.call_id)
             if self.store is not None:
                 self.store.mark_call(call.call_id)
             if not _is_routing_error(exc):
@@ -963,7 +1025,7 @@ class CallCenter:
                 return False
             self._adopted(waiting)
             return True
-        self._calls.pop(event.call_id, None)
+        self._untrack(event.call_id)
         if self.store is not None:
             self.store.mark_call(event.call_id)
         record = CallRecord(
@@ -1081,7 +1143,7 @@ class CallCenter:
 
     def _call_ended(self, cmd: CallEnded) -> None:
         rec = cmd.record
-        meta = self._calls.pop(rec.call_id, None)
+        meta = self._untrack(rec.call_id)
         if self.store is not None:
             self.store.mark_call(rec.call_id)
         self._record_outcome(rec, meta.incoming if meta else None)
@@ -1239,6 +1301,8 @@ class CallCenter:
     def _execute_now(self, cmd: Command, received: float | None) -> None:
         """``link.execute`` writes the actions at once; failures return through the sink."""
         link = self.link
+        if isinstance(cmd, OfferCall):
+            self.counters["offers"] += 1
         try:
             if link is None:
                 raise RuntimeError("no telephony link attached")
@@ -1247,7 +1311,7 @@ class CallCenter:
             self.counters["action_failures"] += 1
             logger.warning("action %s failed: %s", cmd, exc)
             if isinstance(cmd, OfferCall):
-                self.inject(OfferFailed(cmd.call_id, cmd.agent_id, OfferFailure.FAILED))
+                self.inject(OfferFailed(cmd.call_id, cmd.agent_id, OfferFailure.LINK))
             return
         if isinstance(cmd, OfferCall) and received is not None:
             latency = time.perf_counter() - received

@@ -186,7 +186,7 @@ async def test_defect3_action_timeout_becomes_offer_failed(peer: AmiPeer) -> Non
         peer.mute.add("Redirect")
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
         await until(lambda: bool(sink.of(OfferFailed)))
-        assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.FAILED)]
+        assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.LINK)]
         conn = link._servers["pbx1"].conn
         assert conn.pending_actions == 0  # the stale entry was dropped
         # A late answer to the timed-out Redirect is ignored, not mis-delivered.
@@ -395,7 +395,7 @@ async def test_defect11_commands_fail_fast_while_disconnected(peer: AmiPeer) -> 
         await until(lambda: not link.status()[0].connected)
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
         # Reported synchronously, before any reconnect.
-        assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.FAILED)]
+        assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.LINK)]
         conn = link._servers["pbx1"].conn
         with pytest.raises(AmiNotConnected):
             await conn.action([("Action", "Ping")])
@@ -442,7 +442,7 @@ async def test_channel_gone_fails_the_offer_then_the_call(peer: AmiPeer) -> None
         peer.errors["Redirect"] = "Channel does not exist: PJSIP/trunk-u1"
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
         await until(lambda: bool(sink.of(CallFailed)))
-        assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.FAILED)]
+        assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.LINK)]
         assert sink.of(CallFailed) == [CallFailed(call_id, "channel gone")]
     finally:
         await link.close()
@@ -523,7 +523,7 @@ async def test_unknown_call_and_unknown_server_fail_cleanly(peer: AmiPeer) -> No
             CallFailed("pbx1/nope", "unknown call"),
             CallFailed("pbx9/nope", "unknown server"),
         ]
-        assert sink.of(OfferFailed) == [OfferFailed("pbx9/nope", "1002", OfferFailure.FAILED)]
+        assert sink.of(OfferFailed) == [OfferFailed("pbx9/nope", "1002", OfferFailure.LINK)]
         assert peer.actions("Redirect") == []
     finally:
         await link.close()
