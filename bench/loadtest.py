@@ -117,6 +117,9 @@ class Options:
     channel_style: str = "pjsip"
     database_url: str | None = None
     profile: bool = False  # py-spy record the service during the run (needs py-spy)
+    gc_stats: bool = False  # record the service's garbage-collector pauses (sitecustomize hook)
+    gc_freeze: bool = False  # experiment: gc.freeze() in the service once agents are ready
+    service_env: dict[str, str] = field(default_factory=dict)  # extra SWITCHBOARD_* etc.
 
     @property
     def phases(self) -> list[tuple[str, float, float]]:
@@ -262,6 +265,23 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="use this PostgreSQL (asyncpg URL) instead of an embedded one; its data is REPLACED",
     )
     p.add_argument(
+        "--gc-stats",
+        action="store_true",
+        help="record the service's garbage-collector pauses (bench/loadtest_gchook)",
+    )
+    p.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="experiment (implies --gc-stats): gc.collect()+gc.freeze() in the service once every agent is ready",
+    )
+    p.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the service, e.g. SWITCHBOARD_DATABASE__POOL_SIZE=20 (repeatable)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="py-spy record the service (py-spy must be installed)",
@@ -288,6 +308,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     ):
         if not 0.0 <= getattr(a, name) <= 1.0:
             p.error(f"--{name.replace('_', '-')} must be between 0 and 1")
+    service_env: dict[str, str] = {}
+    for item in a.service_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--service-env wants KEY=VALUE, got {item!r}")
+        service_env[key] = value
     if a.vip_share + a.entitled_share + a.unknown_share > 1.0:
         p.error("--vip-share + --entitled-share + --unknown-share must not exceed 1")
     return Options(
@@ -322,6 +348,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         channel_style=a.channel_style,
         database_url=a.database_url,
         profile=a.profile,
+        gc_stats=a.gc_stats or a.gc_freeze,
+        gc_freeze=a.gc_freeze,
+        service_env=service_env,
     )
 
 
@@ -600,6 +629,12 @@ async def start_service(
         "SWITCHBOARD_OUTCOMES__SPILL_DIR": str((opts.out / "spill").resolve()),
         "PYTHONPATH": str(REPO),
     }
+    env.update(opts.service_env)
+    if opts.gc_stats:
+        env["PYTHONPATH"] = f"{REPO / 'bench' / 'loadtest_gchook'}{os.pathsep}{REPO}"
+        env["LOADTEST_GC_STATS"] = str((opts.out / "service-gc.json").resolve())
+        if opts.gc_freeze:
+            env["LOADTEST_GC_FREEZE_ON_USR1"] = "1"
     child = await procs.spawn("service", python_argv("app"), env=env, cwd=REPO)
     base_url = f"http://127.0.0.1:{port}"
     await wait_for_port("127.0.0.1", port, 180.0, child)
@@ -773,6 +808,8 @@ class Harness:
         self.poller: RowPoller | None = None
         self.service_latency: Any = None  # async () -> dict, set once the service is up
         self.exits: list[dict[str, Any]] = []
+        self.lost_ids: set[str] = set()  # set by check_outcomes
+        self.mismatch_ids: set[str] = set()
 
     async def watch_children(self, procs: ProcessSet) -> None:
         """A child that exits before the harness stops it invalidates the run: say so.
@@ -1073,6 +1110,8 @@ async def check_outcomes(
                 }
             )
     extra = sorted(set(by_id) - set(traces))
+    h.lost_ids = set(missing)
+    h.mismatch_ids = {m["call_id"] for m in mismatched}
     return {
         "placed": len(traces),
         "rows": len(rows),
@@ -1109,8 +1148,12 @@ def phase_report(
             if before:
                 hold_to_pop.append(at - before[-1])
     calls = {k: t for k, t in traces.items() if lo <= (t.get("arrived") or 0) < hi}
+    # Calls that ENDED in this phase (a sweep's later overload must not count against
+    # an earlier phase whose long calls happen to end during it).
     lags = [
-        c.row_seen[k] - t["ended"] for k, t in calls.items() if k in c.row_seen and t.get("ended")
+        c.row_seen[k] - t["ended"]
+        for k, t in traces.items()
+        if k in c.row_seen and t.get("ended") and lo <= t["ended"] < hi
     ]
     rows_in = [n for at, n in h_rows(h) if lo <= at < hi]
     events = [(at, n) for at, n in c.ami_events if lo <= at <= hi]
@@ -1170,6 +1213,9 @@ def phase_report(
         "duration_s": round(hi - lo, 1),
         "talk_mean_s": round(phase.talk_mean, 1),
         "calls_arrived": len(calls),
+        # Of the calls that arrived in this phase: no row, or a row with another result.
+        "calls_lost": sum(1 for k in calls if k in h.lost_ids),
+        "calls_mismatched": sum(1 for k in calls if k in h.mismatch_ids),
         "routing_latency_ms": summarize(routing_all, scale=1000),
         "routing_latency_ms_by_kind": {
             kind: summarize([lat for _, lat, k in routing if k == kind], scale=1000)
@@ -1347,6 +1393,11 @@ async def run(opts: Options) -> dict[str, Any]:
             token = await get_token(client, svc)
             report["login"] = await login_agents(svc, token, info.agents, opts.login_concurrency)
             print(f"[loadtest] agents: {report['login']}", file=sys.stderr, flush=True)
+            if opts.gc_freeze:
+                # The hook (bench/loadtest_gchook) freezes the heap on SIGUSR1: the long-lived
+                # configuration and agent state leave the generations a full collection scans.
+                os.kill(svc.child.pid, signal.SIGUSR1)
+                await asyncio.sleep(3.0)
             ws_child = await procs.spawn(
                 "ws", python_argv("bench.loadtest_ws"), pipes=True, cwd=REPO
             )
@@ -1427,11 +1478,31 @@ async def run(opts: Options) -> dict[str, Any]:
         if pg is not None:
             await asyncio.to_thread(pg.close)
         report["resources"] = _resource_summary(h.c.resources)
+        if opts.gc_stats:
+            report["gc"] = gc_summary(opts.out / "service-gc.json", h.phases)
         report["process_exits"] = h.exits
         write_report(opts, report, h)
         if exit_error is not None:
             log.error("load test failed: %s", report.get("error"))
     return report
+
+
+def gc_summary(path: Path, phases: list[PhaseResult]) -> dict[str, Any]:
+    """Per generation: collections and pause percentiles, over the traffic phases."""
+    try:
+        pauses = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return {"error": f"no GC stats: {exc}"}
+    lo = min((p.started for p in phases), default=0.0)
+    hi = max((p.ended for p in phases), default=float("inf"))
+    out: dict[str, Any] = {"file": str(path)}
+    for gen in (0, 1, 2):
+        ps = [p for at, g, p, _ in pauses if g == gen and lo <= at <= hi]
+        out[f"gen{gen}"] = {**summarize(ps, scale=1000), "total_ms": round(sum(ps) * 1000, 1)}
+    frozen = [n for _, g, _, n in pauses if g == -1]
+    if frozen:
+        out["frozen_objects"] = frozen[-1]
+    return out
 
 
 def _highest_ok_rate(phases: list[dict[str, Any]]) -> float | None:
