@@ -134,7 +134,7 @@ class Resync:
 
 
 class _Offer:
-    __slots__ = ("agent_id", "answered", "dialled", "leg", "legs")
+    __slots__ = ("agent_id", "answered", "dialled", "leg", "legs", "uncertain")
 
     def __init__(self, agent_id: str) -> None:
         self.agent_id = agent_id
@@ -142,6 +142,9 @@ class _Offer:
         self.dialled = False  # a DialBegin was seen for this offer
         self.answered = False
         self.leg = ""  # the agent leg that answered
+        # The connection dropped after the offer's actions were written: Asterisk may or
+        # may not have carried them out.  The resync settles it (see _reconcile_offer).
+        self.uncertain = False
 
 
 class _Call:
@@ -503,6 +506,19 @@ class AmiCodec:
         call.offer = None
         return True
 
+    def mark_offer_uncertain(self, call_id: str, agent_id: str) -> bool:
+        """The connection dropped under ``agent_id``'s open offer: keep it for the resync.
+
+        Its Redirect may have run (the agent rings, or already talks) or not (the caller
+        is still in hold); only the resync after the reconnect can tell, so the offer is
+        neither failed nor answered now.
+        """
+        call = self._calls.get(self._uid(call_id))
+        if call is None or call.offer is None or call.offer.agent_id != agent_id:
+            return False
+        call.offer.uncertain = True
+        return True
+
     def _detach(self, offer: _Offer) -> None:
         # Keep the legs in ``_legs``: their DialEnd (CANCEL) will come and is dropped then.
         # An answered leg is dropped now (its Hangup must not become AgentHungUp).
@@ -733,6 +749,12 @@ class AmiCodec:
                     call.offer = None
                     self._drop_legs(offer)
                     return [OfferFailed(call.call_id, offer.agent_id, OfferFailure.FAILED)]
+                if offer.uncertain:
+                    # Written on the lost connection and never carried out: it did not
+                    # reach the agent's phone (not the agent's miss).
+                    call.offer = None
+                    self._drop_legs(offer)
+                    return [OfferFailed(call.call_id, offer.agent_id, OfferFailure.LINK)]
                 return []  # our Redirect has not acted yet
             peers = [p for p in by_bridge.get(info.bridge_id, []) if p.uniqueid != info.uniqueid]
             if in_connect and info.exten == offer.agent_id and info.bridge_id and peers:

@@ -340,6 +340,22 @@ class TelephonyLink:
             return
         if isinstance(final, AmiActionTimeout):
             srv.conn.poke()  # a half-open connection is noticed now, not at the next ping
+        if (
+            isinstance(final, AmiNotConnected)
+            and isinstance(cmd, OfferCall)
+            and srv.codec.mark_offer_uncertain(cmd.call_id, cmd.agent_id)
+        ):
+            # Written, then the connection dropped: the Redirect may have run (the agent
+            # rings or talks).  Failing the offer now would free an agent who may be on
+            # the call; the resync after the reconnect reports what really happened.
+            log.warning(
+                "server=%s call=%s offer to agent=%s: connection lost before the answer;"
+                " the resync decides",
+                srv.config.name,
+                cmd.call_id,
+                cmd.agent_id,
+            )
+            return
         self._command_failed(
             srv, cmd, str(final), gone=False, disconnected=isinstance(final, AmiNotConnected)
         )

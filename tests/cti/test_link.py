@@ -498,6 +498,43 @@ async def test_resync_after_reconnect(peer: AmiPeer) -> None:
         await link.close()
 
 
+@pytest.mark.parametrize("carried_out", [True, False])
+async def test_offer_in_flight_when_the_connection_drops_is_settled_by_the_resync(
+    peer: AmiPeer, carried_out: bool
+) -> None:
+    """The Redirect was written, then the connection dropped before its answer.
+
+    Whether it ran is unknown until the resync: failing the offer at once would free an
+    agent who may already talk with the caller (and later read the call as abandoned).
+    """
+    sink = Sink()
+    link = await ready_link(peer, sink, action_timeout_s=5.0)
+    try:
+        call_id = await arrive(peer, sink, "c")
+        peer.mute.add("Redirect")  # written, never answered
+        link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
+        await until(lambda: len(peer.actions("Redirect")) == 1)
+        if carried_out:  # the agent took the call while we were away
+            peer.channels = [
+                PeerChannel("c", "PJSIP/trunk-c", "acd-connect", "1001", bridge_id="br-9"),
+                PeerChannel("c-agent", "PJSIP/1001-0009", "agents", "", bridge_id="br-9"),
+            ]
+        else:  # the Redirect never ran: the caller still waits in hold
+            peer.channels = [PeerChannel("c", "PJSIP/trunk-c", "acd-hold", "s")]
+        peer.drop()
+        peer.mute.discard("Redirect")
+        await until(lambda: sum(1 for s in sink.statuses() if s.connected) == 2)
+        if carried_out:
+            assert sink.of(OfferAnswered) == [OfferAnswered(call_id, "1001")]
+            assert sink.of(OfferFailed) == []
+        else:
+            assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.LINK)]
+            assert sink.of(OfferAnswered) == []
+        assert sink.of(CallHungUp) == []
+    finally:
+        await link.close()
+
+
 async def test_resync_after_asterisk_restart(peer: AmiPeer) -> None:
     sink = Sink()
     link = await ready_link(peer, sink)
