@@ -44,6 +44,7 @@ import os
 import random
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter, deque
@@ -352,6 +353,25 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         gc_freeze=a.gc_freeze,
         service_env=service_env,
     )
+
+
+def code_version() -> str | None:
+    """The commit under test: ``git rev-parse`` of the checkout, or a ``.commit`` file
+    written next to an exported copy (``git archive`` has no ``.git``)."""
+    marker = REPO / ".commit"
+    if marker.exists():
+        return marker.read_text().strip() or None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def talk_mean_for(opts: Options, rate: float, agents: int, wrapup_s: float) -> float:
@@ -1117,6 +1137,8 @@ async def check_outcomes(
         "rows": len(rows),
         "lost": len(missing),
         "lost_examples": missing[:10],
+        # What the simulator saw of them: the lead for whoever owns the outcome path.
+        "lost_traces": [traces[k] for k in missing[:20]],
         "duplicates": int(dup or 0),
         "result_mismatches": len(mismatched),
         "mismatch_examples": mismatched[:10],
@@ -1343,6 +1365,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "targets": TARGETS,
     }
     report["options"]["out"] = str(opts.out)
+    report["commit"] = code_version()
     report["options"]["database_url"] = (
         redacted_url(opts.database_url) if opts.database_url else None
     )
