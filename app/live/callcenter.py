@@ -1255,6 +1255,7 @@ class CallCenter:
                 "call": call,
                 "pop": _jsonable(meta.pop) if meta is not None else None,
                 "ring_timeout_s": cmd.ring_timeout_s,
+                "sent_at": self.clock(),  # epoch s: lets a client measure pop delivery
             },
             want_delivery=True,
         )

@@ -94,12 +94,38 @@ def _local_today(now: float) -> Any:
 
 
 def make_lookup(database: Any) -> Callable[[str, float], Any]:
-    """The CRM screen-pop lookup bound to the database (one session per lookup)."""
+    """The CRM screen-pop lookup bound to the database (one ORM session per lookup)."""
     from app.crm import lookup_caller
 
     async def lookup(phone: str, now: float) -> Any:
         async with database.sessionmaker() as session:
             return await lookup_caller(session, phone, today=_local_today(now))
+
+    return lookup
+
+
+async def open_fast_lookup(
+    database: Any, stack: AsyncExitStack, *, pool_size: int = 8
+) -> Callable[[str, float], Any]:
+    """The screen-pop lookup on its own small asyncpg pool (the routing path's query).
+
+    The ORM session path costs a pool checkout with pre-ping, BEGIN, the query and
+    ROLLBACK per call; under load that was most of the lookup (load test, run A), and a
+    lookup cancelled by its timeout made SQLAlchemy terminate the pooled connection.
+    A plain pool runs just the prepared statement.  Connection settings come from the
+    service's engine, so the embedded and configured databases both work.
+    """
+    import asyncpg
+
+    from app.crm import lookup_caller_asyncpg
+
+    engine = database.engine
+    _args, kwargs = engine.dialect.create_connect_args(engine.url)
+    pool = await asyncpg.create_pool(min_size=1, max_size=pool_size, **kwargs)
+    stack.push_async_callback(pool.close)
+
+    async def lookup(phone: str, now: float) -> Any:
+        return await lookup_caller_asyncpg(pool, phone, today=_local_today(now))
 
     return lookup
 
@@ -225,7 +251,7 @@ async def live_runtime(
             engine=engine,
             database=database,
             outcomes=outcomes,
-            lookup=make_lookup(database),
+            lookup=await open_fast_lookup(database, stack),
             clock=clock,
             agent_hub=Hub("agents", queue_size=queue_size),
             wallboard_hub=Hub("wallboard", queue_size=max(4, queue_size // 8)),

@@ -13,6 +13,7 @@ from app.crm import (
     EntitlementReason,
     InvalidPhoneNumber,
     lookup_caller,
+    lookup_caller_asyncpg,
     normalize_phone,
     product_entitlement,
 )
@@ -194,6 +195,14 @@ async def test_lookup_builds_the_full_screen_pop_in_one_query(session: AsyncSess
     assert pop.open_cases[0].overdue  # due 2026-06-04, today 2026-06-15
     # JSON-serialisable for the websocket.
     assert json.loads(pop.model_dump_json())["customer"]["name"] == "王芳"
+
+    # The call center's path (plain asyncpg, same statement) builds the same pop.
+    conn = await session.connection()
+    apg = (await conn.get_raw_connection()).driver_connection
+    assert await lookup_caller_asyncpg(apg, "+86 139-1234-5678", today=TODAY) == pop
+    fast_home = await lookup_caller_asyncpg(apg, "010 6552 9988", today=TODAY, interactions=2)
+    assert fast_home == home
+    assert await lookup_caller_asyncpg(apg, "13000000009", today=TODAY) is None
 
 
 async def test_lookup_of_customer_without_history(session: AsyncSession) -> None:
