@@ -105,6 +105,7 @@ class Options:
     agent_hangs_up: float = 0.5
     patience_mean: float = 180.0
     impatient_share: float = 0.03
+    greeting: float = 3.0  # s between ACDArrive and ACDHold (the dialplan's greeting)
     no_answer_share: float = 0.01
     busy_share: float = 0.01
     vip_share: float = 0.05
@@ -210,6 +211,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="callers with 1-8 s patience",
     )
     p.add_argument(
+        "--greeting",
+        type=float,
+        default=d.greeting,
+        help="s of greeting the caller hears between UserEvent ACDArrive (the screen pop is "
+        "prefetched from it) and ACDHold, as in deploy/asterisk; 0 = queued at once, "
+        "the lookup on the routing path",
+    )
+    p.add_argument(
         "--no-answer-share",
         type=float,
         default=d.no_answer_share,
@@ -296,6 +305,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         p.error("rates and --duration must be positive")
     if a.agents < 1 or a.queues < 1 or a.servers < 1:
         p.error("--agents, --queues and --servers must be at least 1")
+    if a.greeting < 0:
+        p.error("need --greeting >= 0")
     if a.ring_min < 0 or a.ring_max < a.ring_min:
         p.error("need 0 <= --ring-min <= --ring-max")
     for name in (
@@ -336,6 +347,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         agent_hangs_up=a.agent_hangs_up,
         patience_mean=a.patience_mean,
         impatient_share=a.impatient_share,
+        greeting=a.greeting,
         no_answer_share=a.no_answer_share,
         busy_share=a.busy_share,
         vip_share=a.vip_share,
@@ -407,6 +419,11 @@ class Collector:
 
     start: float
     routing: list[tuple[float, float, str]] = field(default_factory=list)  # (at, latency, kind)
+    # (call_id, start, kind, the simulator handled the Redirect) per routing decision
+    routed: list[tuple[str, float, str, float]] = field(default_factory=list)
+    # call_id -> epoch s at which the service wrote each offer's Redirect (its own clock)
+    written: dict[str, list[float]] = field(default_factory=dict)
+    written_since: float = 0.0
     holds: dict[str, list[float]] = field(default_factory=dict)  # call_id -> ACDHold times
     redirect_at: dict[str, float] = field(default_factory=dict)  # call_id -> last Redirect
     pop: list[tuple[float, float]] = field(default_factory=list)  # (received, server ts latency)
@@ -788,6 +805,7 @@ async def start_sims(procs: ProcessSet, opts: Options, info: SeedInfo) -> list[S
             secret=secret,
             seed=opts.seed * 1000 + i,
             channel_style=opts.channel_style,
+            greeting=opts.greeting,
             ring=[opts.ring_min, opts.ring_max],
             agent_hangs_up=opts.agent_hangs_up,
             devices=devices,
@@ -827,6 +845,7 @@ class Harness:
         self.tasks: list[asyncio.Task[None]] = []
         self.poller: RowPoller | None = None
         self.service_latency: Any = None  # async () -> dict, set once the service is up
+        self.service_samples: Any = None  # async (since) -> [sample], likewise
         self.exits: list[dict[str, Any]] = []
         self.lost_ids: set[str] = set()  # set by check_outcomes
         self.mismatch_ids: set[str] = set()
@@ -872,8 +891,10 @@ class Harness:
             free_at = c.agent_free_at.get(exten)
             if free_at is not None and free_at > hold_at:
                 c.routing.append((redirect_at, redirect_at - free_at, "agent_free"))
+                c.routed.append((call_id, free_at, "agent_free", redirect_at))
             else:
                 c.routing.append((redirect_at, redirect_at - hold_at, "hold"))
+                c.routed.append((call_id, hold_at, "hold", redirect_at))
         for trace in reply.get("ended", ()):
             call_id = prefix + trace["uniqueid"]
             c.ended[call_id] = trace
@@ -918,6 +939,22 @@ class Harness:
                 self.c.pop_call_ids.extend((a, cid) for a, cid in w.pop("offer_call_ids", ()))
                 self.c.wallboard_gaps.extend((a, g) for a, g in w.pop("wallboard_gaps", ()))
                 self.c.ws = w
+
+    async def fetch_written(self) -> None:
+        """The service's per-offer Redirect write times since the last fetch."""
+        if self.service_samples is None:
+            return
+        c = self.c
+        try:
+            samples = await self.service_samples(c.written_since)
+        except Exception as exc:
+            self.c.poll_errors["service_samples"] += 1
+            log.warning("fetching the service's latency samples failed: %s", exc)
+            return
+        for sample in samples:
+            written = float(sample["written_at"])
+            c.written.setdefault(sample["call_id"], []).append(written)
+            c.written_since = max(c.written_since, written)
 
     def progress_line(self, phase: PhaseResult, since: float) -> str:
         c = self.c
@@ -999,10 +1036,12 @@ class Harness:
                 await asyncio.sleep(min(1.0, max(0.0, end - time.time())))
                 await self.poll_all()
                 if time.time() >= next_line:
+                    await self.fetch_written()
                     print(self.progress_line(phase, phase.started), file=sys.stderr, flush=True)
                     next_line += self.opts.progress_every
         finally:
             phase.ended = time.time()  # also when interrupted: the partial report covers it
+        await self.fetch_written()
         if self.service_latency is not None:
             with contextlib.suppress(Exception):
                 phase.service_side = await self.service_latency()
@@ -1203,7 +1242,11 @@ def phase_report(
     observed = observed_kpis(
         [
             ObservedCall(
-                t["arrived"], t.get("answered_at"), t["ended"], t.get("result") == "abandoned"
+                # Waiting counts from the queue (ACDHold), not from the greeting before it.
+                t.get("queued") or t["arrived"],
+                t.get("answered_at"),
+                t["ended"],
+                t.get("result") == "abandoned",
             )
             for t in calls.values()
             if t.get("ended") is not None
@@ -1223,6 +1266,19 @@ def phase_report(
         if cross is not None:
             erlang["routing_erlang_p_wait"] = cross
     routing_all = [lat for _, lat, _ in routing]
+    # The issue's definition: the AMI event that made the call routable (written by the
+    # simulator) -> the Redirect written to AMI by the service, both on this machine's
+    # clock; the matching write is the call's last one before the simulator handled it.
+    to_written: list[tuple[float, str]] = []
+    unmatched = 0
+    for cid, start, kind, red_at in c.routed:
+        if not lo <= red_at < hi:
+            continue
+        ws = [w for w in c.written.get(cid, ()) if start - 0.0005 <= w <= red_at + 0.0005]
+        if ws:
+            to_written.append((max(ws) - start, kind))
+        else:
+            unmatched += 1
     svc_cpu = [r["service"]["cpu_pct"] for r in res if "service" in r]
     svc_rss = [(r["at"] - lo, r["service"]["rss_mb"]) for r in res if "service" in r]
     waiting = [w for at, w, _ in c.waiting if lo <= at < hi]
@@ -1243,6 +1299,12 @@ def phase_report(
             kind: summarize([lat for _, lat, k in routing if k == kind], scale=1000)
             for kind in ("hold", "agent_free")
         },
+        "routing_to_redirect_written_ms": summarize([x for x, _ in to_written], scale=1000),
+        "routing_to_redirect_written_ms_by_kind": {
+            kind: summarize([x for x, k in to_written if k == kind], scale=1000)
+            for kind in ("hold", "agent_free")
+        },
+        "routing_to_redirect_written_unmatched": unmatched,
         "screen_pop_ms": summarize(pops, scale=1000),
         "hold_to_pop_received_ms": summarize(hold_to_pop, scale=1000),
         "outcome_lag_s": summarize(lags, digits=4),
@@ -1394,6 +1456,7 @@ async def run(opts: Options) -> dict[str, Any]:
                 },
                 patience_mean=opts.patience_mean,
                 impatient_share=opts.impatient_share,
+                greeting=opts.greeting,
             )
         svc = await start_service(
             procs, opts, pg, [(s.name, s.port, s.username, s.secret) for s in h.sims]
@@ -1448,7 +1511,18 @@ async def run(opts: Options) -> dict[str, Any]:
                 resp.raise_for_status()
                 return dict(resp.json())
 
+            async def service_samples(since: float) -> list[dict[str, Any]]:
+                resp = await client.get(
+                    f"{svc.base_url}/api/v1/live/latency/samples",
+                    params={"since": since},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30.0,
+                )
+                resp.raise_for_status()
+                return list(resp.json()["samples"])
+
             h.service_latency = service_latency
+            h.service_samples = service_samples
             profiler = await start_profiler(procs, opts, svc) if opts.profile else None
             for name, rate, duration in opts.phases:
                 await h.run_phase(name, rate, duration)

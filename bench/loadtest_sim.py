@@ -96,6 +96,7 @@ class SimWorker:
         self.shares: dict[str, float] = {}
         self.patience_mean = 180.0
         self.impatient_share = 0.0
+        self.greeting = 0.0
 
     def _talk(self, rng: random.Random) -> float:
         # Exponential, capped at 3x the mean so every call ends within a bounded drain.
@@ -119,6 +120,9 @@ class SimWorker:
             seed=int(req.get("seed", 0)),
             unknown_devices="default",
             lab_profiles=False,
+            # deploy/asterisk's inbound context: ACDArrive, the greeting, then hold.
+            arrive_event=True,
+            greeting_s=float(req.get("greeting", 0.0)),
         )
         self.ring = (float(req["ring"][0]), float(req["ring"][1]))
         sim.default_profile = DeviceProfile(
@@ -145,6 +149,8 @@ class SimWorker:
         self.shares = dict(req.get("shares", {}))
         self.patience_mean = float(req.get("patience_mean", 180.0))
         self.impatient_share = float(req.get("impatient_share", 0.0))
+        self.greeting = float(req.get("greeting", 0.0))
+        self.greeting = float(req.get("greeting", 0.0))
         return {"categories": {k: len(v) for k, v in self.phones.items()}}
 
     def _caller(self, rng: random.Random) -> tuple[str, str]:
@@ -160,9 +166,11 @@ class SimWorker:
         return pool[rng.randrange(len(pool))], _NAMES[rng.randrange(len(_NAMES))]
 
     def _patience(self, rng: random.Random) -> float:
+        # Counted from the queue (ACDHold), as the KPIs are: the greeting is added, so a
+        # caller never leaves during it (those callers never reach Switchboard).
         if rng.random() < self.impatient_share:
-            return rng.uniform(1.0, 8.0)
-        return rng.expovariate(1.0 / self.patience_mean)
+            return self.greeting + rng.uniform(1.0, 8.0)
+        return self.greeting + rng.expovariate(1.0 / self.patience_mean)
 
     async def traffic(self, req: dict[str, Any]) -> dict[str, Any]:
         sim = self._sim()
@@ -197,6 +205,7 @@ class SimWorker:
             "dnis": tr.dnis,
             "caller": tr.caller_num,
             "arrived": tr.arrived,
+            "queued": tr.holds[0] if tr.holds else None,  # first ACDHold (after the greeting)
             "answered_at": tr.answered_at,
             "answered_by": tr.answered_by,
             "agent_id": agent,

@@ -16,6 +16,8 @@ previous one, so a late ``DialEnd CANCEL`` / ``DialEnd ANSWER`` / ``ACDDialResul
 earlier attempt is recognised by its DestUniqueid / AgentId and ignored (§19).
 
 Event -> routing event
+- ``UserEvent: ACDArrive`` (optional, top of the inbound dialplan) -> ``CallerArriving``
+  (a hint: prefetch the screen pop while the caller hears the greeting);
 - first ``ACDHold`` of a channel              -> ``IncomingCall``; repeated ones (after RONA
   / busy) are the same call and yield nothing, unless an offer whose Dial had started
   ended without a result we saw -> ``OfferFailed(FAILED)`` (no agent stays reserved).
@@ -61,7 +63,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from cti.types import Dialplan, IncomingCall
+from cti.types import CallerArriving, Dialplan, IncomingCall
 from cti.wire import Message
 from routing.commands import HangupCall, OfferCall, OverflowCall, ReturnToHold
 from routing.events import (
@@ -275,7 +277,24 @@ class AmiCodec:
             return self._on_hold(msg, now)
         if sub == self.dialplan.dial_result_user_event:
             return self._on_dial_result(msg)
+        if sub == self.dialplan.arrive_user_event:
+            return self._on_arrive(msg, now)
         return []
+
+    def _on_arrive(self, msg: Message, now: float) -> list[object]:
+        uid = msg.get("Uniqueid")
+        if not uid or uid in self._calls:
+            return []  # a known call back in the inbound context: not news
+        return [
+            CallerArriving(
+                call_id=self._prefix + uid,
+                server=self.server,
+                uniqueid=uid,
+                caller_num=_clean_caller(msg.get("CallerIDNum")),
+                dnis=msg.get("DNIS"),
+                at=now,
+            )
+        ]
 
     def _on_hold(self, msg: Message, now: float) -> list[object]:
         uid = msg.get("Uniqueid")

@@ -31,7 +31,27 @@ class Dialplan:
     device_var: str = "ACD_AGENT_DEVICE"
     ring_timeout_var: str = "ACD_RING_TIMEOUT"
     hold_user_event: str = "ACDHold"
+    # Fired first thing in the inbound context (before Answer and any greeting or IVR):
+    # the caller's number is known, so the screen pop is prefetched while the caller
+    # listens.  Optional: a dialplan without it still works (the lookup then starts at
+    # ACDHold and routing waits for it).
+    arrive_user_event: str = "ACDArrive"
     dial_result_user_event: str = "ACDDialResult"
+
+
+@dataclass(frozen=True, slots=True)
+class CallerArriving:
+    """A caller entered the inbound dialplan (``UserEvent: ACDArrive``) and is not in
+    hold yet (a greeting, an IVR).  Not a routing event: a hint to start the screen-pop
+    lookup early.  ``call_id`` is the one its ``IncomingCall`` will carry when the same
+    channel reaches hold."""
+
+    call_id: str
+    server: str
+    uniqueid: str
+    caller_num: str
+    dnis: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,12 @@ are *held* in that call's own list, and other calls flow on.  When the lookup co
 (or times out) a ``_Classified`` item re-enters the inbox; the consumer then feeds
 ``CallArrived`` (with VIP / entitlement from the pop) and the held events, in order.  A
 caller hanging up during the lookup cancels it: the call is delivered unclassified and
-ends at once (an abandon is never delayed by the CRM).  The pop is therefore known
+ends at once (an abandon is never delayed by the CRM).  Prefetch: with the production dialplan
+(``deploy/asterisk``) the caller's channel fires ``UserEvent: ACDArrive`` before Answer
+and the greeting; its ``CallerArriving`` starts the same lookup then, so by ``ACDHold`` the
+pop is usually known and the call is routed at once, with no database round trip on the
+routing path.  A prefetch not claimed within ``prefetch_ttl_s`` (the caller left in the
+IVR) is dropped; at most ``prefetch_max`` are kept.  The pop is therefore known
 before the call can be offered, and it is written on the agent's socket before the
 ``OfferCall`` is executed (the action waits, at most ``offer_push_timeout_s``, for the
 websocket pump to confirm the write).
@@ -92,7 +97,7 @@ import enum
 import logging
 import time
 import typing
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -104,7 +109,7 @@ from app.live.persist import SavedCall, SavedSession, StateStore
 from app.live.wallboard import Wallboard
 from app.outcomes import CallEventRow, CallOutcome, to_dt
 from app.stats import quantile
-from cti.types import IncomingCall, ServerStatus
+from cti.types import CallerArriving, IncomingCall, ServerStatus
 from routing.commands import (
     AgentState,
     AgentStateChanged,
@@ -219,6 +224,16 @@ class _Classified:
     pop_latency_s: float | None
 
 
+@dataclass(slots=True)
+class _Prefetch:
+    """A screen-pop lookup started at ``CallerArriving`` (before the caller is in hold)."""
+
+    expires: float  # perf_counter: dropped unclaimed after this (caller gone in the IVR)
+    task: asyncio.Task[None] | None = None
+    result: _Classified | None = None  # set when the lookup ended before the call arrived
+    claimed: bool = False  # its IncomingCall came first and waits in ``_pending``
+
+
 @dataclass(frozen=True, slots=True)
 class _Run:
     """Driver work that must be ordered with the link's events (run on the consumer)."""
@@ -297,6 +312,8 @@ class CallCenter:
         wallboard_hub: Hub | None = None,
         wallboard: Wallboard | None = None,
         lookup_timeout_s: float = 0.3,
+        prefetch_ttl_s: float = 300.0,
+        prefetch_max: int = 50_000,
         offer_push_timeout_s: float = 0.25,
         wallboard_interval_s: float = 1.0,
         hours_interval_s: float = 30.0,
@@ -315,6 +332,8 @@ class CallCenter:
         self.wallboard = wallboard or Wallboard(now=clock())
         self._lookup = lookup
         self.lookup_timeout_s = lookup_timeout_s
+        self.prefetch_ttl_s = prefetch_ttl_s
+        self.prefetch_max = prefetch_max
         self.offer_push_timeout_s = offer_push_timeout_s
         self.wallboard_interval_s = wallboard_interval_s
         self.hours_interval_s = hours_interval_s
@@ -334,6 +353,8 @@ class CallCenter:
         self._server_calls: dict[str, set[str]] = {}  # server -> ids of its ``_calls``
         self._down: set[str] = set()  # servers reported disconnected, not yet resynced
         self._pending: dict[str, _CallMeta] = {}  # CRM lookup running
+        # call_id -> lookup started at CallerArriving, in start order (TTL / size bound)
+        self._prefetched: OrderedDict[str, _Prefetch] = OrderedDict()
         self._last_call: dict[str, _LastCall] = {}  # agent_id -> last answered call
         self._servers: dict[str, ServerStatus] = {}
         self.dnis: dict[str, str] = {}
@@ -347,12 +368,17 @@ class CallCenter:
 
         self._routing_latency: deque[float] = deque(maxlen=latency_window)
         self._pop_latency: deque[float] = deque(maxlen=latency_window)
-        self._per_call_latency: deque[tuple[str, float]] = deque(maxlen=latency_window)
+        # (call_id, routing latency s, epoch s the Redirect was written) per offer
+        self._per_call_latency: deque[tuple[str, float, float]] = deque(maxlen=latency_window)
         self.counters: dict[str, int] = {
             "incoming": 0,
             "unknown_dnis": 0,
             "lookup_timeouts": 0,
             "lookup_errors": 0,
+            "prefetch_started": 0,
+            "prefetch_ready": 0,  # the pop was known when the caller reached hold
+            "prefetch_waited": 0,  # the caller reached hold first; routing waited for it
+            "prefetch_dropped": 0,  # never claimed (caller left before hold) or evicted
             "action_failures": 0,
             "ignored_events": 0,
             "restored_agents": 0,
@@ -718,6 +744,8 @@ class CallCenter:
     def _process(self, item: Any, received: float) -> None:
         if isinstance(item, IncomingCall):
             self._incoming(item, received)
+        elif isinstance(item, CallerArriving):
+            self._prefetch(item)
         elif isinstance(item, _Classified):
             self._classified(item)
         elif isinstance(item, ServerStatus):
@@ -834,12 +862,55 @@ class CallCenter:
         self._track(meta)
         if self.store is not None:
             self.store.mark_call(call.call_id)
+        pf = self._prefetched.pop(call.call_id, None)
+        if pf is not None and pf.result is not None:
+            # Prefetched while the caller heard the greeting: routable at once.
+            self.counters["prefetch_ready"] += 1
+            self._apply_pop(meta, pf.result)
+            self._arrive(meta)
+            return
         if self._lookup is None or not call.caller_num or call.agent_id:
             # A call found ringing or talking has its agent already: no pop to wait for.
+            if pf is not None and pf.task is not None:
+                pf.task.cancel()
             self._arrive(meta)
             return
         self._pending[call.call_id] = meta
-        meta.lookup = self._spawn(self._run_lookup(meta), f"lookup-{call.call_id}")
+        if pf is not None and pf.task is not None:
+            self.counters["prefetch_waited"] += 1
+            pf.claimed = True  # its result now comes through the inbox as ``_Classified``
+            meta.lookup = pf.task
+            return
+        meta.lookup = self._spawn(
+            self._run_lookup(call.call_id, call.caller_num, None), f"lookup-{call.call_id}"
+        )
+
+    def _prefetch(self, item: CallerArriving) -> None:
+        """Start the screen-pop lookup while the caller is still in the greeting / IVR."""
+        call_id = item.call_id
+        if (
+            self._lookup is None
+            or not item.caller_num
+            or self._closing
+            or call_id in self._calls
+            or call_id in self._pending
+            or call_id in self._prefetched
+        ):
+            return
+        now = time.perf_counter()
+        prefetched = self._prefetched
+        while prefetched:  # oldest first: expire, and keep the size bounded
+            first = next(iter(prefetched.values()))
+            if first.expires > now and len(prefetched) < self.prefetch_max:
+                break
+            _, old = prefetched.popitem(last=False)
+            self.counters["prefetch_dropped"] += 1
+            if old.task is not None:
+                old.task.cancel()
+        pf = _Prefetch(expires=now + self.prefetch_ttl_s)
+        prefetched[call_id] = pf
+        self.counters["prefetch_started"] += 1
+        pf.task = self._spawn(self._run_lookup(call_id, item.caller_num, pf), f"prefetch-{call_id}")
 
     def _reject(self, call: IncomingCall) -> None:
         now = self.clock()
@@ -855,42 +926,40 @@ class CallCenter:
         self._record_outcome(record, call)
         self._run_action(HangupCall(call.call_id, cause=1), None)  # 1: unallocated number
 
-    async def _run_lookup(self, meta: _CallMeta) -> None:
+    async def _run_lookup(self, call_id: str, phone: str, pf: _Prefetch | None) -> None:
+        """The CRM lookup of one call, bounded by ``lookup_timeout_s``.  Its result enters
+        the inbox as ``_Classified`` (the call waits in ``_pending``), or is kept in
+        ``pf`` when it was prefetched and its call has not reached hold yet."""
         assert self._lookup is not None
         started = time.perf_counter()
         pop: Any = None
         latency: float | None = None
         try:
             async with asyncio.timeout(self.lookup_timeout_s):
-                pop = await self._lookup(meta.incoming.caller_num, self.clock())
+                pop = await self._lookup(phone, self.clock())
             latency = time.perf_counter() - started
         except TimeoutError:
             self.counters["lookup_timeouts"] += 1
             logger.warning(
-                "call %s: screen pop lookup timed out after %.3fs",
-                meta.incoming.call_id,
-                self.lookup_timeout_s,
+                "call %s: screen pop lookup timed out after %.3fs", call_id, self.lookup_timeout_s
             )
         except asyncio.CancelledError:
             if self._closing:
                 raise
         except ValueError as exc:  # app.crm.InvalidPhoneNumber: anonymous / odd caller ids
-            logger.debug(
-                "call %s: no screen pop for %r: %s",
-                meta.incoming.call_id,
-                meta.incoming.caller_num,
-                exc,
-            )
+            logger.debug("call %s: no screen pop for %r: %s", call_id, phone, exc)
         except Exception as exc:
             self.counters["lookup_errors"] += 1
-            logger.warning("call %s: screen pop lookup failed: %s", meta.incoming.call_id, exc)
-        self._inbox.put_nowait((_Classified(meta.incoming.call_id, pop, latency), started))
+            logger.warning("call %s: screen pop lookup failed: %s", call_id, exc)
+        item = _Classified(call_id, pop, latency)
+        if pf is not None:
+            pf.task = None
+            if not pf.claimed:
+                pf.result = item
+                return
+        self._inbox.put_nowait((item, started))
 
-    def _classified(self, item: _Classified) -> None:
-        meta = self._pending.pop(item.call_id, None)
-        if meta is None:
-            return
-        meta.lookup = None
+    def _apply_pop(self, meta: _CallMeta, item: _Classified) -> None:
         if item.pop_latency_s is not None:
             self._pop_latency.append(item.pop_latency_s)
         if item.pop is not None:
@@ -898,6 +967,13 @@ class CallCenter:
             customer = getattr(item.pop, "customer", None)
             meta.vip = bool(getattr(customer, "vip", False) or getattr(item.pop, "vip", False))
             meta.entitled = bool(getattr(item.pop, "entitled", False))
+
+    def _classified(self, item: _Classified) -> None:
+        meta = self._pending.pop(item.call_id, None)
+        if meta is None:
+            return
+        meta.lookup = None
+        self._apply_pop(meta, item)
         self._arrive(meta)
         for event, received in meta.held:
             self._telephony_event(event, received)
@@ -1317,7 +1393,7 @@ class CallCenter:
         if isinstance(cmd, OfferCall) and received is not None:
             latency = time.perf_counter() - received
             self._routing_latency.append(latency)
-            self._per_call_latency.append((cmd.call_id, latency))
+            self._per_call_latency.append((cmd.call_id, latency, self.clock()))
 
     # --- agent actions (REST) ---------------------------------------------------------------
 
@@ -1521,9 +1597,21 @@ class CallCenter:
             "counters": dict(self.counters),
         }
 
-    def latency_samples(self) -> list[tuple[str, float]]:
-        """(call_id, seconds) per executed offer, oldest first (for the load test)."""
-        return list(self._per_call_latency)
+    def latency_samples(self, since: float = 0.0) -> list[tuple[str, float, float]]:
+        """(call_id, routing latency s, epoch s the offer's Redirect was written) per
+        executed offer written after ``since``, oldest first (kept: the last
+        ``latency_window``).  The load test joins them with the simulator's ACDHold
+        times: AMI event -> Redirect written, across processes on one clock."""
+        samples = self._per_call_latency
+        if since <= 0.0:
+            return list(samples)
+        out = []
+        for sample in reversed(samples):
+            if sample[2] <= since:
+                break
+            out.append(sample)
+        out.reverse()
+        return out
 
     # --- periodic work ------------------------------------------------------------------------
 

@@ -194,3 +194,20 @@ async def live_queues(principal: CurrentUser, live: LiveDep) -> list[LiveQueueRe
 @router.get("/live/latency", summary="Supervisor: routing and screen-pop latency")
 async def live_latency(principal: SupervisorUser, live: LiveDep) -> dict[str, Any]:
     return live.latency_stats()
+
+
+@router.get(
+    "/live/latency/samples",
+    summary="Supervisor: per-offer routing latency and the time each Redirect was written",
+)
+async def live_latency_samples(
+    principal: SupervisorUser,
+    live: LiveDep,
+    since: Annotated[float, Query(ge=0, description="epoch s; only offers written after")] = 0.0,
+) -> dict[str, Any]:
+    return {
+        "samples": [
+            {"call_id": c, "latency_s": round(lat, 6), "written_at": w}
+            for c, lat, w in live.latency_samples(since)
+        ]
+    }

@@ -282,6 +282,10 @@ async def live_runtime(
                 users={DEMO_USER: SimUser(secret)},
                 host="127.0.0.1",
                 port=settings.demo_traffic.simulator_port,
+                # deploy/asterisk's inbound context: ACDArrive, then a short greeting
+                # (the screen pop is prefetched while the caller hears it).
+                arrive_event=True,
+                greeting_s=2.0,
             )
             await simulator.start()
             stack.push_async_callback(simulator.close)

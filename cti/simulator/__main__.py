@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="sim1")
+    p.add_argument(
+        "--greeting",
+        type=float,
+        default=0.0,
+        help="s of greeting before hold, with UserEvent ACDArrive first (deploy/asterisk)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -86,6 +92,8 @@ def build_simulator(args: argparse.Namespace) -> AsteriskSimulator:
         channel_style=args.style,
         seed=args.seed,
         unknown_devices="unavailable" if agents else "default",
+        arrive_event=args.greeting > 0,
+        greeting_s=args.greeting,
     )
     ring, talk = args.ring, args.talk
     profile = DeviceProfile(

@@ -319,7 +319,11 @@ class AsteriskSimulator:
         system_name: str = "",
         globals_: Mapping[str, str] | None = None,
         time_scale: float = 1.0,
+        arrive_event: bool = False,
+        greeting_s: float = 0.0,
     ) -> None:
+        if greeting_s < 0:
+            raise ValueError("greeting_s must be >= 0")
         if channel_style not in ("pjsip", "local"):
             raise ValueError(f"channel_style must be 'pjsip' or 'local', not {channel_style!r}")
         if time_scale <= 0:
@@ -344,6 +348,11 @@ class AsteriskSimulator:
             if answer_delay_s is not None
             else (0.5 if channel_style == "local" else 0.0)
         )
+        # deploy/asterisk's inbound context: UserEvent(ACDArrive) before Answer, then a
+        # greeting (Playback) of ``greeting_s``.  Off by default: the lab captures have
+        # neither.
+        self.arrive_event = arrive_event
+        self.greeting_s = greeting_s
         self.hold_limit_s = hold_limit_s
         self.overflow_play_s = overflow_play_s
         self.unknown_devices = unknown_devices
@@ -788,16 +797,24 @@ class AsteriskSimulator:
         call.caller = ch
         self._register(call, ch)
         self._add(ch, call)
+        if self.arrive_event:
+            self._userevent(ch, self.dp.arrive_user_event, [("DNIS", dnis)])
         ch.app = "Answer"
         self._newexten(ch)
         self._newstate(ch, 6)
         if patience is not None:
             call.customer_timer = self._at(patience, self._customer_gone, call)
-        if self.answer_delay_s > 0:
-            call.wait_timer = self._at(self.answer_delay_s, self._inbound_dialplan, call)
+        delay = self.answer_delay_s + self.greeting_s
+        if delay > 0:
+            call.wait_timer = self._at(delay, self._greeting_done, call)
         else:
             self._inbound_dialplan(call)
         return call
+
+    def _greeting_done(self, call: Call) -> None:
+        if self.greeting_s > 0 and call.caller is not None and call.caller.alive:
+            call.caller.app, call.caller.appdata = "Playback", "greeting"
+        self._inbound_dialplan(call)
 
     def _inbound_local(
         self,
@@ -825,6 +842,8 @@ class AsteriskSimulator:
         self._local_bridge(c1, c2)
         if self._wants("DialBegin"):
             self._emit("DialBegin", f"{c1.dblock()}DialString: {dnis}@{self.inbound_context}\r\n")
+        if self.arrive_event:
+            self._userevent(c2, self.dp.arrive_user_event, [("DNIS", dnis)])
         c2.app = "Answer"
         self._newexten(c2)
         self._newstate(c2, 6)
@@ -839,7 +858,7 @@ class AsteriskSimulator:
             )
         if patience is not None:
             call.customer_timer = self._at(patience, self._customer_gone, call)
-        call.wait_timer = self._at(self.answer_delay_s, self._inbound_dialplan, call)
+        call.wait_timer = self._at(self.answer_delay_s + self.greeting_s, self._greeting_done, call)
         return call
 
     def _inbound_dialplan(self, call: Call) -> None:
@@ -862,6 +881,7 @@ class AsteriskSimulator:
         dp = self.dp
         dnis = ch.vars.get("ACD_DNIS", "")
         ch.at(dp.hold_context, dp.hold_exten, 1, "UserEvent", "")
+        call.trace.holds.append(time.time())
         self._userevent(ch, dp.hold_user_event, [("DNIS", dnis)])
         ch.at(dp.hold_context, dp.hold_exten, 2, "Wait", str(int(self.hold_limit_s)))
         self._newexten(ch)

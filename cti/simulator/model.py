@@ -124,6 +124,7 @@ class CallTrace:
     caller_num: str
     caller_name: str
     arrived: float  # epoch s
+    holds: list[float] = field(default_factory=list)  # epoch s of each ACDHold written
     offered: list[str] = field(default_factory=list)  # devices dialled, in order
     dial_results: list[str] = field(default_factory=list)  # DialStatus per offer
     answered_by: str | None = None
