@@ -670,6 +670,7 @@ async def start_service(
     if opts.gc_stats:
         env["PYTHONPATH"] = f"{REPO / 'bench' / 'loadtest_gchook'}{os.pathsep}{REPO}"
         env["LOADTEST_GC_STATS"] = str((opts.out / "service-gc.json").resolve())
+        env["LOADTEST_SLOW_CALLBACKS"] = str((opts.out / "service-slow.json").resolve())
         if opts.gc_freeze:
             env["LOADTEST_GC_FREEZE_ON_USR1"] = "1"
     child = await procs.spawn("service", python_argv("app"), env=env, cwd=REPO)
@@ -1577,6 +1578,7 @@ async def run(opts: Options) -> dict[str, Any]:
         report["resources"] = _resource_summary(h.c.resources)
         if opts.gc_stats:
             report["gc"] = gc_summary(opts.out / "service-gc.json", h.phases)
+            report["slow_callbacks"] = slow_summary(opts.out / "service-slow.json", h.phases)
         report["process_exits"] = h.exits
         write_report(opts, report, h)
         if exit_error is not None:
@@ -1600,6 +1602,39 @@ def gc_summary(path: Path, phases: list[PhaseResult]) -> dict[str, Any]:
     if frozen:
         out["frozen_objects"] = frozen[-1]
     return out
+
+
+def slow_summary(path: Path, phases: list[PhaseResult]) -> dict[str, Any]:
+    """Event-loop stalls over the traffic phases: asyncio callbacks that ran >= 4 ms, by
+    what ran (a GC pause inside a callback is counted in that callback)."""
+    try:
+        slow = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return {"error": f"no slow-callback stats: {exc}"}
+    lo = min((p.started for p in phases), default=0.0)
+    hi = max((p.ended for p in phases), default=float("inf"))
+    inside = [(took, what) for at, took, what in slow if lo <= at <= hi]
+    by: dict[str, list[float]] = {}
+    for took, what in inside:
+        by.setdefault(what, []).append(took)
+    top = sorted(by.items(), key=lambda kv: -sum(kv[1]))[:15]
+    span = max(1e-9, hi - lo) if hi != float("inf") else None
+    return {
+        "file": str(path),
+        "count": len(inside),
+        "per_s": round(len(inside) / span, 2) if span else None,
+        "stall_ms": summarize([t for t, _ in inside], scale=1000),
+        "total_ms": round(sum(t for t, _ in inside) * 1000, 1),
+        "top": [
+            {
+                "what": what,
+                "count": len(ts),
+                "total_ms": round(sum(ts) * 1000, 1),
+                "max_ms": round(max(ts) * 1000, 1),
+            }
+            for what, ts in top
+        ],
+    }
 
 
 def _highest_ok_rate(phases: list[dict[str, Any]]) -> float | None:

@@ -71,3 +71,64 @@ if _PATH:
     gc.callbacks.append(_callback)
     atexit.register(_dump)
     threading.Thread(target=_loop, name="gc-stats", daemon=True).start()
+
+
+# --- event-loop stalls ----------------------------------------------------------------
+# With ``LOADTEST_SLOW_CALLBACKS=<file>``: every asyncio callback (a task step, an I/O
+# callback, a timer) that ran longer than ``LOADTEST_SLOW_CALLBACK_MS`` (default 4) is
+# recorded as (epoch end, seconds, what ran) and written to that file like the GC pauses.
+# A callback that runs long stalls every other call's routing by as much: this names it.
+_SLOW_PATH = os.environ.get("LOADTEST_SLOW_CALLBACKS")
+
+if _SLOW_PATH:
+    import asyncio
+    import asyncio.events
+
+    _slow_s = float(os.environ.get("LOADTEST_SLOW_CALLBACK_MS", "4")) / 1000.0
+    _slow: list[tuple[float, float, str]] = []
+    _slow_lock = threading.Lock()
+    _orig_run = asyncio.events.Handle._run
+
+    def _describe(handle: asyncio.events.Handle) -> str:
+        cb = handle._callback  # type: ignore[attr-defined]
+        owner = getattr(cb, "__self__", None)
+        if isinstance(owner, asyncio.Task):
+            coro = owner.get_coro()
+            name = getattr(coro, "__qualname__", None) or type(coro).__name__
+            frame = getattr(coro, "cr_frame", None)
+            where = f" line {frame.f_lineno}" if frame is not None else ""
+            return f"task {name}{where}"
+        name = getattr(cb, "__qualname__", None) or repr(cb)
+        return f"callback {name}"
+
+    def _timed_run(self: asyncio.events.Handle) -> None:
+        t0 = time.perf_counter()
+        try:
+            _orig_run(self)
+        finally:
+            took = time.perf_counter() - t0
+            if took >= _slow_s:
+                what = _describe(self)
+                with _slow_lock:
+                    _slow.append((time.time(), took, what))
+
+    asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
+
+    def _slow_dump() -> None:
+        with _slow_lock:
+            data = list(_slow)
+        tmp = f"{_SLOW_PATH}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, _SLOW_PATH)
+
+    def _slow_loop() -> None:
+        while True:
+            time.sleep(5.0)
+            try:
+                _slow_dump()
+            except OSError:
+                pass
+
+    atexit.register(_slow_dump)
+    threading.Thread(target=_slow_loop, name="slow-callbacks", daemon=True).start()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from cti.ami import NOISE_EVENTS, FilteringParser
 from cti.codec import AmiCodec, ChannelInfo, CodecError, UnknownCall, encode_originate
-from cti.types import IncomingCall
+from cti.types import CallerArriving, IncomingCall
 from cti.wire import AmiParser, Message, encode
 from routing.commands import HangupCall, OfferCall, OverflowCall, ReturnToHold
 from routing.events import (
@@ -664,3 +664,35 @@ def test_filtering_parser_equals_the_wire_parser_on_every_capture(name: str) -> 
     assert [m.headers for m in fast] == [m.headers for m in reference]
     assert [m.as_dict() for m in fast] == [m.as_dict() for m in reference]
     assert all(m.get("Event") == r.get("Event") for m, r in zip(fast, reference, strict=True))
+
+
+def test_acd_arrive_announces_the_caller_before_hold_once() -> None:
+    codec = AmiCodec(S)
+    arrive = ev(
+        "UserEvent",
+        "t.1",
+        Channel="PJSIP/trunk-0000002a",
+        CallerIDNum="+86 139-0000-1111",
+        CallerIDName="李娜",
+        Context="acd-inbound",
+        Exten="4008001234",
+        UserEvent="ACDArrive",
+        DNIS="4008001234",
+    )
+    assert feed_all(codec, [arrive]) == [
+        CallerArriving(
+            call_id="pbx1/t.1",
+            server=S,
+            uniqueid="t.1",
+            caller_num="+86 139-0000-1111",
+            dnis="4008001234",
+            at=12.5,
+        )
+    ]
+    assert len(codec) == 0  # a hint only: not a call until it reaches hold
+    (arrival,) = feed_all(codec, [hold()])
+    assert isinstance(arrival, IncomingCall) and arrival.call_id == "pbx1/t.1"
+    # The same channel through the inbound context again (a transfer back): no new hint.
+    assert feed_all(codec, [arrive]) == []
+    # Without a Uniqueid there is nothing to key the prefetch on.
+    assert feed_all(codec, [ev("UserEvent", UserEvent="ACDArrive", DNIS="5000")]) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
 from tests.sim.amiclient import TestClient
 
@@ -282,3 +284,37 @@ async def test_run_traffic_poisson_no_lost_calls() -> None:
         await c.close()
     finally:
         await sim.close()
+
+
+async def test_arrive_event_and_greeting_before_hold() -> None:
+    # deploy/asterisk's inbound context: UserEvent(ACDArrive) before Answer, a greeting,
+    # then acd-hold; the caller's patience runs from arrival, through the greeting.
+    sim = AsteriskSimulator(channel_style="pjsip", arrive_event=True, greeting_s=0.3)
+    await sim.start()
+    try:
+        c = await TestClient.connect(sim.port)
+        await c.login("acdf")  # the router's include-only event filter lets both through
+        t0 = time.monotonic()
+        uid = sim.place_call(dnis="5000", caller_num="13800138000")
+        arrive = await c.wait_event(lambda m: m.get("UserEvent") == "ACDArrive")
+        assert arrive.get("Uniqueid") == uid and arrive.get("DNIS") == "5000"
+        assert arrive.get("Context") == "acd-inbound"
+        assert arrive.get("CallerIDNum") == "13800138000"
+        assert not [m for m in c.events("UserEvent") if m.get("UserEvent") == "ACDHold"]
+        hold = await c.wait_event(lambda m: m.get("UserEvent") == "ACDHold")
+        assert time.monotonic() - t0 >= 0.28  # not before the greeting ended
+        assert hold.get("Uniqueid") == uid and hold.get("DNIS") == "5000"
+        tr = sim.calls[uid]
+        assert len(tr.holds) == 1 and tr.holds[0] - tr.arrived >= 0.28
+        # A caller who gives up during the greeting never reaches hold.
+        gone = sim.place_call(dnis="5000", caller_num="13800138001", patience_s=0.1)
+        await c.wait_for(lambda: sim.calls[gone].result is not None)
+        assert sim.calls[gone].result == "abandoned" and sim.calls[gone].holds == []
+        await asyncio.sleep(0.4)
+        holds = [m for m in c.events("UserEvent") if m.get("UserEvent") == "ACDHold"]
+        assert [m.get("Uniqueid") for m in holds] == [uid]
+        await c.close()
+    finally:
+        await sim.close()
+    with pytest.raises(ValueError):
+        AsteriskSimulator(greeting_s=-1.0)

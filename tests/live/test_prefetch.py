@@ -1,0 +1,129 @@
+"""Screen-pop prefetch: the CRM lookup starts at ``UserEvent: ACDArrive`` (top of the
+inbound dialplan) and runs while the caller hears the greeting, so routing at ``ACDHold``
+does not wait for the database.  Real simulator over TCP, real PostgreSQL lookups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from cti.simulator import AsteriskSimulator, DeviceProfile
+from tests.live.conftest import PLAIN_PHONE, VIP_PHONE, Recorder, Service, wait_for
+from tests.live.test_calls import call_id_of, outcome, ready_agent
+
+
+@contextlib.contextmanager
+def greeting(sim: AsteriskSimulator, seconds: float) -> Iterator[None]:
+    """The simulator runs deploy/asterisk's inbound context: ACDArrive, greeting, hold."""
+    sim.arrive_event, sim.greeting_s = True, seconds
+    try:
+        yield
+    finally:
+        sim.arrive_event, sim.greeting_s = False, 0.0
+
+
+def delta(cc: Any, before: dict[str, int], name: str) -> int:
+    return int(cc.counters[name] - before[name])
+
+
+async def test_pop_prefetched_during_greeting_is_ready_at_hold(
+    service: Service, agents: Any
+) -> None:
+    (a,) = agents(1)
+    sim = service.sims[0]
+    cc = service.callcenter
+    sim.set_device(f"PJSIP/{a}", DeviceProfile(ring_s=0.3, talk_s=0.5, agent_hangs_up_prob=1.0))
+    ws = Recorder(await service.ws(f"/ws/agents/{a}", role="agent", agent_id=a))
+    before = dict(cc.counters)
+    try:
+        await ready_agent(service, a)
+        with greeting(sim, 0.5):
+            uid = sim.place_call(dnis="5002", caller_num=VIP_PHONE)
+            call_id = call_id_of(service, 0, uid)
+            # The lookup ran during the greeting: done before the caller reached hold.
+            await wait_for(lambda: delta(cc, before, "prefetch_started") == 1, what="prefetch")
+            assert call_id not in cc._calls and call_id in cc._prefetched
+            offer = await ws.wait("offer", timeout=10)
+        # Found ready at ACDHold: classified (VIP, entitled) and offered without waiting.
+        assert delta(cc, before, "prefetch_ready") == 1
+        assert delta(cc, before, "prefetch_waited") == 0
+        assert call_id not in cc._prefetched and call_id not in cc._pending
+        assert offer["call"]["call_id"] == call_id
+        assert offer["call"]["vip"] is True and offer["call"]["entitled"] is True
+        assert offer["pop"]["customer"]["name"] == "张伟"
+        row = await outcome(service, call_id, result="answered")
+        assert row.vip is True and row.entitled is True
+        # Waiting counts from the queue: the row's arrival is ACDHold, after the greeting.
+        assert sim.calls[uid].holds
+        assert abs(row.arrived_at.timestamp() - sim.calls[uid].holds[0]) < 0.2
+        assert row.arrived_at.timestamp() - sim.calls[uid].arrived >= 0.45
+    finally:
+        await ws.close()
+
+
+async def test_lookup_slower_than_the_greeting_is_waited_for(service: Service, agents: Any) -> None:
+    (a,) = agents(1)
+    sim = service.sims[0]
+    cc = service.callcenter
+    sim.set_device(f"PJSIP/{a}", DeviceProfile(ring_s=0.3, talk_s=0.5, agent_hangs_up_prob=1.0))
+    real_lookup = cc._lookup
+    released = asyncio.Event()
+
+    async def slow_lookup(phone: str, now: float) -> Any:
+        await released.wait()  # the CRM is slow today: the caller reaches hold first
+        return await real_lookup(phone, now)
+
+    ws = Recorder(await service.ws(f"/ws/agents/{a}", role="agent", agent_id=a))
+    before = dict(cc.counters)
+    cc._lookup = slow_lookup
+    try:
+        await ready_agent(service, a)
+        with greeting(sim, 0.1):
+            uid = sim.place_call(dnis="5002", caller_num=VIP_PHONE)
+            call_id = call_id_of(service, 0, uid)
+            await wait_for(lambda: call_id in cc._pending, what="call in hold, lookup running")
+        assert delta(cc, before, "prefetch_waited") == 1
+        await asyncio.sleep(0.3)
+        assert not ws.of("offer")  # not offered unclassified: VIP priority needs the pop
+        released.set()
+        offer = await ws.wait("offer", timeout=10)
+        assert offer["call"]["call_id"] == call_id and offer["call"]["vip"] is True
+        assert offer["pop"]["customer"]["name"] == "张伟"
+        assert delta(cc, before, "prefetch_ready") == 0
+        await outcome(service, call_id, result="answered", vip=True)
+    finally:
+        cc._lookup = real_lookup
+        released.set()
+        await ws.close()
+
+
+async def test_caller_gone_during_greeting_leaves_no_call_and_its_prefetch_expires(
+    service: Service, agents: Any
+) -> None:
+    (a,) = agents(1)
+    sim = service.sims[1]
+    cc = service.callcenter
+    sim.set_device(f"PJSIP/{a}", DeviceProfile(ring_s=0.2, talk_s=0.5, agent_hangs_up_prob=1.0))
+    before = dict(cc.counters)
+    ttl = cc.prefetch_ttl_s
+    cc.prefetch_ttl_s = 0.3
+    try:
+        await ready_agent(service, a)
+        with greeting(sim, 1.0):
+            gone = sim.place_call(dnis="5000", caller_num=PLAIN_PHONE, patience_s=0.2)
+            gone_id = call_id_of(service, 1, gone)
+            await wait_for(lambda: sim.calls[gone].result == "abandoned", what="hung up")
+            assert gone_id in cc._prefetched and gone_id not in cc._calls
+            await asyncio.sleep(0.4)  # past the TTL: the next arrival drops it
+            uid = sim.place_call(dnis="5000", caller_num=VIP_PHONE)
+            row = await outcome(service, call_id_of(service, 1, uid), result="answered")
+        assert row.answered_by == int(a)
+        assert gone_id not in cc._prefetched
+        assert delta(cc, before, "prefetch_dropped") == 1
+        assert delta(cc, before, "prefetch_started") == 2
+        # It never reached the ACD queue: no call, no outcome row (an IVR abandon).
+        assert await service.call_row(gone_id) is None
+    finally:
+        cc.prefetch_ttl_s = ttl
