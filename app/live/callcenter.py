@@ -1619,7 +1619,8 @@ class CallCenter:
         while True:
             await asyncio.sleep(self.wallboard_interval_s)
             try:
-                delta = self.wallboard.publish(self.clock())
+                # In slices that yield to the loop: routing never waits for a whole tick.
+                delta = await self.wallboard.publish_async(self.clock)
                 if delta is not None:
                     self.wallboard_hub.broadcast(delta)
             except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 from app.live.wallboard import OVERALL, Wallboard, apply_delta
@@ -157,3 +158,37 @@ def test_overall_scope_name_is_not_a_queue() -> None:
     wb = Wallboard(now=T0)
     wb.set_queues(["q"])
     assert OVERALL not in wb.state(T0)["queues"]
+
+
+async def test_publish_in_slices_matches_publish_and_yields_to_the_loop() -> None:
+    now = [T0]
+    sliced, whole = Wallboard(now=T0), Wallboard(now=T0)
+    queues = [str(q) for q in range(1, 41)]
+    for wb in (sliced, whole):
+        wb.set_queues(queues)
+        for i, q in enumerate(queues):
+            wb.set_agent_queues(f"a{i}", [q])
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    try:
+        for step in range(3):
+            for i, q in enumerate(queues[: 10 * (step + 1)]):
+                for wb in (sliced, whole):
+                    wb.apply(AgentStateChanged(f"a{i}", AgentState.READY, now[0] - step), now[0])
+                    wb.apply(CallQueued(f"c{step}-{q}", q, now[0], 0, "arrived"), now[0])
+            now[0] += 1
+            ticks = 0
+            delta = await sliced.publish_async(lambda: now[0], chunk=8)
+            assert ticks >= 4  # 41 scopes / 8 per slice: the loop ran in between
+            assert delta == whole.publish(now[0])
+            assert sliced.seq == whole.seq
+    finally:
+        task.cancel()
+    assert await sliced.publish_async(lambda: now[0]) is None  # nothing changed
