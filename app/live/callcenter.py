@@ -104,7 +104,7 @@ from typing import Any, Protocol
 
 from app import errors as problems
 from app.live import loader
-from app.live.hub import Hub
+from app.live.hub import Hub, dumps
 from app.live.persist import SavedCall, SavedSession, StateStore
 from app.live.wallboard import Wallboard
 from app.outcomes import CallEventRow, CallOutcome, to_dt
@@ -208,7 +208,7 @@ class _CallMeta:
     incoming: IncomingCall
     queue_id: str
     received: float  # perf_counter when the link delivered it
-    pop: Any = None
+    pop: str | None = None  # the screen pop as JSON text (one object for the GC, not a tree)
     vip: bool = False
     entitled: bool = False
     held: list[tuple[Event, float]] = field(default_factory=list)
@@ -220,7 +220,9 @@ class _CallMeta:
 @dataclass(frozen=True, slots=True)
 class _Classified:
     call_id: str
-    pop: Any
+    pop: str | None  # JSON text of the screen pop, None: no pop (unknown caller, failure)
+    vip: bool
+    entitled: bool
     pop_latency_s: float | None
 
 
@@ -262,6 +264,21 @@ class _LastCall:
     ended_at: float
     wrapup_ended_at: float | None = None
     dispositioned: bool = False
+
+
+def _classify(call_id: str, pop: Any, latency: float | None) -> _Classified:
+    """The lookup's result as the call keeps it: the pop serialised once (the model tree
+    dies young instead of living, and being scanned by the GC, for the whole call)."""
+    if pop is None:
+        return _Classified(call_id, None, False, False, latency)
+    customer = getattr(pop, "customer", None)
+    return _Classified(
+        call_id,
+        dumps(_jsonable(pop)),
+        bool(getattr(customer, "vip", False) or getattr(pop, "vip", False)),
+        bool(getattr(pop, "entitled", False)),
+        latency,
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -951,7 +968,7 @@ class CallCenter:
         except Exception as exc:
             self.counters["lookup_errors"] += 1
             logger.warning("call %s: screen pop lookup failed: %s", call_id, exc)
-        item = _Classified(call_id, pop, latency)
+        item = _classify(call_id, pop, latency)
         if pf is not None:
             pf.task = None
             if not pf.claimed:
@@ -964,9 +981,8 @@ class CallCenter:
             self._pop_latency.append(item.pop_latency_s)
         if item.pop is not None:
             meta.pop = item.pop
-            customer = getattr(item.pop, "customer", None)
-            meta.vip = bool(getattr(customer, "vip", False) or getattr(item.pop, "vip", False))
-            meta.entitled = bool(getattr(item.pop, "entitled", False))
+            meta.vip = item.vip
+            meta.entitled = item.entitled
 
     def _classified(self, item: _Classified) -> None:
         meta = self._pending.pop(item.call_id, None)
@@ -1323,17 +1339,18 @@ class CallCenter:
         queue = self.queues.get(cmd.queue_id)
         if queue is not None:
             call["queue_name"] = queue.name
-        delivered = self.agent_hub.publish(
-            cmd.agent_id,
+        head = dumps(
             {
                 "type": "offer",
                 "agent_id": cmd.agent_id,
                 "call": call,
-                "pop": _jsonable(meta.pop) if meta is not None else None,
                 "ring_timeout_s": cmd.ring_timeout_s,
                 "sent_at": self.clock(),  # epoch s: lets a client measure pop delivery
-            },
-            want_delivery=True,
+            }
+        )
+        pop = meta.pop if meta is not None and meta.pop is not None else "null"
+        delivered = self.agent_hub.publish_text(
+            cmd.agent_id, f'{head[:-1]},"pop":{pop}}}', want_delivery=True
         )
         self._run_action(cmd, received, delivered)
 

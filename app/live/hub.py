@@ -114,6 +114,15 @@ class Hub:
             targets.extend(self._subs.get("*", ()))
         return self._send(targets, message, want_delivery)
 
+    def publish_text(
+        self, key: str, text: str, *, want_delivery: bool = False
+    ) -> list[asyncio.Future[bool]]:
+        """``publish`` for a message already serialised (one JSON object)."""
+        targets: list[Subscriber] = list(self._subs.get(key, ()))
+        if key != "*":
+            targets.extend(self._subs.get("*", ()))
+        return self._send_text(targets, text, want_delivery)
+
     def broadcast(self, message: dict[str, Any]) -> None:
         self._send(self.subscribers(), message, False)
 
@@ -122,7 +131,13 @@ class Hub:
     ) -> list[asyncio.Future[bool]]:
         if not targets:
             return []
-        text = dumps(message)
+        return self._send_text(targets, dumps(message), want_delivery)
+
+    def _send_text(
+        self, targets: list[Subscriber], text: str, want_delivery: bool
+    ) -> list[asyncio.Future[bool]]:
+        if not targets:
+            return []
         futures: list[asyncio.Future[bool]] = []
         loop = asyncio.get_running_loop() if want_delivery else None
         for sub in targets:
