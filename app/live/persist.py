@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AgentSession, Base, Call, LiveCall
+from app.outcomes import execute_in_slices
 
 logger = logging.getLogger(__name__)
 
@@ -276,9 +277,9 @@ class StateStore:
                     upserts.append({**row, "updated_at": now})
             async with self._sessionmaker() as session, session.begin():
                 if sessions:
-                    await session.execute(_UPSERT_SESSIONS, sessions)
+                    await execute_in_slices(session, _UPSERT_SESSIONS, sessions)
                 if upserts:
-                    await session.execute(_UPSERT_LIVE, upserts)
+                    await execute_in_slices(session, _UPSERT_LIVE, upserts)
                 if deletes:
                     await session.execute(sa.delete(_live).where(_live.c.call_id.in_(deletes)))
         except BaseException:
