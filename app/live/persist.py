@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AgentSession, Base, Call, LiveCall
-from app.outcomes import execute_in_slices
+from app.outcomes import SLICE_ROWS, execute_in_slices
 
 logger = logging.getLogger(__name__)
 
@@ -263,13 +263,20 @@ class StateStore:
         try:
             now = datetime.now(UTC)
             sessions = []
-            for agent_id in sorted(agents):
+            # Rows are read in slices that yield to the event loop (a flush of a few
+            # hundred rows would otherwise stall routing for milliseconds).  A change
+            # made meanwhile marks its item again: written by this flush or the next.
+            for i, agent_id in enumerate(sorted(agents)):
+                if i and not i % SLICE_ROWS:
+                    await asyncio.sleep(0)
                 row = agent_row(agent_id)
                 if row is not None:
                     sessions.append({**row, "updated_at": now})
             upserts: list[dict[str, Any]] = []
             deletes: list[str] = []
-            for call_id in sorted(calls):
+            for i, call_id in enumerate(sorted(calls)):
+                if i and not i % SLICE_ROWS:
+                    await asyncio.sleep(0)
                 row = call_row(call_id)
                 if row is None:
                     deletes.append(call_id)

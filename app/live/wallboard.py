@@ -333,9 +333,47 @@ class Wallboard:
     async def publish_async(
         self, clock: Callable[[], float], chunk: int = 16
     ) -> dict[str, Any] | None:
-        """``publish`` built with ``state_async`` (the service's 1 Hz tick)."""
-        current = await self.state_async(clock, chunk)
-        return self._publish(current, clock())
+        """``publish`` (the service's 1 Hz tick) computed and diffed ``chunk`` queues at
+        a time, yielding to the event loop in between: a centre with hundreds of queues
+        never stalls routing for a whole tick (each queue's figures are taken at its own
+        instant, within milliseconds of the others)."""
+        previous = self._published
+        if not previous:
+            return self._publish(await self.state_async(clock, chunk), clock())
+        prev_queues: dict[str, Any] = previous.get("queues", {})
+        current: dict[str, Any] = {"queues": {}}
+        delta: dict[str, Any] = {}
+        queues: dict[str, Any] = {}
+        ids = list(self._scopes)
+        for i in range(0, len(ids), chunk):
+            now = clock()
+            self._advance(now)
+            for queue_id in ids[i : i + chunk]:
+                scope = self._scopes.get(queue_id)
+                if scope is None:
+                    continue  # removed meanwhile
+                item = self._item(scope, now)
+                if queue_id == OVERALL:
+                    current["overall"] = item
+                    changed = _diff(previous.get("overall", {}), item)
+                    if changed:
+                        delta["overall"] = changed
+                else:
+                    current["queues"][queue_id] = item
+                    changed = _diff(prev_queues.get(queue_id, {}), item)
+                    if changed:
+                        queues[queue_id] = changed
+            await asyncio.sleep(0)
+        removed = [q for q in prev_queues if q not in current["queues"]]
+        if queues:
+            delta["queues"] = queues
+        if removed:
+            delta["removed_queues"] = removed
+        self._published = current
+        if not delta:
+            return None
+        self.seq += 1
+        return {"type": "delta", "seq": self.seq, "at": clock(), **delta}
 
     def _publish(self, current: dict[str, Any], now: float) -> dict[str, Any] | None:
         previous = self._published

@@ -127,3 +127,16 @@ async def test_caller_gone_during_greeting_leaves_no_call_and_its_prefetch_expir
         assert await service.call_row(gone_id) is None
     finally:
         cc.prefetch_ttl_s = ttl
+
+
+async def test_survivors_of_a_full_collection_are_frozen(service: Service) -> None:
+    # Long-lived state created after start (agents logging in) must not be rescanned by
+    # every full collection: the service freezes what survives one.
+    import gc
+
+    gc.unfreeze()  # everything back in the collector's view
+    assert gc.get_freeze_count() == 0
+    survivor = [object() for _ in range(1000)]
+    gc.collect()
+    await wait_for(lambda: gc.get_freeze_count() >= len(survivor), what="frozen after gc")
+    assert len(survivor) == 1000  # (kept alive until here)
