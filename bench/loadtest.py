@@ -106,6 +106,7 @@ class Options:
     patience_mean: float = 180.0
     impatient_share: float = 0.03
     greeting: float = 3.0  # s between ACDArrive and ACDHold (the dialplan's greeting)
+    load_nice: int = 0  # nice value of the load generators (simulators, websocket worker)
     no_answer_share: float = 0.01
     busy_share: float = 0.01
     vip_share: float = 0.05
@@ -219,6 +220,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         "the lookup on the routing path",
     )
     p.add_argument(
+        "--load-nice",
+        type=int,
+        default=d.load_nice,
+        help="run the simulators and the websocket worker at this nice value (e.g. 10), so "
+        "on a small machine the service and PostgreSQL get the CPU first (Asterisk runs on "
+        "other machines in production); the start of every latency is stamped by the "
+        "simulator before it writes the event, so it stays exact",
+    )
+    p.add_argument(
         "--no-answer-share",
         type=float,
         default=d.no_answer_share,
@@ -305,6 +315,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         p.error("rates and --duration must be positive")
     if a.agents < 1 or a.queues < 1 or a.servers < 1:
         p.error("--agents, --queues and --servers must be at least 1")
+    if not 0 <= a.load_nice <= 19:
+        p.error("need 0 <= --load-nice <= 19")
     if a.greeting < 0:
         p.error("need --greeting >= 0")
     if a.ring_min < 0 or a.ring_max < a.ring_min:
@@ -348,6 +360,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         patience_mean=a.patience_mean,
         impatient_share=a.impatient_share,
         greeting=a.greeting,
+        load_nice=a.load_nice,
         no_answer_share=a.no_answer_share,
         busy_share=a.busy_share,
         vip_share=a.vip_share,
@@ -795,7 +808,9 @@ async def start_sims(procs: ProcessSet, opts: Options, info: SeedInfo) -> list[S
     profiles = {"noanswer": special[:n_noanswer], "busy": special[n_noanswer : n_noanswer + n_busy]}
     for i in range(opts.servers):
         name = f"sim{i + 1}"
-        child = await procs.spawn(name, python_argv("bench.loadtest_sim"), pipes=True, cwd=REPO)
+        child = await procs.spawn(
+            name, python_argv("bench.loadtest_sim"), pipes=True, cwd=REPO, nice=opts.load_nice
+        )
         client = WorkerClient(child)
         secret = secrets.token_urlsafe(16)
         reply = await client.call(
@@ -1359,6 +1374,10 @@ def phase_report(
             "routing_p99": _le(
                 summarize(routing_all, scale=1000)["p99"], TARGETS["routing_p99_ms"]
             ),
+            "routing_to_redirect_written_p99": _le(
+                summarize([x for x, _ in to_written], scale=1000)["p99"],
+                TARGETS["routing_p99_ms"],
+            ),
             "screen_pop_p99": _le(summarize(pops, scale=1000)["p99"], TARGETS["screen_pop_p99_ms"]),
             "outcome_lag_p99": _le(summarize(lags)["p99"], TARGETS["outcome_lag_p99_s"]),
         },
@@ -1486,7 +1505,7 @@ async def run(opts: Options) -> dict[str, Any]:
                 os.kill(svc.child.pid, signal.SIGUSR1)
                 await asyncio.sleep(3.0)
             ws_child = await procs.spawn(
-                "ws", python_argv("bench.loadtest_ws"), pipes=True, cwd=REPO
+                "ws", python_argv("bench.loadtest_ws"), pipes=True, cwd=REPO, nice=opts.load_nice
             )
             h.ws = WorkerClient(ws_child)
             sampler.watch("ws_worker", [ws_child.pid])
@@ -1548,6 +1567,9 @@ async def run(opts: Options) -> dict[str, Any]:
         }
         report["simulators"] = h.c.sim_stats
         report["highest_rate_routing_p99_under_50ms"] = _highest_ok_rate(report["phases"])
+        report["highest_rate_written_p99_under_50ms"] = _highest_ok_rate(
+            report["phases"], "routing_to_redirect_written_ms"
+        )
         report["lost_calls"] = report["outcomes"]["lost"]
     except BaseException as exc:
         exit_error = exc
@@ -1637,12 +1659,14 @@ def slow_summary(path: Path, phases: list[PhaseResult]) -> dict[str, Any]:
     }
 
 
-def _highest_ok_rate(phases: list[dict[str, Any]]) -> float | None:
+def _highest_ok_rate(
+    phases: list[dict[str, Any]], metric: str = "routing_latency_ms"
+) -> float | None:
     ok = [
         p["rate_offered"]
         for p in phases
-        if isinstance(p["routing_latency_ms"].get("p99"), int | float)
-        and p["routing_latency_ms"]["p99"] <= ROUTING_P99_LIMIT_MS
+        if isinstance(p[metric].get("p99"), int | float)
+        and p[metric]["p99"] <= ROUTING_P99_LIMIT_MS
         and (p.get("rate_achieved") or 0) >= 0.9 * p["rate_offered"]
     ]
     return max(ok, default=None)

@@ -68,6 +68,7 @@ class ProcessSet:
         env: Mapping[str, str] | None = None,
         pipes: bool = False,
         cwd: Path | None = None,
+        nice: int = 0,
     ) -> Child:
         """Start ``argv``; with ``pipes`` stdin/stdout are pipes and stderr goes to the log."""
         log_path = self.log_dir / f"{name}.log"
@@ -85,6 +86,7 @@ class ProcessSet:
                 cwd=str(cwd) if cwd else None,
                 start_new_session=True,
                 limit=64 * 1024 * 1024,  # one JSON line may carry thousands of samples
+                preexec_fn=(lambda: os.nice(nice)) if nice else None,
             )
         except BaseException:
             log_file.close()

@@ -43,6 +43,7 @@ async def test_smoke_load_run_loses_no_call(
         impatient_share=0.15,  # some callers hang up while waiting or ringing
         no_answer_share=0.05,  # some phones never answer: RONA, then another agent
         busy_share=0.05,
+        greeting=0.5,  # ACDArrive, then hold: the screen pop is prefetched
         progress_every=2.0,
         drain_timeout=90.0,
         out=tmp_path / "out",
@@ -62,6 +63,10 @@ async def test_smoke_load_run_loses_no_call(
 
     (phase,) = report["phases"]
     assert phase["routing_latency_ms"]["count"] > 0
+    # The service's per-offer Redirect write times were joined with the simulator's.
+    assert phase["routing_to_redirect_written_ms"]["count"] > 0
+    counters = phase["service_side_latency"]["counters"]
+    assert counters["prefetch_started"] >= counters["incoming"] > 0
     assert phase["outcome_lag_s"]["count"] > 0
     assert phase["erlang_c"] is not None and phase["observed"]["offered"] > 0
     assert report["websockets"]["agents_connected"] == 20
