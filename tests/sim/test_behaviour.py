@@ -318,3 +318,31 @@ async def test_arrive_event_and_greeting_before_hold() -> None:
         await sim.close()
     with pytest.raises(ValueError):
         AsteriskSimulator(greeting_s=-1.0)
+
+
+async def test_one_loop_timer_drives_every_simulated_timer() -> None:
+    # All simulated timers share ONE loop handle.  Timers scheduled by a timer callback
+    # (ring -> answer -> talk -> hang up) must not leave extra live handles behind.
+    # The greeting's end is a timer whose callback schedules the hold timer.
+    sim = AsteriskSimulator(channel_style="pjsip", time_scale=0.01, greeting_s=1.0)
+    await sim.start()
+    try:
+        c = await TestClient.connect(sim.port)
+        await c.login("acdf")
+        for i in range(40):
+            sim.place_call(dnis="5000", caller_num=str(1000 + i), patience_s=30.0 + i)
+        await c.wait_for(
+            lambda: len([m for m in c.events("UserEvent") if m.get("UserEvent") == "ACDHold"]) == 40
+        )
+        for _ in range(5):
+            await asyncio.sleep(0.05)
+            loop = asyncio.get_running_loop()
+            live = [
+                h
+                for h in loop._scheduled  # type: ignore[attr-defined]
+                if not h.cancelled() and getattr(h._callback, "__self__", None) is sim
+            ]
+            assert len(live) <= 1
+        await c.close()
+    finally:
+        await sim.close()
