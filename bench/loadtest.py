@@ -987,6 +987,20 @@ class Harness:
             if recent
             else float("nan")
         )
+        # To the Redirect written (the service's samples, fetched every progress line).
+        written = sorted(
+            max(ws) - start
+            for cid, start, _, red_at in c.routed
+            if red_at >= since
+            and (
+                ws := [w for w in c.written.get(cid, ()) if start - 0.0005 <= w <= red_at + 0.0005]
+            )
+        )
+        w99 = (
+            written[min(len(written) - 1, math.ceil(0.99 * len(written)) - 1)] * 1000
+            if written
+            else float("nan")
+        )
         waiting = c.waiting[-1][1] if c.waiting else 0
         lost = self.lost_so_far(now)
         res = c.resources[-1].get("service", {}) if c.resources else {}
@@ -1005,7 +1019,8 @@ class Harness:
         cut = sum(s.get("sessions_cut_slow", 0) for s in c.sim_stats.values())
         return (
             f"[{phase.name} t={now - phase.started:5.0f}s] rate {rate:6.1f}/s placed {c.placed[-1][1] if c.placed else 0} "
-            f"waiting {waiting} routed {len(c.routing)} p99 {p99:.2f}ms lost {lost} "
+            f"waiting {waiting} routed {len(c.routing)} p99 {p99:.2f}ms (written {w99:.2f}ms) "
+            f"lost {lost} "
             f"rows {len(c.row_seen)} lag p99 {lag99:.2f}s svc cpu {res.get('cpu_pct', 0):.0f}% rss {res.get('rss_mb', 0):.0f}MB"
             + (f" AMI sessions cut {cut}" if cut else "")
         )
