@@ -830,9 +830,15 @@ class CallCenter:
             meta = self._pending.get(call_id)
             if meta is not None:
                 meta.held.append((event, received))
-                if isinstance(event, CallHungUp | CallFailed) and meta.lookup is not None:
+                if isinstance(event, CallHungUp | CallFailed):
                     # The caller is gone: do not wait for the CRM to record the abandon.
-                    meta.lookup.cancel()
+                    # Delivered here, not by the lookup task: a task cancelled before its
+                    # first step never runs its body (under a backlog the arrival and the
+                    # hangup are processed in one burst), and the call would stay pending
+                    # for ever, with no outcome row.  A late result is ignored.
+                    if meta.lookup is not None:
+                        meta.lookup.cancel()
+                    self._classified(_Classified(call_id, None, False, False, None))
                 return
         try:
             self._handle(event, received)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,3 +141,40 @@ async def test_survivors_of_a_full_collection_are_frozen(service: Service) -> No
     gc.collect()
     await wait_for(lambda: gc.get_freeze_count() >= len(survivor), what="frozen after gc")
     assert len(survivor) == 1000  # (kept alive until here)
+
+
+async def test_hangup_in_the_same_burst_as_the_arrival_still_ends_the_call(
+    service: Service,
+) -> None:
+    # Under a backlog the consumer handles a caller's arrival and hangup in one burst: the
+    # lookup task is cancelled before its first step.  The call must still end, once.
+    from cti.types import CallerArriving, IncomingCall
+    from routing.events import CallHungUp
+
+    cc = service.callcenter
+    ids = []
+    for n, prefetch in enumerate((False, True)):
+        call_id = f"pbx1/burst.{n}"
+        ids.append(call_id)
+        now = time.time()
+        if prefetch:
+            cc.sink(CallerArriving(call_id, "pbx1", f"burst.{n}", VIP_PHONE, "5002", now))
+        cc.sink(
+            IncomingCall(
+                call_id=call_id,
+                server="pbx1",
+                uniqueid=f"burst.{n}",
+                linkedid=f"burst.{n}",
+                channel=f"PJSIP/trunk-burst{n}",
+                caller_num=VIP_PHONE,
+                caller_name="",
+                dnis="5002",
+                at=now,
+            )
+        )
+        cc.sink(CallHungUp(call_id))  # same burst: nothing awaited in between
+    for call_id in ids:
+        row = await outcome(service, call_id, timeout=10)
+        assert row.result in ("short_abandoned", "abandoned")
+        assert call_id not in cc._pending and call_id not in cc._calls
+        assert call_id not in cc._prefetched
