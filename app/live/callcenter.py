@@ -266,6 +266,10 @@ class _LastCall:
     dispositioned: bool = False
 
 
+# Events handled by the consumer before it lets the event loop run (sockets, timers).
+_CONSUME_SLICE = 64
+
+
 def _classify(call_id: str, pop: Any, latency: float | None) -> _Classified:
     """The lookup's result as the call keeps it: the pop serialised once (the model tree
     dies young instead of living, and being scanned by the GC, for the whole call)."""
@@ -751,12 +755,21 @@ class CallCenter:
         self._inbox.put_nowait((event, time.perf_counter()))
 
     async def _consume(self) -> None:
+        # ``Queue.get`` does not yield while items are queued: a backlog would be drained
+        # in one step, and for as long as it lasts no socket is read.  Past Asterisk's
+        # writetimeout the AMI session is cut and its events are lost (the load test at
+        # 600 calls/s).  Yield every ``_CONSUME_SLICE`` items instead.
+        done = 0
         while True:
             item, received = await self._inbox.get()
             try:
                 self._process(item, received)
             except Exception:
                 logger.exception("event %r could not be processed", item)
+            done += 1
+            if done >= _CONSUME_SLICE:
+                done = 0
+                await asyncio.sleep(0)
 
     def _process(self, item: Any, received: float) -> None:
         if isinstance(item, IncomingCall):

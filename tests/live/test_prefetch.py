@@ -178,3 +178,29 @@ async def test_hangup_in_the_same_burst_as_the_arrival_still_ends_the_call(
         assert row.result in ("short_abandoned", "abandoned")
         assert call_id not in cc._pending and call_id not in cc._calls
         assert call_id not in cc._prefetched
+
+
+async def test_consumer_lets_the_loop_run_during_a_backlog(service: Service) -> None:
+    # A backlog of events must not keep the loop from reading sockets until Asterisk's
+    # writetimeout cuts the AMI session: the consumer yields every few dozen items.
+    from app.live.callcenter import _Run
+
+    cc = service.callcenter
+    ticks = 0
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0)
+        for _ in range(1000):
+            cc._inbox.put_nowait((_Run(lambda: seen.append(ticks)), time.perf_counter()))
+        await wait_for(lambda: len(seen) == 1000, what="backlog processed")
+    finally:
+        task.cancel()
+    assert len(set(seen)) >= 10  # the ticker ran many times while the backlog drained
