@@ -299,27 +299,6 @@ class Wallboard:
                 out["queues"][queue_id] = item
         return out
 
-    async def state_async(self, clock: Callable[[], float], chunk: int = 16) -> dict[str, Any]:
-        """``state`` computed ``chunk`` queues at a time, yielding to the event loop in
-        between, so a centre with hundreds of queues never stalls routing for the whole
-        tick (each queue's figures are taken at its own instant, within milliseconds)."""
-        out: dict[str, Any] = {"queues": {}}
-        ids = list(self._scopes)
-        for i in range(0, len(ids), chunk):
-            now = clock()
-            self._advance(now)
-            for queue_id in ids[i : i + chunk]:
-                scope = self._scopes.get(queue_id)
-                if scope is None:
-                    continue  # removed meanwhile
-                item = self._item(scope, now)
-                if queue_id == OVERALL:
-                    out["overall"] = item
-                else:
-                    out["queues"][queue_id] = item
-            await asyncio.sleep(0)
-        return out
-
     def snapshot(self, now: float) -> dict[str, Any]:
         """The last published state (what the following deltas are relative to)."""
         if not self._published:
@@ -337,9 +316,8 @@ class Wallboard:
         a time, yielding to the event loop in between: a centre with hundreds of queues
         never stalls routing for a whole tick (each queue's figures are taken at its own
         instant, within milliseconds of the others)."""
+        # The first tick diffs against nothing: its delta is the whole state.
         previous = self._published
-        if not previous:
-            return self._publish(await self.state_async(clock, chunk), clock())
         prev_queues: dict[str, Any] = previous.get("queues", {})
         current: dict[str, Any] = {"queues": {}}
         delta: dict[str, Any] = {}
