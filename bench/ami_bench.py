@@ -27,12 +27,12 @@ from cti.types import AmiServer, IncomingCall
 from cti.wire import Message, iter_capture
 from routing.events import OfferFailed
 
-# The recorded streams live in ``shared/`` beside the checkout (or where
-# SWITCHBOARD_AMI_CAPTURES points).
+# The recorded streams ship with the tests (``tests/fixtures/ami``), or where
+# SWITCHBOARD_AMI_CAPTURES points.
 CAPTURES = Path(
     os.environ.get(
         "SWITCHBOARD_AMI_CAPTURES",
-        Path(__file__).resolve().parents[2] / "shared" / "ami-captures",
+        Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ami",
     )
 )
 _UID = re.compile(rb"(\d{10})\.(\d+)")

@@ -38,10 +38,13 @@ def py_spy_path() -> str:
     return found
 
 
+_REPO = str(Path(__file__).resolve().parents[1]) + "/"
+
+
 def _frame(raw: str) -> str:
     frame = _LINE.sub(")", raw.strip())
     # Shorten absolute paths to the part after site-packages / the repo.
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in ("site-packages/", _REPO, "lib/python3.11/"):
         i = frame.find(marker)
         if i >= 0:
             open_paren = frame.rfind("(", 0, i)

@@ -145,7 +145,7 @@ def encode(headers: Iterable[tuple[str, str]] | dict[str, str]) -> bytes:
 
 
 def iter_capture(data: bytes) -> Iterator[tuple[str, bytes]]:
-    """Split a ``shared/ami-captures/*.ami`` file into ("recv", bytes) / ("note", line).
+    """Split a ``tests/fixtures/ami/*.ami`` file into ("recv", bytes) / ("note", line).
 
     Annotation lines start with ``#`` at a message boundary and end with a bare LF;
     everything else is received bytes exactly as Asterisk sent them.

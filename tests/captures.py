@@ -1,8 +1,8 @@
-"""Where the recorded AMI streams (``shared/ami-captures/*.ami``) are, for every test
-package that replays them.
+"""Where the recorded AMI streams are, for every test package that replays them.
 
-``SWITCHBOARD_AMI_CAPTURES`` when set; else ``shared/ami-captures`` beside the checkout
-(CI's layout: a clone with ``shared/`` next to it); else ``/work/shared/ami-captures``.
+The captures the tests use live inside the repository, in ``tests/fixtures/ami/`` (copied
+from a real Asterisk 22; see the README there), so a clone runs the whole suite on its own.
+``SWITCHBOARD_AMI_CAPTURES`` points elsewhere when set (e.g. a newer recording).
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ami"
+
 
 def _captures_dir() -> Path:
     configured = os.environ.get("SWITCHBOARD_AMI_CAPTURES")
-    if configured:
-        return Path(configured)
-    beside = Path(__file__).resolve().parents[2] / "shared" / "ami-captures"
-    return beside if beside.is_dir() else Path("/work/shared/ami-captures")
+    return Path(configured) if configured else FIXTURES
 
 
 CAPTURES = _captures_dir()

@@ -1,4 +1,4 @@
-"""Replay ``shared/ami-captures/*.ami`` through the parser and the codec, as the capture's
+"""Replay ``tests/fixtures/ami/*.ami`` through the parser and the codec, as the capture's
 backend drove Asterisk: every ``#>`` Redirect into the connect context opens an offer
 (``note_offer``), a Redirect into the hold context cancels it (``cancel_offer``)."""
 
