@@ -176,7 +176,8 @@ class _Call:
 
 def _int(value: str) -> int:
     """A non-negative header integer, or -1 when absent or malformed."""
-    return int(value) if value.isdigit() else -1
+    # ASCII digits only: str.isdigit() is also true of "²" and other digits int() refuses.
+    return int(value) if value.isascii() and value.isdigit() else -1
 
 
 def _clean_caller(value: str) -> str:

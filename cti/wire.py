@@ -65,7 +65,11 @@ def parse_block(block: bytes) -> Message:
     """Parse one message body (without the terminating blank line)."""
     text = block.decode("utf-8", errors="replace")
     headers: list[tuple[str, str]] = []
-    for line in text.splitlines():
+    # AMI lines end in CRLF and nothing else.  ``str.splitlines`` would also break on
+    # U+2028, U+0085, \x0b, \x0c and \x1c-\x1e, which a caller can put in a display name
+    # (CallerIDName precedes Uniqueid) to inject a header into another call's event.  A
+    # block without any CRLF is hand-typed input framed by bare LFs.
+    for line in text.split("\r\n") if "\r\n" in text else text.split("\n"):
         if not line:
             continue
         key, sep, value = line.partition(":")
