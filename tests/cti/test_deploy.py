@@ -43,3 +43,36 @@ def test_manager_conf_filter_keeps_every_event_the_codec_reads() -> None:
     assert 1000 <= timeout <= 5000
     assert re.search(r"^read = system,call,user$", text, flags=re.M)
     assert re.search(r"^deny = 0\.0\.0\.0/0\.0\.0\.0$", text, flags=re.M)
+
+
+def _context(text: str, name: str) -> list[str]:
+    lines: list[str] = []
+    inside = False
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("["):
+            inside = line == f"[{name}]"
+            continue
+        if inside and line:
+            lines.append(line)
+    return lines
+
+
+def test_connect_hangup_extension_never_falls_into_the_agent_pattern() -> None:
+    # Asterisk runs h,1, h,2, ... and the agent pattern `_[0-9A-Za-z]!` also matches "h":
+    # every priority the pattern has beyond those of `h` would run as the hangup handler
+    # (a real Asterisk 22 reported ACDDialResult AgentId: h after every answered call).
+    text = (DEPLOY / "extensions.conf").read_text(encoding="utf-8")
+    current = ""
+    apps: dict[str, list[str]] = {}
+    for line in _context(text, Dialplan().connect_context):
+        head, _, rest = line.partition("=>")
+        if head.strip() == "exten":
+            current, _, app = rest.strip().split(",", 2)
+        else:
+            app = rest.strip().split(",", 1)[1]
+        apps.setdefault(current, []).append(app)
+    assert "h" in apps
+    pattern = next(k for k in apps if k.startswith("_"))
+    assert len(apps[pattern]) > 1
+    assert apps["h"][-1].startswith("Hangup("), apps["h"]
