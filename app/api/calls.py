@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import models
@@ -55,8 +55,11 @@ async def list_calls(
     result: CallResult | None,
     limit: int,
     cursor: str | None,
+    caller: str | None = None,
 ) -> schemas.Page[schemas.CallRead]:
     stmt = sa.select(models.Call)
+    if caller is not None:
+        stmt = stmt.where(models.Call.caller == caller)  # ix_calls_caller_arrived_at
     if seat is not None:
         stmt = stmt.where(_own_calls(seat))
     if since is not None:
@@ -92,8 +95,28 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
     return value
 
 
+# The query parameters GET /calls understands: anything else is refused, never ignored
+# (``?caler=`` silently returning every call looks like an answer and is not one).
+_LIST_PARAMS = frozenset(
+    {"from", "to", "queue_id", "agent_id", "caller", "result", "limit", "cursor"}
+)
+
+
+def _known_params(request: Request) -> None:
+    unknown = sorted(set(request.query_params.keys()) - _LIST_PARAMS)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown query parameter(s): {', '.join(unknown)}.",
+            errors=[
+                {"loc": ["query", name], "msg": "unknown parameter", "type": "extra_forbidden"}
+                for name in unknown
+            ],
+        )
+
+
 @router.get("", summary="Call history, newest first (agents: their own calls)")
 async def get_calls(
+    request: Request,
     session: SessionDep,
     principal: CurrentUser,
     since: Annotated[
@@ -103,10 +126,20 @@ async def get_calls(
     until: Annotated[datetime | None, Query(alias="to", description="Arrived before")] = None,
     queue_id: int | None = None,
     agent_id: Annotated[int | None, Query(description="Offered to or answered by")] = None,
+    caller: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            pattern=r"^[0-9A-Za-z+*#._-]+$",
+            description="Caller number, exact",
+        ),
+    ] = None,
     result: CallResult | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> schemas.Page[schemas.CallRead]:
+    _known_params(request)
     seat = _seat(principal)
     if seat is not None and agent_id is not None and agent_id != seat:
         raise Forbidden("An agent may list only its own calls.", agent_id=agent_id)
@@ -120,6 +153,7 @@ async def get_calls(
         result=result,
         limit=limit,
         cursor=cursor,
+        caller=caller,
     )
 
 

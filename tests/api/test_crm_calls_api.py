@@ -136,6 +136,22 @@ async def test_call_history_pagination_filters_and_visibility(api: Api) -> None:
         422,
         "validation-failed",
     )
+    # Caller filter (exact number); unknown parameters are refused, never ignored.
+    rows_other_caller = call_row(11, agent=None, result="abandoned", queue=2)
+    rows_other_caller["caller"] = "13900139000"
+    await insert(api, sa.insert(models.Call).values([rows_other_caller]))
+    r = await c.get("/api/v1/calls", params={"caller": "13900139000"}, headers=api.admin)
+    assert [i["call_id"] for i in r.json()["items"]] == [rows_other_caller["call_id"]]
+    r = await c.get(
+        "/api/v1/calls", params={"caller": "13800138000", "limit": 100}, headers=api.admin
+    )
+    assert len(r.json()["items"]) == len(rows)
+    for params in ({"caler": "13900139000"}, {"queue": "1"}, {"caller": "x;DROP"}):
+        assert_problem(
+            await c.get("/api/v1/calls", params=params, headers=api.admin),
+            422,
+            "validation-failed",
+        )
     # Agent: only its own calls; another agent's are refused or hidden.
     r = await c.get("/api/v1/calls", headers=api.auth(me))
     assert {i["answered_by"] for i in r.json()["items"]} == {me_id}
