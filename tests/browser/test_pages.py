@@ -61,6 +61,33 @@ async def test_pages_are_served_without_third_party_assets(
     assert all("401" in e for e in errors.errors), errors.errors
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "/%5Cevil.example/x",
+        "//evil.example/x",
+        "/%5C%5Cevil.example",
+        "/%09/evil.example",
+        "https://evil.example/",
+    ],
+)
+async def test_signin_never_redirects_off_site(
+    service: Service, open_page: Any, hostile: str
+) -> None:
+    page, _ = await open_page()
+    offsite: list[str] = []
+    page.on(
+        "request",
+        lambda req: None if req.url.startswith(service.base_url) else offsite.append(req.url),
+    )
+    await page.goto(f"/signin?next={hostile}")
+    await page.get_by_label("User name").fill(SUPERVISOR[0])
+    await page.get_by_label("Password").fill(SUPERVISOR[1])
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{service.base_url}/supervisor")
+    assert offsite == []
+
+
 # Every form control must have an accessible name; every page a banner and a main landmark.
 A11Y_PROBLEMS_JS = """() => {
   const problems = [];

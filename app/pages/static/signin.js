@@ -3,10 +3,24 @@
 import { api, session, $ } from "/assets/common.js";
 
 const params = new URLSearchParams(location.search);
-// Only same-site paths: an open redirect would let a link send a fresh token elsewhere.
+// Only paths that resolve to this origin: an open redirect would let a link send a fresh
+// token elsewhere.  Browsers read a backslash as "/" (so "/%5Cevil.example" is "//evil.example"), and
+// control characters are dropped from URLs, so the check is on the resolved URL, never the text.
+function sameOriginPath(next) {
+  if (!next || !next.startsWith("/") || /[\\\u0000-\u001f\u007f]/.test(next)) return null;
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return null;
+  }
+  if (url.origin !== location.origin || url.pathname.startsWith("/signin")) return null;
+  return url.pathname + url.search + url.hash;
+}
+
 function safeNext(role) {
-  const next = params.get("next");
-  if (next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/signin")) return next;
+  const next = sameOriginPath(params.get("next"));
+  if (next) return next;
   if (role === "agent") return "/agent";
   if (role === "supervisor" || role === "admin" || role === "manager") return "/supervisor";
   return "/";
