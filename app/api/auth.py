@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from app.auth import (
     TOKEN_URL,
@@ -48,7 +48,12 @@ _FORM_SCHEMA = {
     },
     responses={401: {"description": "Invalid username or password (problem details)"}},
 )
-async def issue_token(request: Request, session: SessionDep, settings: SettingsDep) -> TokenRead:
+async def issue_token(
+    request: Request, response: Response, session: SessionDep, settings: SettingsDep
+) -> TokenRead:
+    # A bearer token must never sit in a browser or proxy cache (RFC 6749 section 5.1).
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     credentials = await read_login_request(request)
     client = request.client.host if request.client else "-"
     principal = await login(

@@ -70,6 +70,7 @@ async def test_token_json_and_oauth2_form(api: Api) -> None:
         "/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}
     )
     assert r.status_code == 200
+    assert r.headers["cache-control"] == "no-store"
     body = r.json()
     assert body["token_type"] == "bearer"
     assert body["role"] == "admin" and body["agent_id"] is None
