@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
-from app.errors import ServiceUnavailable
+from app.errors import ServiceUnavailable, ValidationFailed
 from app.settings import Settings
 
 
@@ -53,3 +54,27 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CallCenterDep = Annotated[Any, Depends(get_callcenter)]
+
+
+# The query parameter names (aliases) a route declares, its dependencies' included, read
+# from FastAPI's own dependant: never a list kept by hand beside the signature.
+def _query_aliases(dependant: Dependant) -> frozenset[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_aliases(sub)
+    return frozenset(names)
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare (422), instead of ignoring them:
+    ``?caler=`` silently returning every call looks like an answer and is not one."""
+    declared = _query_aliases(request.scope["route"].dependant)
+    unknown = sorted(set(request.query_params.keys()) - declared)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown query parameter(s): {', '.join(unknown)}.",
+            errors=[
+                {"loc": ["query", name], "msg": "unknown parameter", "type": "extra_forbidden"}
+                for name in unknown
+            ],
+        )

@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import models
 from app.api import schemas
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_time_id_cursor, encode_cursor
 from app.auth import CurrentUser, Principal, Role
-from app.deps import SessionDep
+from app.deps import SessionDep, reject_unknown_query
 from app.errors import Forbidden, NotFound, ValidationFailed
 from routing.commands import CallResult
 
@@ -95,28 +95,12 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
     return value
 
 
-# The query parameters GET /calls understands: anything else is refused, never ignored
-# (``?caler=`` silently returning every call looks like an answer and is not one).
-_LIST_PARAMS = frozenset(
-    {"from", "to", "queue_id", "agent_id", "caller", "result", "limit", "cursor"}
+@router.get(
+    "",
+    summary="Call history, newest first (agents: their own calls)",
+    dependencies=[Depends(reject_unknown_query)],
 )
-
-
-def _known_params(request: Request) -> None:
-    unknown = sorted(set(request.query_params.keys()) - _LIST_PARAMS)
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown query parameter(s): {', '.join(unknown)}.",
-            errors=[
-                {"loc": ["query", name], "msg": "unknown parameter", "type": "extra_forbidden"}
-                for name in unknown
-            ],
-        )
-
-
-@router.get("", summary="Call history, newest first (agents: their own calls)")
 async def get_calls(
-    request: Request,
     session: SessionDep,
     principal: CurrentUser,
     since: Annotated[
@@ -139,7 +123,6 @@ async def get_calls(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> schemas.Page[schemas.CallRead]:
-    _known_params(request)
     seat = _seat(principal)
     if seat is not None and agent_id is not None and agent_id != seat:
         raise Forbidden("An agent may list only its own calls.", agent_id=agent_id)
