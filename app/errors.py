@@ -3,11 +3,13 @@
 Invariants:
 - Every error response is ``application/problem+json`` with ``type``, ``title``,
   ``status``, ``detail`` and ``error_id``; ``type`` is ``/errors/<error_id>``.
-- ``error_id`` values are part of the public API: add new ones, never rename one.
+- ``error_id`` values are part of the public API (listed in ``docs/errors.md``): one id
+  per condition on every route, add new ones, never rename one.
 - Internals (tracebacks, SQL, secrets) never reach a response body; unexpected
   exceptions become a 500 ``internal-error`` and are logged server-side.
-- Lower-layer errors are mapped at this boundary (``routing.errors.RoutingError`` by its
-  ``error_id``; starlette/FastAPI ``HTTPException`` and request validation errors).
+- Lower-layer errors are mapped at this boundary: ``routing.errors`` by class in one
+  table (``ROUTING_PROBLEMS``), starlette/FastAPI ``HTTPException`` by status, request
+  validation errors by their pydantic type.  The body size limit is ``app.bodylimit``.
 
 Exception tree::
 
@@ -17,47 +19,43 @@ Exception tree::
           │    └── InvalidJson             400   invalid-json
           ├── Unauthorized                 401   unauthorized
           ├── Forbidden                    403   forbidden
-          ├── NotFound                     404   not-found
+          ├── NotFound                     404   not-found     (member ``resource``)
           ├── MethodNotAllowed             405   method-not-allowed
           ├── Conflict                     409   conflict
-          │    └── IllegalStateChange      409   illegal-state-change
+          │    ├── RoutingConflict         409   routing-error
+          │    ├── IllegalTransition       409   illegal-transition
+          │    ├── DuplicateCall           409   duplicate-call
+          │    └── QueueInUse              409   queue-in-use
           ├── PayloadTooLarge              413   payload-too-large
           ├── UnsupportedMediaType         415   unsupported-media-type
           ├── ValidationFailed             422   validation-failed
-          │    └── InvalidPhoneNumber      422   invalid-phone-number
+          │    ├── InvalidPhoneNumber      422   invalid-phone-number
+          │    └── InvalidConfig           422   invalid-config
           ├── ServiceUnavailable           503   service-unavailable
           └── InternalError                500   internal-error
      └── WebSocketClosed   (websocket already closed with a 4xxx code; ends quietly)
-
-    routing.errors.RoutingError (mapped, keeps its own error_id)
-     ├── IllegalTransition   -> 409
-     ├── UnknownAgent/-Queue/-Call -> 404
-     ├── InvalidConfig       -> 422
-     └── anything else       -> 409
 """
 
 from __future__ import annotations
 
-import importlib
-import json
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi import HTTPException as FastAPIHTTPException
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from routing import errors as routing_errors
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 ERROR_TYPE_PREFIX = "/errors/"
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 # Members a caller may not override through ``extra``: they define the problem itself.
 _RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "error_id", "instance"})
@@ -152,9 +150,28 @@ class Conflict(ProblemError):
     title = "Conflict with the current state"
 
 
-class IllegalStateChange(Conflict):
-    error_id = "illegal-state-change"
-    title = "Illegal state change"
+class RoutingConflict(Conflict):
+    """A routing-core refusal without a more specific class below."""
+
+    error_id = "routing-error"
+    title = "The routing core refused the request"
+
+
+class IllegalTransition(Conflict):
+    """An agent action its current state does not allow (e.g. ready while logged out)."""
+
+    error_id = "illegal-transition"
+    title = "Illegal state transition"
+
+
+class DuplicateCall(Conflict):
+    error_id = "duplicate-call"
+    title = "The call is already known"
+
+
+class QueueInUse(Conflict):
+    error_id = "queue-in-use"
+    title = "The queue still holds calls"
 
 
 class PayloadTooLarge(ProblemError):
@@ -189,6 +206,13 @@ class ValidationFailed(ProblemError):
 class InvalidPhoneNumber(ValidationFailed):
     error_id = "invalid-phone-number"
     title = "Malformed phone number"
+
+
+class InvalidConfig(ValidationFailed):
+    """A queue or agent configuration the routing core cannot route."""
+
+    error_id = "invalid-config"
+    title = "Configuration cannot be routed"
 
 
 class ServiceUnavailable(ProblemError):
@@ -244,14 +268,23 @@ _HTTP_STATUS_TO_PROBLEM: dict[int, type[ProblemError]] = {
     503: ServiceUnavailable,
 }
 
-# routing.errors.RoutingError subclasses by class name -> HTTP status.  Matched by name
-# (walking the MRO) so this module does not import routing.errors at import time.
-_ROUTING_STATUS_BY_CLASS: dict[str, int] = {
-    "IllegalTransition": 409,
-    "UnknownAgent": 404,
-    "UnknownQueue": 404,
-    "UnknownCall": 404,
-    "InvalidConfig": 422,
+# Every routing-core error and the problem it becomes, with the members that problem
+# carries.  Looked up along the error's MRO, so a subclass the table does not name maps
+# like its nearest listed ancestor (``RoutingError`` itself is last resort).
+ROUTING_PROBLEMS: Mapping[
+    type[routing_errors.RoutingError],
+    tuple[type[ProblemError], Callable[[Any], dict[str, Any]]],
+] = {
+    routing_errors.UnknownAgent: (NotFound, lambda e: {"resource": "agent", "id": e.agent_id}),
+    routing_errors.UnknownQueue: (NotFound, lambda e: {"resource": "queue", "id": e.queue_id}),
+    routing_errors.IllegalTransition: (
+        IllegalTransition,
+        lambda e: {"agent_id": e.agent_id, "state": e.state, "action": e.action},
+    ),
+    routing_errors.DuplicateCall: (DuplicateCall, lambda e: {"call_id": e.call_id}),
+    routing_errors.QueueInUse: (QueueInUse, lambda e: {"queue_id": e.queue_id, "calls": e.calls}),
+    routing_errors.InvalidConfig: (InvalidConfig, lambda e: {"subject": e.subject}),
+    routing_errors.RoutingError: (RoutingConflict, lambda e: {}),
 }
 
 
@@ -317,44 +350,37 @@ def from_http_exception(exc: StarletteHTTPException) -> ProblemError:
     return cls(detail, headers=headers)
 
 
-def _routing_error_class() -> type[Exception] | None:
-    """``routing.errors.RoutingError``, looked up lazily so this module never depends on it."""
+def problem_for_routing_error(exc: routing_errors.RoutingError) -> ProblemError:
+    """The problem a routing-core error becomes (``ROUTING_PROBLEMS``)."""
+    for klass in type(exc).__mro__:
+        entry = ROUTING_PROBLEMS.get(klass)
+        if entry is not None:
+            problem_class, members = entry
+            return problem_class(str(exc) or problem_class.title, **members(exc))
+    raise AssertionError("RoutingError is in ROUTING_PROBLEMS")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def map_routing_errors() -> Iterator[None]:
+    """Re-raise a routing-core error inside the block as its problem (``from`` the original)."""
     try:
-        module = importlib.import_module("routing.errors")
-    except ImportError:
-        return None
-    klass = getattr(module, "RoutingError", None)
-    if isinstance(klass, type) and issubclass(klass, Exception):
-        return klass
-    return None
+        yield
+    except routing_errors.RoutingError as exc:
+        raise problem_for_routing_error(exc) from exc
 
 
 def routing_status(exc: BaseException) -> int | None:
     """HTTP status for a ``routing.errors.RoutingError``; ``None`` if ``exc`` is not one."""
-    routing_error = _routing_error_class()
-    if routing_error is None or not isinstance(exc, routing_error):
+    if not isinstance(exc, routing_errors.RoutingError):
         return None
-    for klass in type(exc).__mro__:
-        status = _ROUTING_STATUS_BY_CLASS.get(klass.__name__)
-        if status is not None:
-            return status
-    return 409
+    return problem_for_routing_error(exc).status
 
 
 def from_routing_error(exc: BaseException) -> ProblemError | None:
-    """Map a routing-core error to a problem, keeping its stable ``error_id``."""
-    status = routing_status(exc)
-    if status is None:
+    """The problem for a routing-core error; ``None`` if ``exc`` is not one."""
+    if not isinstance(exc, routing_errors.RoutingError):
         return None
-    error_id = str(getattr(exc, "error_id", "") or ("not-found" if status == 404 else "conflict"))
-    base: type[ProblemError] = {404: NotFound, 422: ValidationFailed}.get(status, Conflict)
-    mapped = type(
-        "RoutingProblem",
-        (base,),
-        {"error_id": error_id, "title": base.title},
-    )
-    problem: ProblemError = mapped(str(exc) or base.title)
-    return problem
+    return problem_for_routing_error(exc)
 
 
 # --- handlers ---------------------------------------------------------------------------
@@ -384,10 +410,12 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _routing_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, routing_errors.RoutingError)
+    return render(problem_for_routing_error(exc), request)
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
-    mapped = from_routing_error(exc)
-    if mapped is not None:
-        return render(mapped, request)
     logger.error(
         "unhandled error on %s %s (%s)",
         request.method,
@@ -402,96 +430,13 @@ async def _websocket_closed_handler(websocket: WebSocket, exc: Exception) -> Non
     assert isinstance(exc, WebSocketClosed)  # the socket is closed already
 
 
-def install_error_handlers(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
-    """Make every error response a problem document and cap request bodies."""
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error response a problem document (``app.bodylimit`` caps bodies)."""
     app.add_exception_handler(ProblemError, _problem_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(WebSocketClosed, _websocket_closed_handler)
-    routing_error = _routing_error_class()
-    if routing_error is not None:
-        app.add_exception_handler(routing_error, _unexpected_handler)
+    app.add_exception_handler(routing_errors.RoutingError, _routing_error_handler)
     # Exception (not a status code) goes to ServerErrorMiddleware: it still renders our
     # 500 body, then re-raises for the server's log (tests use raise_app_exceptions=False).
     app.add_exception_handler(Exception, _unexpected_handler)
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
-
-
-class BodySizeLimitMiddleware:
-    """Refuse request bodies over ``max_body_bytes`` with 413 before the app reads them.
-
-    Checks ``Content-Length`` up front, and counts streamed (chunked) bodies as they are
-    received, so a lying or missing length cannot get a large body through.  Once the
-    limit is crossed whatever the app answers is replaced by the 413 problem.
-    """
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.max_body_bytes
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared > limit:
-                    await self._refuse(scope, receive, send)
-                    return
-        received = 0
-        exceeded = False
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    exceeded = True
-                    raise _BodyTooLarge(limit)
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal response_started
-            if exceeded and not response_started:
-                return  # the app's answer to a truncated body is replaced below
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except _BodyTooLarge:
-            if response_started:
-                raise
-        if exceeded and not response_started:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            PayloadTooLarge.status,
-            PayloadTooLarge.error_id,
-            PayloadTooLarge.title,
-            f"The request body exceeds the limit of {self.max_body_bytes} bytes.",
-            instance=scope.get("path"),
-            max_bytes=self.max_body_bytes,
-        )
-        await response(scope, receive, send)
-
-
-class _BodyTooLarge(FastAPIHTTPException):
-    """Raised from ``receive``: FastAPI re-raises HTTPExceptions from body reading as is."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
-
-
-def problem_json_dumps(problem: Mapping[str, Any]) -> str:
-    """Serialise a problem (for websocket close reasons and logs)."""
-    return json.dumps(dict(problem), separators=(",", ":"))

@@ -27,6 +27,7 @@ from app import db as database
 from app import live
 from app.api import api_router
 from app.auth import ensure_admin
+from app.bodylimit import BodySizeLimitMiddleware
 from app.errors import ServiceUnavailable, install_error_handlers
 from app.pages import router as pages_router
 from app.settings import Settings
@@ -132,6 +133,7 @@ def create_app(
     app.state.db = None
     app.state.callcenter = None
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(live.router)
     app.include_router(pages_router)

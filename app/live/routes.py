@@ -6,7 +6,7 @@ Invariants:
   the routing core, which leaves its state unchanged when it refuses).
 - An agent acts only on itself; a supervisor (or admin) on anyone.  Forcing a state and
   the live views of all agents / calls are supervisor-only.
-- Errors are problems: unknown agent 404, illegal transition 409 (``illegal-transition``),
+- Errors are problems (``docs/errors.md``): unknown agent 404, illegal transition 409 (``illegal-transition``),
   wrap-up with nothing to wrap 409 (``nothing-to-wrap-up``), unknown disposition 422.
 """
 
