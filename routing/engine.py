@@ -174,7 +174,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from heapq import heapify, heappop, heappush
-from typing import Any
+from typing import Any, assert_never
 
 from routing.commands import (
     AgentState,
@@ -226,6 +226,20 @@ from routing.events import (
     RemoveQueue,
     SetQueueOpen,
 )
+from routing.transitions import (
+    CALL,
+    LEAVE,
+    LOGIN,
+    READY,
+    CallEnd,
+    CallFact,
+    Leave,
+    LeaveAction,
+    Login,
+    Pending,
+    Ready,
+    Step,
+)
 from routing.views import AgentView, CallState, CallView, QueueStats
 
 __all__ = ["AgentView", "CallState", "CallView", "QueueStats", "RoutingEngine"]
@@ -250,73 +264,16 @@ _CONNECTED = CallState.CONNECTED
 # A lazily-deleted heap is rebuilt once it holds more than 2 * live + this many entries.
 _COMPACT_SLACK = 64
 
-# Schedule step actions.
-_STEP_ESCALATE = 0  # relax / widen only
-_STEP_OVERFLOW = 1  # escalation step with overflow=True
-_STEP_MAX_WAIT = 2  # the queue's max_wait_s
-
 # Why a WAITING call is not routable (bits of ``_Call.held``; 0 = routable).
 _HELD_SUSPENDED = 1  # its server is unreachable (CallsSuspended .. CallsResumed)
 _HELD_BACKOFF = 2  # its offers keep failing: retried when its ``_Retry`` timer fires
 _UNSUSPEND = ~_HELD_SUSPENDED
 _UNBACKOFF = ~_HELD_BACKOFF
 
-# --- agent transition table (data) ---------------------------------------------------
-# (action, current state) -> outcome.  Outcomes:
-#   illegal      raise IllegalTransition, nothing changes
-#   noop         nothing to do (idempotent request or stale fact)
-#   login        LOGGED_OUT -> PAUSED("login") on the device
-#   same-device  already logged in: no-op on the same device, illegal on another one
-#   ready        PAUSED -> READY (idle clock restarts)
-#   end-wrapup   WRAP_UP ends early -> READY (WrapUpEnded)
-#   clear        ON_CALL: forget a pending pause/logout
-#   apply        READY/PAUSED -> PAUSED(reason) / LOGGED_OUT now
-#   withdraw     RESERVED: ReturnToHold, re-route the call, then apply
-#   defer        ON_CALL: remember, apply after the call
-#   wrapup-apply WRAP_UP: WrapUpEnded, then apply
-_AGENT_TABLE: dict[tuple[str, AgentState], str] = {
-    ("login", _LOGGED_OUT): "login",
-    **{("login", s): "same-device" for s in AgentState if s is not _LOGGED_OUT},
-    ("ready", _LOGGED_OUT): "illegal",
-    ("ready", _READY): "noop",
-    ("ready", _RESERVED): "illegal",
-    ("ready", _ON_CALL): "clear",
-    ("ready", _WRAP_UP): "end-wrapup",
-    ("ready", _PAUSED): "ready",
-    **{
-        (action, s): outcome
-        for action in ("pause", "logout", "disconnect")
-        for s, outcome in (
-            (_READY, "apply"),
-            (_PAUSED, "apply"),
-            (_RESERVED, "withdraw"),
-            (_ON_CALL, "defer"),
-            (_WRAP_UP, "wrapup-apply"),
-        )
-    },
-    ("pause", _LOGGED_OUT): "illegal",
-    ("logout", _LOGGED_OUT): "illegal",
-    ("disconnect", _LOGGED_OUT): "noop",  # a fact, not a request: nothing to undo
-}
-
-# --- call transition table (data) ----------------------------------------------------
-# (fact, call state) -> outcome.  Facts about unknown calls are ignored (return []).
-_CALL_TABLE: dict[tuple[str, CallState], str] = {
-    ("hangup", _WAITING): "abandon",
-    ("hangup", _OFFERED): "abandon-ringing",  # agent back to READY, keeps its place
-    ("hangup", _CONNECTED): "end-answered",  # agent to wrap-up if still on the call
-    ("failed", _WAITING): "fail",
-    ("failed", _OFFERED): "fail",  # agent freed to READY, keeps its place
-    ("failed", _CONNECTED): "fail",  # agent freed to READY, no wrap-up
-    ("transferred", _WAITING): "left",  # left ACD control before an answer
-    ("transferred", _OFFERED): "left",
-    ("transferred", _CONNECTED): "end-transferred",
-}
-
-_AGENT_OUTCOME: dict[tuple[str, str], str] = {
-    (a, s._value_): o for (a, s), o in _AGENT_TABLE.items()
-}
-_CALL_OUTCOME: dict[tuple[str, str], str] = {(f, s._value_): o for (f, s), o in _CALL_TABLE.items()}
+# Rows of ``routing.transitions.CALL`` looked up once: an enum key hashes in Python.
+_ON_HANGUP = CALL[CallFact.HANGUP]
+_ON_FAILED = CALL[CallFact.FAILED]
+_ON_TRANSFERRED = CALL[CallFact.TRANSFERRED]
 
 
 class _Queue:
@@ -359,7 +316,7 @@ class _Queue:
         steps = sorted(cfg.escalation, key=lambda st: st.after_s)  # stable
         relaxed = 99
         widen: list[str] = []
-        schedule: list[tuple[float, int, tuple[str, ...], int]] = []
+        schedule: list[tuple[float, int, tuple[str, ...], Step]] = []
         for st in steps:
             if st.min_level is not None and st.min_level < relaxed:
                 relaxed = st.min_level
@@ -369,10 +326,10 @@ class _Queue:
             for w in st.add_queues:
                 if w != cfg.queue_id and w not in widen:
                     widen.append(w)
-            action = _STEP_OVERFLOW if st.overflow else _STEP_ESCALATE
+            action = Step.OVERFLOW if st.overflow else Step.ESCALATE
             schedule.append((st.after_s, len(tiers) - 1, tuple(widen), action))
         if cfg.max_wait_s is not None:
-            schedule.append((cfg.max_wait_s, len(tiers) - 1, tuple(widen), _STEP_MAX_WAIT))
+            schedule.append((cfg.max_wait_s, len(tiers) - 1, tuple(widen), Step.MAX_WAIT))
             schedule.sort(key=lambda e: e[0])  # stable: max-wait after steps at the same time
         self.tier_reqs = tiers
         self.schedule = schedule
@@ -429,7 +386,7 @@ class _Agent:
         self.last_call_id: str | None = None
         self.missed = 0
         self.idle_since: float | None = None
-        self.pending: tuple[str, str | None] | None = None
+        self.pending: tuple[Pending, str | None] | None = None
         self.links: list[tuple[_Queue, int]] = []
         self.call_heaps: list[list[tuple[int, float, str, int, _Call]]] = []
         self.ready_seq = 0
@@ -669,7 +626,7 @@ class RoutingEngine:
         pending = None
         if a.pending is not None:
             kind, reason = a.pending
-            pending = kind if reason is None else f"{kind}:{reason}"
+            pending = kind.value if reason is None else f"{kind.value}:{reason}"
         return AgentView(
             agent_id=a.aid,
             state=a.state,
@@ -952,10 +909,14 @@ class RoutingEngine:
         a.pending = None
         if pending is None:
             self._become_ready(a, now, out)
-        elif pending[0] == "pause":
-            self._set_state(a, _PAUSED, now, out, pending[1])
+            return
+        kind, reason = pending
+        if kind is Pending.PAUSE:
+            self._set_state(a, _PAUSED, now, out, reason)
+        elif kind is Pending.LOGOUT:
+            self._log_out(a, now, out, reason)
         else:
-            self._log_out(a, now, out, pending[1])
+            assert_never(kind)
 
     def _log_out(self, a: _Agent, now: float, out: _Out, reason: str | None) -> None:
         self._set_state(a, _LOGGED_OUT, now, out, reason)
@@ -968,7 +929,7 @@ class RoutingEngine:
         """The agent's leg of a connected call ended: logout, or wrap-up (then ready/pause)."""
         a.call = None
         a.last_call_id = c.cid
-        if a.pending is not None and a.pending[0] == "logout":
+        if a.pending is not None and a.pending[0] is Pending.LOGOUT:
             self._log_out(a, now, out, a.pending[1])
             return
         self._set_state(a, _WRAP_UP, now, out, None, c.cid)
@@ -1129,12 +1090,15 @@ class RoutingEngine:
             i += 1
             level = tier
             widen_ids = wids
-            if action == _STEP_MAX_WAIT:
+            if action is Step.MAX_WAIT:
                 overflow = "max-wait"
                 break
-            if action == _STEP_OVERFLOW and q.cfg.overflow_target is not None:
-                overflow = "escalation"
-                break
+            if action is Step.OVERFLOW:
+                if q.cfg.overflow_target is not None:
+                    overflow = "escalation"
+                    break
+            elif action is not Step.ESCALATE:
+                assert_never(action)
         c.step = i
         changed = False
         if widen_ids is not None:
@@ -1355,11 +1319,13 @@ class RoutingEngine:
         a = self._agent(ev.agent_id)
         if not ev.device:
             raise IllegalTransition(a.aid, a.state, "login", "empty device")
-        outcome = _AGENT_OUTCOME["login", a.state._value_]
-        if outcome == "same-device":
+        outcome = LOGIN[a.state._value_]
+        if outcome is Login.SAME_DEVICE:
             if a.device == ev.device:
                 return []
             raise IllegalTransition(a.aid, a.state, "login", f"already logged in on {a.device}")
+        if outcome is not Login.LOGIN:
+            assert_never(outcome)
         out: _Out = []
         a.device = ev.device
         a.missed = 0
@@ -1369,54 +1335,60 @@ class RoutingEngine:
 
     def _on_ready(self, ev: AgentReady, now: float) -> _Out:
         a = self._agent(ev.agent_id)
-        outcome = _AGENT_OUTCOME["ready", a.state._value_]
+        outcome = READY[a.state._value_]
         out: _Out = []
-        if outcome == "illegal":
-            raise IllegalTransition(a.aid, a.state, "ready")
-        if outcome == "clear":
-            a.pending = None
-        elif outcome == "end-wrapup":
+        if outcome is Ready.END_WRAPUP:  # first: the common case
             a.pending = None  # the agent's latest wish wins over a pending pause
             self._finish_wrapup(a, now, out)
-        elif outcome == "ready":
+        elif outcome is Ready.READY:
             self._become_ready(a, now, out)
+        elif outcome is Ready.CLEAR:
+            a.pending = None
+        elif outcome is Ready.ILLEGAL:
+            raise IllegalTransition(a.aid, a.state, "ready")
+        elif outcome is not Ready.NOOP:
+            assert_never(outcome)
         return out
 
     def _on_pause(self, ev: AgentPause, now: float) -> _Out:
         a = self._agent(ev.agent_id)
-        return self._agent_leaves(a, "pause", ev.reason or "pause", now)
+        return self._agent_leaves(a, LeaveAction.PAUSE, ev.reason or "pause", now)
 
     def _on_logout(self, ev: AgentLogout, now: float) -> _Out:
-        return self._agent_leaves(self._agent(ev.agent_id), "logout", "logout", now)
+        return self._agent_leaves(self._agent(ev.agent_id), LeaveAction.LOGOUT, "logout", now)
 
     def _on_disconnected(self, ev: AgentDisconnected, now: float) -> _Out:
         a = self._agents.get(ev.agent_id)
         if a is None:
             return []  # a fact about an agent we do not know: nothing to do
-        return self._agent_leaves(a, "disconnect", "disconnected", now)
+        return self._agent_leaves(a, LeaveAction.DISCONNECT, "disconnected", now)
 
-    def _agent_leaves(self, a: _Agent, action: str, reason: str, now: float) -> _Out:
-        """Pause / logout / disconnect, following ``_AGENT_TABLE``."""
-        outcome = _AGENT_OUTCOME[action, a.state._value_]
-        if outcome == "illegal":
-            raise IllegalTransition(a.aid, a.state, action)
+    def _agent_leaves(self, a: _Agent, action: LeaveAction, reason: str, now: float) -> _Out:
+        """Pause / logout / disconnect, following ``routing.transitions.LEAVE``."""
+        outcome = LEAVE[action][a.state._value_]
         out: _Out = []
-        if outcome == "noop":
+        kind = Pending.PAUSE if action is LeaveAction.PAUSE else Pending.LOGOUT
+        c: _Call | None = None
+        if outcome is Leave.ILLEGAL:
+            raise IllegalTransition(a.aid, a.state, action.value)
+        if outcome is Leave.NOOP:
             return out
-        kind = "pause" if action == "pause" else "logout"
-        if outcome == "defer":
+        if outcome is Leave.DEFER:
             a.pending = (kind, reason)  # latest wish wins
             return out
-        a.pending = None
-        if outcome == "wrapup-apply":
+        if outcome is Leave.WRAPUP_APPLY:
             self._disarm(a)
             out.append(WrapUpEnded(a.aid, a.last_call_id, now))
-        c = a.call if outcome == "withdraw" else None
+        elif outcome is Leave.WITHDRAW:
+            c = a.call
+        elif outcome is not Leave.APPLY:
+            assert_never(outcome)
+        a.pending = None
         if c is not None:
             self._disarm(a)
             a.call = None
             out.append(ReturnToHold(c.cid, a.aid))
-        if kind == "pause":
+        if kind is Pending.PAUSE:
             self._set_state(a, _PAUSED, now, out, reason, c.cid if c is not None else None)
         else:
             self._log_out(a, now, out, reason)
@@ -1522,41 +1494,46 @@ class RoutingEngine:
         return out
 
     def _on_call_hung_up(self, ev: CallHungUp, now: float) -> _Out:
-        return self._call_fact("hangup", ev.call_id, now, None)
+        return self._call_fact(_ON_HANGUP, ev.call_id, now, None)
 
     def _on_call_failed(self, ev: CallFailed, now: float) -> _Out:
-        return self._call_fact("failed", ev.call_id, now, ev.reason)
+        return self._call_fact(_ON_FAILED, ev.call_id, now, ev.reason)
 
     def _on_call_transferred(self, ev: CallTransferred, now: float) -> _Out:
-        return self._call_fact("transferred", ev.call_id, now, ev.target)
+        return self._call_fact(_ON_TRANSFERRED, ev.call_id, now, ev.target)
 
-    def _call_fact(self, fact: str, call_id: str, now: float, detail: str | None) -> _Out:
+    def _call_fact(
+        self, row: dict[str, CallEnd], call_id: str, now: float, detail: str | None
+    ) -> _Out:
+        """A fact ending a call, following its row of ``routing.transitions.CALL``."""
         c = self._calls.get(call_id)
         if c is None:
             return []  # unknown or already ended: a late fact
-        outcome = _CALL_OUTCOME[fact, c.state._value_]
+        outcome = row[c.state._value_]
         out: _Out = []
         a = c.agent
         ringing = c.state is _OFFERED
-        if outcome in ("abandon", "abandon-ringing"):
+        if outcome is CallEnd.END_ANSWERED:  # first: the common case
+            self._end_call(c, CallResult.ANSWERED, now, out)
+        elif outcome is CallEnd.ABANDON or outcome is CallEnd.ABANDON_RINGING:
             short = now - c.arrived_at < self._short_abandon
             result = CallResult.SHORT_ABANDONED if short else CallResult.ABANDONED
             self._end_call(c, result, now, out)
-        elif outcome == "fail":
+        elif outcome is CallEnd.FAIL:
             self._end_call(c, CallResult.FAILED, now, out, detail)
-        elif outcome == "left":
+        elif outcome is CallEnd.LEFT:
             c.overflow_target = detail or None
             self._end_call(c, CallResult.OVERFLOWED, now, out, "transferred")
-        elif outcome == "end-answered":
-            self._end_call(c, CallResult.ANSWERED, now, out)
-        else:  # end-transferred
+        elif outcome is CallEnd.END_TRANSFERRED:
             self._end_call(c, CallResult.ANSWERED, now, out, "transferred")
+        else:
+            assert_never(outcome)
         if a is None:
             return out
         if ringing:
             self._release_ringing(a, now, out, c.cid)
         elif a.state is _ON_CALL and a.call is c:
-            if outcome == "fail":
+            if outcome is CallEnd.FAIL:
                 a.call = None
                 a.last_call_id = c.cid
                 self._apply_pending_or_ready(a, now, out)
@@ -1649,7 +1626,7 @@ class RoutingEngine:
             self._disarm(a)
             out.append(WrapUpEnded(a.aid, a.last_call_id, now))
         elif a.state is _PAUSED:
-            a.pending = ("pause", a.reason)  # talking now; the pause resumes after the call
+            a.pending = (Pending.PAUSE, a.reason)  # talking now; the pause resumes after the call
         if c.first_offered_at is None:
             c.first_offered_at = ev.answered_at if connected else now
         c.agent = a
