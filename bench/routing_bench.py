@@ -264,7 +264,7 @@ class NaiveEngine(RoutingEngine):
                 continue
             for lq, t in a.links:
                 if (lq is q and 0 <= t <= level) or (t == 0 and lq in widen):
-                    key = (a.idle_since, a.aid)
+                    key = (a.idle_since, a.agent_id)
                     if best is None or key < best[0]:
                         best = (key, a)
                     break
@@ -277,7 +277,7 @@ class NaiveEngine(RoutingEngine):
                 continue
             for lq, t in a.links:
                 if (lq is c.queue and 0 <= t <= c.level) or (t == 0 and lq in c.widen):
-                    key = (-c.prio, c.arrived_at, c.cid)
+                    key = (-c.prio, c.arrived_at, c.call_id)
                     if best is None or key < best[0]:
                         best = (key, c)
                     break

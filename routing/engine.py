@@ -1,172 +1,24 @@
 """The skills-based ACD engine: events in, commands out, time passed in as ``now``.
 
-Theory of operation
-===================
+Sans-I/O: ``RoutingEngine.handle(event, now)`` applies one ``routing.events`` event and
+returns the ``routing.commands`` it causes; ``handle_timer(now)`` fires due deadlines
+(reservations, wrap-ups, escalation steps, retries) and ``next_deadline()`` tells the
+driver when to call it.  Views (``agent``, ``call``, ``waiting_calls``, ``queue_stats``)
+are read-only snapshots.
 
-State
------
-* **Queues** (``QueueConfig``) hold unanswered calls.  A queue's requirements form a
-  short list of *tiers*: tier 0 is the queue's own ``skills``; every escalation step
-  with ``min_level`` m relaxes each required level to ``min(own level, m)`` (cumulative,
-  so tiers are nested: whoever qualifies at tier k qualifies at every k' > k; relaxing
-  never tightens).  Each member agent gets its *tier* per queue: the lowest tier whose
-  requirements it meets, or -1 (member, but never qualified).
-* **Agents** are LOGGED_OUT, READY, RESERVED (an offer rings), ON_CALL, WRAP_UP or
-  PAUSED(reason).  AgentLogin -> PAUSED("login").  One voice call at a time.
-* **Calls** are WAITING, OFFERED (ringing exactly one agent) or CONNECTED.  A call has a
-  *level* (the tier its queue's escalation reached) and a *widen* set (queues whose
-  agents it also accepts after ``add_queues`` steps).
+* Agents are LOGGED_OUT, READY, RESERVED, ON_CALL, WRAP_UP or PAUSED; calls are
+  WAITING, OFFERED (ringing one agent) or CONNECTED.  Transitions are data in
+  ``routing.transitions``.
+* A call goes to the eligible READY agent idle longest; a READY agent takes the
+  eligible waiting call with the highest effective priority, then the oldest.
+  Eligibility is per queue tier (escalation relaxes levels, widens to other queues,
+  overflows); suspended and backing-off calls are not routed.
+* Requests that are not allowed raise ``routing.errors`` and change nothing; stale
+  telephony facts return ``[]``.
+* Every decision is O(log n) on lazily-deleted heaps: nothing scans all agents or calls.
 
-Eligibility (symmetric, used by both directions of matching)
------------------------------------------------------------
-Agent A may take call C in queue Q when A is READY and either A's tier in Q is
-``0 <= tier <= C.level``, or A's tier is 0 in some queue W in ``C.widen`` (an agent
-"serves" W at W's own requirements).
-
-Routing order
--------------
-* Agent choice (a call looks for an agent): the eligible READY agent with the smallest
-  ``(idle_since, agent_id)``.  **Idle clock**: ``idle_since`` is set to ``now`` whenever
-  the agent becomes READY after a call (end of wrap-up, or a failed connected call),
-  after a pause (including the login pause), and after a *missed* offer (RONA, busy,
-  unavailable, reservation timeout) - so an agent who just missed goes to the back of
-  the line and the call goes to another agent; it is re-offered to the same agent only
-  when that agent is the only eligible one (otherwise a call would wait while an
-  eligible agent is READY).  An offer that ends through no fault of the agent (caller
-  abandons while ringing, call failed while ringing) returns the agent to READY with its
-  old ``idle_since``: it keeps its place.
-* Call choice (an agent becomes READY): the eligible waiting call with the smallest
-  ``(-effective priority, arrived_at, call_id)`` where effective priority = queue
-  priority + ``priority_boost`` + ``vip_boost`` if VIP + ``entitled_boost`` if entitled.
-  ``arrived_at`` is kept across re-queues and overflows into another queue.
-  ``QueueConfig.weight`` is not used by the decision (reporting only).
-
-Escalation, overflow, limits
-----------------------------
-Each queue has a schedule: its escalation steps sorted by ``after_s`` and, if
-``max_wait_s`` is set, a final "max-wait" step.  Times are measured from ``queued_at``,
-the moment the call entered its *current* queue (for the first queue that is its
-arrival), so a call overflowed into another queue gets that queue's full schedule and
-cannot bounce back at once.  A step relaxes (``min_level``), widens (``add_queues``) and/or
-overflows.  Overflow sends the call to ``overflow_target``: another queue id (the call
-moves and keeps ``arrived_at``) or ``"ext:<context>,<exten>"`` (``OverflowCall``, the call
-ends OVERFLOWED).  Without a target, "max-wait", "queue-full" (``max_len`` unanswered calls
-already in the queue) and "closed" (queue not open at arrival) end the call FAILED with a
-``HangupCall``; an *escalation* overflow step without a target is a no-op (hanging up a
-patient caller because of a configuration gap is worse than letting it wait).  An
-overflow into an unknown queue, or into a queue the call already visited, fails the call
-("overflow-target-unknown" / "overflow-loop").  A step that comes due while the call
-rings only updates level/widen; an overflow is then deferred until the offer fails.
-Closing a queue affects new arrivals only: calls already waiting are still served.
-
-Offers
-------
-An offer emits ``OfferCall`` + ``CallOffered`` + ``AgentStateChanged(RESERVED)`` and arms a
-reservation deadline ``ring_timeout_s + reservation_grace_s``.  OfferFailed with a dial
-status (NOANSWER, BUSY, CONGESTION, CHANUNAVAIL, FAILED) or the deadline (``ReturnToHold``
-first) counts a miss: ``rona_count`` + 1, the agent's ``missed_in_row`` + 1; at
-``max_missed`` the agent is PAUSED ("no-answer" after a NOANSWER or timeout, else the dial
-status word, e.g. "busy"), otherwise READY at the back of the line; the call re-queues and
-is routed again.  OfferAnswered resets the misses.  ``OfferFailure.LINK`` (the telephony
-link could not deliver the offer: Redirect refused, action timeout, server disconnected)
-is a system failure, never a miss: the agent returns to READY keeping its place, no
-``rona_count``.
-Pause/logout/disconnect while RESERVED withdraws the offer (``ReturnToHold``, no miss);
-while ON_CALL they are remembered (latest wins; AgentReady clears them) and applied when
-the call ends: logout at once, pause after wrap-up.
-
-Suspension and retry (an Asterisk server down must not spin the router)
------------------------------------------------------------------------
-A call is *routable* when it is WAITING and neither suspended nor backing off; only
-routable calls are indexed, and only they are offered.
-
-* ``CallsSuspended(call_ids)``: the calls' server is unreachable.  A WAITING call leaves
-  the waiting heaps (O(log) each, lazily); an OFFERED call keeps its offer, but however
-  the offer ends (answered excepted) - OfferFailed of any reason, reservation deadline
-  (``ReturnToHold``), withdrawal - the agent returns to READY keeping its place, with no
-  miss (what happened during the outage is not the agent's doing) and the call WAITs,
-  suspended.  ``CallArrived`` / ``CallAdopted`` with ``suspended=True`` enter suspended.
-* ``CallsResumed(call_ids)``: routable again (backoff cleared too: the server is back and
-  reconciled); the resumed WAITING calls are routed in routing order (``-priority,
-  arrived_at, call_id``): O(k log k) for k calls.
-* Clocks while suspended: the caller really waits, so ``arrived_at`` / ``queued_at`` and
-  the escalation schedule keep running; relax / widen steps apply when due (they only
-  matter once routable).  An overflow or max-wait step that comes due while suspended
-  needs the server (a Redirect / Hangup), so it is *deferred* and applied at once on
-  resume, exactly like a step that comes due while the call rings.
-* Backoff: every offer of a call that fails with ``LINK`` or ``FAILED`` counts a
-  consecutive failure (any other outcome resets it).  The first one is retried at once
-  (a single failure may be a race); the n-th (n >= 2) holds the call out of routing for
-  ``min(retry_base_s * 2**(n-2), retry_max_s)`` on the deadline heap (``CallView.retry_at``),
-  then it is routed again.  Escalation and overflow go on while it backs off (the server
-  is reachable).  So a call whose offers fail at once costs O(log T) offers over T
-  seconds, not one per ready agent.
-
-Restart of the service (state brought back, calls adopted)
------------------------------------------------------------
-Two facts-not-requests events rebuild the state after the service restarts (the app
-persists agent sessions and calls in progress; ``cti`` finds the calls on Asterisk):
-
-* ``AgentRestored`` (agent LOGGED_OUT only): READY with its old ``idle_since`` (it keeps
-  its place in the line, then is routed), PAUSED(reason) with its old ``since``, or
-  WRAP_UP of ``call_id`` until ``until`` (a past deadline ends it at the next timer).
-* ``CallAdopted`` keeps the call's ``arrived_at`` (routing order and records),
-  ``queued_at`` (escalation clock: overdue steps apply at once), offers and misses.
-  No open-hours / max-length check (the caller was accepted before the restart).
-  - no agent: WAITING, then routed like an arrival;
-  - ringing an agent (no ``answered_at``): **the offer is kept** when the agent is READY
-    or LOGGED_OUT (then logged in on ``device``): agent RESERVED, a fresh reservation
-    deadline (``ring_timeout_s + grace`` from now: the dialplan's own timeout started
-    earlier, so this only bounds it); no ``OfferCall`` (it already rings).  A PAUSED or
-    WRAP_UP agent cannot take an offer: ``ReturnToHold`` and the call WAITs (no miss);
-  - connected (``answered_at``): agent ON_CALL with it (a READY agent leaves the line, a
-    WRAP_UP ends first, a PAUSED agent's pause is applied after the call, a LOGGED_OUT
-    agent is logged in on ``device``); then hang-up -> wrap-up -> READY as usual.
-  Refused (raise, nothing changes): a known call id, an unknown queue or agent, an agent
-  that is RESERVED / ON_CALL (it already holds a call), a LOGGED_OUT agent without a
-  device, a connected call without an agent.
-
-Invariants (checked by the hypothesis tests)
--------------------------------------------
-1. An agent holds at most one offer or call; a call rings at most one agent.
-2. After every ``handle``/``handle_timer``, no routable WAITING call has an eligible READY
-   agent (suspended and backing-off calls are not routable).
-3. Every ``CallArrived`` / ``CallAdopted`` gets exactly one ``CallEnded``.
-4. No agent stays RESERVED past ``ring_timeout_s + reservation_grace_s`` once
-   ``handle_timer`` ran.
-5. A raising ``handle`` leaves the state unchanged (requests are validated first).
-
-Data structures and complexity
-------------------------------
-n = agents, m = unanswered calls, q = queues per agent (small), k = tiers per queue
-(1 + number of distinct relaxations, small), w = widen queues per call (small).
-
-* per (queue, tier): a heap of READY agents keyed ``(idle_since, agent_id)``;
-* per (queue, level): a heap of WAITING calls keyed ``(-priority, arrived_at, call_id)``;
-  per queue a heap of calls widened into it; per queue a heap by ``arrived_at`` for the
-  oldest-call statistic;
-* one global deadline heap (reservation, wrap-up, next escalation step, retry of a call
-  backing off).
-
-All heaps use lazy deletion: an entry carries the owner's sequence number at push time
-and is dropped when it reaches the head with a stale number.  Each heap tracks its live
-count and is rebuilt when it holds more than twice that (plus a small constant), so
-memory stays O(live) and the rebuild is amortised O(1) per push.  An agent that becomes
-READY first looks for a call and is pushed into its ready heaps only if none is waiting
-for it; a call likewise (``indexed`` flags): in a busy centre most matches happen at
-once and leave no stale entries behind.  All entries one owner gets from one push are
-the same tuple object, which makes comparing heads across heaps safe (no owner objects
-are ever compared).
-
-* call arrives / re-queues / escalates: O(k + w) heap heads + O(log n) pushes/pops;
-* agent becomes READY: O(q * k) heap heads + O(log m);
-* agent state change: O(q) counter updates (per-queue state counts are incremental);
-* ``next_deadline``: O(1) amortised; ``handle_timer``: O(log T) per due timer;
-* ``agent``, ``call``, ``queue_stats``: O(1) (amortised for the oldest-call heap);
-  ``waiting_calls``: O(m_Q log m_Q) (a view, not a decision); configuration events are
-  O(size of what they touch) (re-tiering a queue's members).
-
-No decision scans all agents or all calls.
+The full theory of operation (rules, restart adoption, invariants the hypothesis tests
+check, data structures and costs) is ``docs/routing.md``.
 """
 
 from __future__ import annotations
@@ -284,7 +136,7 @@ class _Queue:
         "counts",
         "members",
         "oldest",
-        "qid",
+        "queue_id",
         "ready",
         "ready_live",
         "ringing",
@@ -297,7 +149,7 @@ class _Queue:
     )
 
     def __init__(self, cfg: QueueConfig) -> None:
-        self.qid = cfg.queue_id
+        self.queue_id = cfg.queue_id
         self.alive = True
         self.calls: dict[str, _Call] = {}  # unanswered (waiting + ringing), arrival order
         self.oldest: list[tuple[float, str, int, _Call]] = []
@@ -351,7 +203,7 @@ class _Queue:
 
 class _Agent:
     __slots__ = (
-        "aid",
+        "agent_id",
         "call",
         "call_heaps",
         "cfg",
@@ -374,7 +226,7 @@ class _Agent:
     )
 
     def __init__(self, cfg: AgentConfig) -> None:
-        self.aid = cfg.agent_id
+        self.agent_id = cfg.agent_id
         self.cfg = cfg
         self.skills = dict(cfg.skills)
         self.state = _LOGGED_OUT
@@ -404,8 +256,8 @@ class _Call:
         "answered_by",
         "arrived_at",
         "boost",
+        "call_id",
         "caller",
-        "cid",
         "entitled",
         "fails",
         "first_offered_at",
@@ -430,12 +282,12 @@ class _Call:
         "widen",
     )
 
-    def __init__(self, ev: CallArrived | CallAdopted, queue: _Queue, now: float) -> None:
-        self.cid = ev.call_id
-        self.caller = ev.caller
-        self.vip = ev.vip
-        self.entitled = ev.entitled
-        self.boost = ev.priority_boost
+    def __init__(self, event: CallArrived | CallAdopted, queue: _Queue, now: float) -> None:
+        self.call_id = event.call_id
+        self.caller = event.caller
+        self.vip = event.vip
+        self.entitled = event.entitled
+        self.boost = event.priority_boost
         self.arrived_at = now
         self.queue = queue
         self.queued_at = now
@@ -478,7 +330,7 @@ _Out = list[Command]
 
 
 class RoutingEngine:
-    """Skills-based ACD.  See the module docstring for the rules and their costs."""
+    """Skills-based ACD.  ``docs/routing.md`` has the rules and their costs."""
 
     def __init__(
         self,
@@ -567,40 +419,40 @@ class RoutingEngine:
         return None
 
     def agent(self, agent_id: str) -> AgentView | None:
-        a = self._agents.get(agent_id)
-        return None if a is None else self._agent_view(a)
+        agent = self._agents.get(agent_id)
+        return None if agent is None else self._agent_view(agent)
 
     def agents(self) -> Iterator[AgentView]:
-        for a in list(self._agents.values()):
-            yield self._agent_view(a)
+        for agent in list(self._agents.values()):
+            yield self._agent_view(agent)
 
     def call(self, call_id: str) -> CallView | None:
-        c = self._calls.get(call_id)
-        return None if c is None else self._call_view(c)
+        call = self._calls.get(call_id)
+        return None if call is None else self._call_view(call)
 
     def waiting_calls(self, queue_id: str | None = None) -> list[CallView]:
         """Unanswered calls (waiting and ringing) in routing order."""
         if queue_id is None:
-            calls = [c for q in self._queues.values() for c in q.calls.values()]
+            calls = [call for queue in self._queues.values() for call in queue.calls.values()]
         else:
             calls = list(self._queue(queue_id).calls.values())
-        calls.sort(key=lambda c: (-c.prio, c.arrived_at, c.cid))
-        return [self._call_view(c) for c in calls]
+        calls.sort(key=lambda call: (-call.prio, call.arrived_at, call.call_id))
+        return [self._call_view(call) for call in calls]
 
     def queue_stats(self, queue_id: str) -> QueueStats:
-        q = self._queue(queue_id)
-        h = q.oldest
+        queue = self._queue(queue_id)
+        h = queue.oldest
         while h and h[0][3].qseq != h[0][2]:
             heappop(h)
-        cnt = q.counts
+        cnt = queue.counts
         return QueueStats(
-            queue_id=q.qid,
-            is_open=q.cfg.is_open,
-            waiting=len(q.calls),
-            ringing=q.ringing,
+            queue_id=queue.queue_id,
+            is_open=queue.cfg.is_open,
+            waiting=len(queue.calls),
+            ringing=queue.ringing,
             oldest_arrived_at=h[0][0] if h else None,
-            members=q.members,
-            logged_in=q.members - cnt[_STATE_INDEX[_LOGGED_OUT._value_]],
+            members=queue.members,
+            logged_in=queue.members - cnt[_STATE_INDEX[_LOGGED_OUT._value_]],
             ready=cnt[_STATE_INDEX[_READY._value_]],
             reserved=cnt[_STATE_INDEX[_RESERVED._value_]],
             on_call=cnt[_STATE_INDEX[_ON_CALL._value_]],
@@ -614,54 +466,56 @@ class RoutingEngine:
     # ================================================================== views
 
     def _queue(self, queue_id: str) -> _Queue:
-        q = self._queues.get(queue_id)
-        if q is None:
+        queue = self._queues.get(queue_id)
+        if queue is None:
             raise UnknownQueue(queue_id)
-        return q
+        return queue
 
-    def _agent_view(self, a: _Agent) -> AgentView:
-        call_id = a.call.cid if a.call is not None else None
-        if call_id is None and a.state is _WRAP_UP:
-            call_id = a.last_call_id
+    def _agent_view(self, agent: _Agent) -> AgentView:
+        call_id = agent.call.call_id if agent.call is not None else None
+        if call_id is None and agent.state is _WRAP_UP:
+            call_id = agent.last_call_id
         pending = None
-        if a.pending is not None:
-            kind, reason = a.pending
+        if agent.pending is not None:
+            kind, reason = agent.pending
             pending = kind.value if reason is None else f"{kind.value}:{reason}"
         return AgentView(
-            agent_id=a.aid,
-            state=a.state,
-            reason=a.reason,
-            since=a.since,
-            device=a.device,
+            agent_id=agent.agent_id,
+            state=agent.state,
+            reason=agent.reason,
+            since=agent.since,
+            device=agent.device,
             call_id=call_id,
-            queues=a.cfg.queues,
-            skills=a.cfg.skills,
-            missed_in_row=a.missed,
-            idle_since=a.idle_since,
+            queues=agent.cfg.queues,
+            skills=agent.cfg.skills,
+            missed_in_row=agent.missed,
+            idle_since=agent.idle_since,
             pending=pending,
-            team=a.cfg.team,
-            until=a.until if a.timer_seq else None,
+            team=agent.cfg.team,
+            until=agent.until if agent.timer_seq else None,
         )
 
     @staticmethod
-    def _call_view(c: _Call) -> CallView:
+    def _call_view(call: _Call) -> CallView:
         return CallView(
-            call_id=c.cid,
-            queue_id=c.queue.qid,
-            caller=c.caller,
-            state=c.state,
-            arrived_at=c.arrived_at,
-            priority=c.prio,
-            agent_id=c.agent.aid if c.agent is not None else None,
-            rona_count=c.rona,
-            vip=c.vip,
-            entitled=c.entitled,
-            queued_at=c.queued_at,
-            first_offered_at=c.first_offered_at,
-            answered_at=c.answered_at,
-            agents_offered=tuple(c.agents_offered),
-            suspended=bool(c.held & _HELD_SUSPENDED),
-            retry_at=c.retry.until if c.held & _HELD_BACKOFF and c.retry is not None else None,
+            call_id=call.call_id,
+            queue_id=call.queue.queue_id,
+            caller=call.caller,
+            state=call.state,
+            arrived_at=call.arrived_at,
+            priority=call.prio,
+            agent_id=call.agent.agent_id if call.agent is not None else None,
+            rona_count=call.rona,
+            vip=call.vip,
+            entitled=call.entitled,
+            queued_at=call.queued_at,
+            first_offered_at=call.first_offered_at,
+            answered_at=call.answered_at,
+            agents_offered=tuple(call.agents_offered),
+            suspended=bool(call.held & _HELD_SUSPENDED),
+            retry_at=call.retry.until
+            if call.held & _HELD_BACKOFF and call.retry is not None
+            else None,
         )
 
     # ================================================================== timers
@@ -686,59 +540,59 @@ class RoutingEngine:
             obj.timer_seq = 0
             self._timers_live -= 1
 
-    def _on_agent_deadline(self, a: _Agent, now: float, out: _Out) -> None:
-        if a.state is _RESERVED:
-            c = a.call
-            assert c is not None
-            out.append(ReturnToHold(c.cid, a.aid))
-            if c.held & _HELD_SUSPENDED:
+    def _on_agent_deadline(self, agent: _Agent, now: float, out: _Out) -> None:
+        if agent.state is _RESERVED:
+            call = agent.call
+            assert call is not None
+            out.append(ReturnToHold(call.call_id, agent.agent_id))
+            if call.held & _HELD_SUSPENDED:
                 # The server is unreachable: whether it rang is unknown, not a miss.
-                self._offer_lost(a, c, "reservation-timeout", now, out, backoff=False)
+                self._offer_lost(agent, call, "reservation-timeout", now, out, backoff=False)
             else:
-                self._miss(a, c, OfferFailure.NOANSWER, "reservation-timeout", now, out)
-        elif a.state is _WRAP_UP:
-            self._finish_wrapup(a, now, out)
+                self._miss(agent, call, OfferFailure.NOANSWER, "reservation-timeout", now, out)
+        elif agent.state is _WRAP_UP:
+            self._finish_wrapup(agent, now, out)
 
     # ================================================================== indexes
 
-    def _index_agent(self, a: _Agent) -> None:
-        a.indexed = True
-        idle = a.idle_since
+    def _index_agent(self, agent: _Agent) -> None:
+        agent.indexed = True
+        idle = agent.idle_since
         assert idle is not None  # set on every transition into READY
-        entry = (idle, a.aid, a.ready_seq, a)
-        for q, t in a.links:
+        entry = (idle, agent.agent_id, agent.ready_seq, agent)
+        for queue, t in agent.links:
             if t < 0:
                 continue
-            h = q.ready[t]
+            h = queue.ready[t]
             heappush(h, entry)
-            live = q.ready_live[t] + 1
-            q.ready_live[t] = live
+            live = queue.ready_live[t] + 1
+            queue.ready_live[t] = live
             if len(h) > 2 * live + _COMPACT_SLACK:
                 h[:] = [e for e in h if e[3].ready_seq == e[2] and e[3].state is _READY]
                 heapify(h)
 
-    def _unindex_agent(self, a: _Agent) -> None:
-        if not a.indexed:
+    def _unindex_agent(self, agent: _Agent) -> None:
+        if not agent.indexed:
             return
-        a.indexed = False
-        a.ready_seq += 1
-        for q, t in a.links:
+        agent.indexed = False
+        agent.ready_seq += 1
+        for queue, t in agent.links:
             if t >= 0:
-                q.ready_live[t] -= 1
+                queue.ready_live[t] -= 1
 
-    def _index_call(self, c: _Call) -> None:
-        c.indexed = True
-        q = c.queue
-        entry = (-c.prio, c.arrived_at, c.cid, c.seq, c)
-        lvl = c.level
-        h = q.waiting[lvl]
+    def _index_call(self, call: _Call) -> None:
+        call.indexed = True
+        queue = call.queue
+        entry = (-call.prio, call.arrived_at, call.call_id, call.seq, call)
+        lvl = call.level
+        h = queue.waiting[lvl]
         heappush(h, entry)
-        live = q.waiting_live[lvl] + 1
-        q.waiting_live[lvl] = live
+        live = queue.waiting_live[lvl] + 1
+        queue.waiting_live[lvl] = live
         if len(h) > 2 * live + _COMPACT_SLACK:
             h[:] = [e for e in h if e[4].seq == e[3]]
             heapify(h)
-        for w in c.widen:
+        for w in call.widen:
             h = w.widened
             heappush(h, entry)
             w.widened_live += 1
@@ -746,44 +600,44 @@ class RoutingEngine:
                 h[:] = [e for e in h if e[4].seq == e[3]]
                 heapify(h)
 
-    def _unindex_call(self, c: _Call) -> None:
-        if not c.indexed:
+    def _unindex_call(self, call: _Call) -> None:
+        if not call.indexed:
             return
-        c.indexed = False
-        c.seq += 1
-        c.queue.waiting_live[c.level] -= 1
-        for w in c.widen:
+        call.indexed = False
+        call.seq += 1
+        call.queue.waiting_live[call.level] -= 1
+        for w in call.widen:
             w.widened_live -= 1
 
-    def _link_agent(self, a: _Agent) -> None:
+    def _link_agent(self, agent: _Agent) -> None:
         """Resolve the agent's queue memberships and tiers (not while indexed)."""
         links = []
         seen = set()
-        for qid in a.cfg.queues:
-            if qid in seen:
+        for queue_id in agent.cfg.queues:
+            if queue_id in seen:
                 continue
-            seen.add(qid)
-            q = self._queues.get(qid)
-            if q is not None:
-                links.append((q, q.tier_of(a.skills)))
-        a.links = links
-        self._link_heaps(a)
+            seen.add(queue_id)
+            queue = self._queues.get(queue_id)
+            if queue is not None:
+                links.append((queue, queue.tier_of(agent.skills)))
+        agent.links = links
+        self._link_heaps(agent)
 
     @staticmethod
-    def _link_heaps(a: _Agent) -> None:
+    def _link_heaps(agent: _Agent) -> None:
         """Cache the waiting-call heaps the agent may take from (rebuilt with ``links``)."""
         heaps = []
-        for q, t in a.links:
+        for queue, t in agent.links:
             if t >= 0:
-                heaps.extend(q.waiting[t:])  # own queue, calls relaxed to tier >= t
+                heaps.extend(queue.waiting[t:])  # own queue, calls relaxed to tier >= t
                 if t == 0:
-                    heaps.append(q.widened)  # calls of other queues widened to this one
-        a.call_heaps = heaps
+                    heaps.append(queue.widened)  # calls of other queues widened to this one
+        agent.call_heaps = heaps
 
-    def _count_agent(self, a: _Agent, delta: int) -> None:
-        for q, _t in a.links:
-            q.counts[a.si] += delta
-            q.members += delta
+    def _count_agent(self, agent: _Agent, delta: int) -> None:
+        for queue, _t in agent.links:
+            queue.counts[agent.si] += delta
+            queue.members += delta
 
     # ================================================================== matching
 
@@ -792,11 +646,11 @@ class RoutingEngine:
     # keys with different sequence numbers stop at the (distinct) ints, and the same
     # entry seen twice compares equal by identity.
 
-    def _pick_agent(self, c: _Call) -> _Agent | None:
-        """Best READY agent for ``c``: min (idle_since, agent_id) over eligible heaps."""
+    def _pick_agent(self, call: _Call) -> _Agent | None:
+        """Best READY agent for ``call``: min (idle_since, agent_id) over eligible heaps."""
         best: tuple[float, str, int, _Agent] | None = None
-        ready = c.queue.ready
-        for t in range(c.level + 1):
+        ready = call.queue.ready
+        for t in range(call.level + 1):
             h = ready[t]
             while h:
                 e = h[0]
@@ -805,7 +659,7 @@ class RoutingEngine:
                         best = e
                     break
                 heappop(h)
-        for w in c.widen:
+        for w in call.widen:
             h = w.ready[0]
             while h:
                 e = h[0]
@@ -816,10 +670,10 @@ class RoutingEngine:
                 heappop(h)
         return None if best is None else best[3]
 
-    def _pick_call(self, a: _Agent) -> _Call | None:
-        """Best WAITING call for ``a``: min (-priority, arrived_at, call_id) over its heaps."""
+    def _pick_call(self, agent: _Agent) -> _Call | None:
+        """Best WAITING call for ``agent``: min (-priority, arrived_at, call_id) over its heaps."""
         best: tuple[int, float, str, int, _Call] | None = None
-        for h in a.call_heaps:
+        for h in agent.call_heaps:
             while h:
                 e = h[0]
                 if e[4].seq == e[3]:
@@ -829,260 +683,264 @@ class RoutingEngine:
                 heappop(h)
         return None if best is None else best[4]
 
-    def _route_call(self, c: _Call, now: float, out: _Out) -> None:
+    def _route_call(self, call: _Call, now: float, out: _Out) -> None:
         """A routable WAITING call takes the best agent, or (if none) joins the waiting
         heaps.  A suspended or backing-off call stays out of both (``held``)."""
-        if c.state is _WAITING and not c.held:
-            a = self._pick_agent(c)
-            if a is not None:
-                self._offer(c, a, now, out)
-            elif not c.indexed:
-                self._index_call(c)
+        if call.state is _WAITING and not call.held:
+            agent = self._pick_agent(call)
+            if agent is not None:
+                self._offer(call, agent, now, out)
+            elif not call.indexed:
+                self._index_call(call)
 
-    def _route_agent(self, a: _Agent, now: float, out: _Out) -> None:
+    def _route_agent(self, agent: _Agent, now: float, out: _Out) -> None:
         """A READY agent takes the best call, or (if none) joins the ready heaps.
 
         Trying the calls first saves pushing heap entries that would go stale at once:
         in a busy centre almost every agent that frees finds a call.
         """
-        if a.state is _READY:
-            c = self._pick_call(a)
-            if c is not None:
-                self._offer(c, a, now, out)
-            elif not a.indexed:
-                self._index_agent(a)
+        if agent.state is _READY:
+            call = self._pick_call(agent)
+            if call is not None:
+                self._offer(call, agent, now, out)
+            elif not agent.indexed:
+                self._index_agent(agent)
 
-    def _offer(self, c: _Call, a: _Agent, now: float, out: _Out) -> None:
-        q = c.queue
-        self._unindex_call(c)
-        c.state = _OFFERED
-        c.agent = a
-        q.ringing += 1
-        if c.first_offered_at is None:
-            c.first_offered_at = now
-        c.agents_offered.append(a.aid)
-        ring = q.cfg.ring_timeout_s
-        out.append(OfferCall(c.cid, a.aid, a.device or "", ring, q.qid))
-        out.append(CallOffered(c.cid, a.aid, q.qid, now))
-        self._set_state(a, _RESERVED, now, out, None, c.cid)
-        a.call = c
-        self._arm(a, now + ring + self._grace)
+    def _offer(self, call: _Call, agent: _Agent, now: float, out: _Out) -> None:
+        queue = call.queue
+        self._unindex_call(call)
+        call.state = _OFFERED
+        call.agent = agent
+        queue.ringing += 1
+        if call.first_offered_at is None:
+            call.first_offered_at = now
+        call.agents_offered.append(agent.agent_id)
+        ring = queue.cfg.ring_timeout_s
+        out.append(
+            OfferCall(call.call_id, agent.agent_id, agent.device or "", ring, queue.queue_id)
+        )
+        out.append(CallOffered(call.call_id, agent.agent_id, queue.queue_id, now))
+        self._set_state(agent, _RESERVED, now, out, None, call.call_id)
+        agent.call = call
+        self._arm(agent, now + ring + self._grace)
 
     # ================================================================== agent state
 
     def _set_state(
         self,
-        a: _Agent,
+        agent: _Agent,
         new: AgentState,
         now: float,
         out: _Out,
         reason: str | None = None,
         call_id: str | None = None,
     ) -> None:
-        old = a.state
+        old = agent.state
         if old is _READY:
-            self._unindex_agent(a)
+            self._unindex_agent(agent)
         if old is not new:
             # Integer slots, not enum-keyed dicts: an enum's __hash__ is a Python call.
-            oi = a.si
+            oi = agent.si
             ni = _STATE_INDEX[new._value_]
-            a.si = ni
-            for q, _t in a.links:
-                cnt = q.counts
+            agent.si = ni
+            for queue, _t in agent.links:
+                cnt = queue.counts
                 cnt[oi] -= 1
                 cnt[ni] += 1
-        a.state = new
-        a.since = now
-        a.reason = reason
+        agent.state = new
+        agent.since = now
+        agent.reason = reason
         # Entering READY does not index the agent: the caller routes it (_route_agent),
         # which indexes it only if no call is waiting for it.
-        out.append(AgentStateChanged(a.aid, new, now, reason, call_id, old))
+        out.append(AgentStateChanged(agent.agent_id, new, now, reason, call_id, old))
 
-    def _become_ready(self, a: _Agent, now: float, out: _Out, reason: str | None = None) -> None:
+    def _become_ready(
+        self, agent: _Agent, now: float, out: _Out, reason: str | None = None
+    ) -> None:
         """READY with the idle clock restarted, then look for a call."""
-        a.idle_since = now
-        self._set_state(a, _READY, now, out, reason)
-        self._route_agent(a, now, out)
+        agent.idle_since = now
+        self._set_state(agent, _READY, now, out, reason)
+        self._route_agent(agent, now, out)
 
-    def _apply_pending_or_ready(self, a: _Agent, now: float, out: _Out) -> None:
-        pending = a.pending
-        a.pending = None
+    def _apply_pending_or_ready(self, agent: _Agent, now: float, out: _Out) -> None:
+        pending = agent.pending
+        agent.pending = None
         if pending is None:
-            self._become_ready(a, now, out)
+            self._become_ready(agent, now, out)
             return
         kind, reason = pending
         if kind is Pending.PAUSE:
-            self._set_state(a, _PAUSED, now, out, reason)
+            self._set_state(agent, _PAUSED, now, out, reason)
         elif kind is Pending.LOGOUT:
-            self._log_out(a, now, out, reason)
+            self._log_out(agent, now, out, reason)
         else:
             assert_never(kind)
 
-    def _log_out(self, a: _Agent, now: float, out: _Out, reason: str | None) -> None:
-        self._set_state(a, _LOGGED_OUT, now, out, reason)
-        a.device = None
-        a.call = None
-        a.pending = None
-        self._disarm(a)
+    def _log_out(self, agent: _Agent, now: float, out: _Out, reason: str | None) -> None:
+        self._set_state(agent, _LOGGED_OUT, now, out, reason)
+        agent.device = None
+        agent.call = None
+        agent.pending = None
+        self._disarm(agent)
 
-    def _after_call(self, a: _Agent, c: _Call, now: float, out: _Out) -> None:
+    def _after_call(self, agent: _Agent, call: _Call, now: float, out: _Out) -> None:
         """The agent's leg of a connected call ended: logout, or wrap-up (then ready/pause)."""
-        a.call = None
-        a.last_call_id = c.cid
-        if a.pending is not None and a.pending[0] is Pending.LOGOUT:
-            self._log_out(a, now, out, a.pending[1])
+        agent.call = None
+        agent.last_call_id = call.call_id
+        if agent.pending is not None and agent.pending[0] is Pending.LOGOUT:
+            self._log_out(agent, now, out, agent.pending[1])
             return
-        self._set_state(a, _WRAP_UP, now, out, None, c.cid)
-        if a.wrapup_s > 0:
-            self._arm(a, now + a.wrapup_s)
+        self._set_state(agent, _WRAP_UP, now, out, None, call.call_id)
+        if agent.wrapup_s > 0:
+            self._arm(agent, now + agent.wrapup_s)
         else:
-            self._finish_wrapup(a, now, out)
+            self._finish_wrapup(agent, now, out)
 
-    def _finish_wrapup(self, a: _Agent, now: float, out: _Out) -> None:
-        self._disarm(a)
-        out.append(WrapUpEnded(a.aid, a.last_call_id, now))
-        self._apply_pending_or_ready(a, now, out)
+    def _finish_wrapup(self, agent: _Agent, now: float, out: _Out) -> None:
+        self._disarm(agent)
+        out.append(WrapUpEnded(agent.agent_id, agent.last_call_id, now))
+        self._apply_pending_or_ready(agent, now, out)
 
-    def _release_ringing(self, a: _Agent, now: float, out: _Out, call_id: str) -> None:
+    def _release_ringing(self, agent: _Agent, now: float, out: _Out, call_id: str) -> None:
         """The offer ended through no fault of the agent: READY, keeping its place."""
-        self._disarm(a)
-        a.call = None
-        self._set_state(a, _READY, now, out, None, call_id)
-        self._route_agent(a, now, out)
+        self._disarm(agent)
+        agent.call = None
+        self._set_state(agent, _READY, now, out, None, call_id)
+        self._route_agent(agent, now, out)
 
     def _miss(
-        self, a: _Agent, c: _Call, failure: OfferFailure, why: str, now: float, out: _Out
+        self, agent: _Agent, call: _Call, failure: OfferFailure, why: str, now: float, out: _Out
     ) -> None:
         """A missed offer: count it, free or auto-pause the agent, re-route the call."""
-        self._disarm(a)
-        a.call = None
-        a.missed += 1
-        c.rona += 1
+        self._disarm(agent)
+        agent.call = None
+        agent.missed += 1
+        call.rona += 1
         if failure is OfferFailure.FAILED:
-            self._back_off(c, now)
+            self._back_off(call, now)
         else:
-            c.fails = 0  # the offer reached the agent's phone: the call's channel works
-        if a.missed >= a.cfg.max_missed:
+            call.fails = 0  # the offer reached the agent's phone: the call's channel works
+        if agent.missed >= agent.cfg.max_missed:
             reason = "no-answer" if failure is OfferFailure.NOANSWER else str(failure)
-            self._set_state(a, _PAUSED, now, out, reason, c.cid)
+            self._set_state(agent, _PAUSED, now, out, reason, call.call_id)
         else:
             # Back of the line: the call goes to another agent if there is one.
-            a.idle_since = now
-            self._set_state(a, _READY, now, out, why, c.cid)
-            self._index_agent(a)  # visible to the re-queued call only if nobody else is
-        self._requeue(c, now, out, why)
-        self._route_agent(a, now, out)
+            agent.idle_since = now
+            self._set_state(agent, _READY, now, out, why, call.call_id)
+            self._index_agent(agent)  # visible to the re-queued call only if nobody else is
+        self._requeue(call, now, out, why)
+        self._route_agent(agent, now, out)
 
     def _offer_lost(
-        self, a: _Agent, c: _Call, why: str, now: float, out: _Out, *, backoff: bool
+        self, agent: _Agent, call: _Call, why: str, now: float, out: _Out, *, backoff: bool
     ) -> None:
         """The offer ended through no fault of the agent (link failure, or any end while
         the call is suspended): READY keeping its place, no miss; the call re-queues."""
-        self._disarm(a)
-        a.call = None
+        self._disarm(agent)
+        agent.call = None
         if backoff:
-            self._back_off(c, now)
-        self._set_state(a, _READY, now, out, why, c.cid)
-        self._index_agent(a)  # keeps its idle_since: its place in the line
-        self._requeue(c, now, out, why)
-        self._route_agent(a, now, out)
+            self._back_off(call, now)
+        self._set_state(agent, _READY, now, out, why, call.call_id)
+        self._index_agent(agent)  # keeps its idle_since: its place in the line
+        self._requeue(call, now, out, why)
+        self._route_agent(agent, now, out)
 
-    def _back_off(self, c: _Call, now: float) -> None:
+    def _back_off(self, call: _Call, now: float) -> None:
         """One more consecutive failed offer: from the second on, hold the call out of
         routing for ``retry_base_s * 2**(n-2)`` (at most ``retry_max_s``)."""
-        c.fails += 1
-        if c.fails < 2:
+        call.fails += 1
+        if call.fails < 2:
             return  # the first failure is retried at once
-        delay = min(self._retry_base * 2.0 ** min(c.fails - 2, 30), self._retry_max)
-        r = c.retry
+        delay = min(self._retry_base * 2.0 ** min(call.fails - 2, 30), self._retry_max)
+        r = call.retry
         if r is None:
-            r = c.retry = _Retry(c)
-        if c.indexed:
-            self._unindex_call(c)
-        c.held |= _HELD_BACKOFF
+            r = call.retry = _Retry(call)
+        if call.indexed:
+            self._unindex_call(call)
+        call.held |= _HELD_BACKOFF
         self._arm(r, now + delay)
 
-    def _retry_due(self, c: _Call, now: float, out: _Out) -> None:
-        c.held &= _UNBACKOFF
-        self._route_call(c, now, out)
+    def _retry_due(self, call: _Call, now: float, out: _Out) -> None:
+        call.held &= _UNBACKOFF
+        self._route_call(call, now, out)
 
     # ================================================================== call life
 
-    def _effective_priority(self, c: _Call, cfg: QueueConfig) -> int:
-        p = cfg.priority + c.boost
-        if c.vip:
+    def _effective_priority(self, call: _Call, cfg: QueueConfig) -> int:
+        p = cfg.priority + call.boost
+        if call.vip:
             p += cfg.vip_boost
-        if c.entitled:
+        if call.entitled:
             p += cfg.entitled_boost
         return p
 
-    def _enter_queue(self, c: _Call, q: _Queue, now: float, out: _Out, why: str) -> None:
-        c.visited.append(q.qid)
-        c.queue = q
-        cfg = q.cfg
+    def _enter_queue(self, call: _Call, queue: _Queue, now: float, out: _Out, why: str) -> None:
+        call.visited.append(queue.queue_id)
+        call.queue = queue
+        cfg = queue.cfg
         if not cfg.is_open:
-            self._overflow(c, q, "closed", now, out)
+            self._overflow(call, queue, "closed", now, out)
             return
-        if cfg.max_len is not None and len(q.calls) >= cfg.max_len:
-            self._overflow(c, q, "queue-full", now, out)
+        if cfg.max_len is not None and len(queue.calls) >= cfg.max_len:
+            self._overflow(call, queue, "queue-full", now, out)
             return
-        c.queued_at = now
-        c.level = 0
-        c.widen = ()
-        c.step = 0
-        c.overflow_due = None
-        c.prio = self._effective_priority(c, cfg)
-        c.state = _WAITING
-        q.calls[c.cid] = c
-        self._push_oldest(q, c)
-        out.append(CallQueued(c.cid, q.qid, now, c.prio, why))
-        if q.schedule:
-            self._escalate(c, now, out)
-            if c.queue is not q or c.cid not in q.calls:
+        call.queued_at = now
+        call.level = 0
+        call.widen = ()
+        call.step = 0
+        call.overflow_due = None
+        call.prio = self._effective_priority(call, cfg)
+        call.state = _WAITING
+        queue.calls[call.call_id] = call
+        self._push_oldest(queue, call)
+        out.append(CallQueued(call.call_id, queue.queue_id, now, call.prio, why))
+        if queue.schedule:
+            self._escalate(call, now, out)
+            if call.queue is not queue or call.call_id not in queue.calls:
                 return  # a 0 s step overflowed it (already routed or ended)
-        self._route_call(c, now, out)
+        self._route_call(call, now, out)
 
-    def _push_oldest(self, q: _Queue, c: _Call) -> None:
-        h = q.oldest
-        heappush(h, (c.arrived_at, c.cid, c.qseq, c))
-        if len(h) > 2 * len(q.calls) + _COMPACT_SLACK:
+    def _push_oldest(self, queue: _Queue, call: _Call) -> None:
+        h = queue.oldest
+        heappush(h, (call.arrived_at, call.call_id, call.qseq, call))
+        if len(h) > 2 * len(queue.calls) + _COMPACT_SLACK:
             h[:] = [e for e in h if e[3].qseq == e[2]]
             heapify(h)
 
-    def _leave_queue(self, c: _Call) -> None:
-        """Remove ``c`` from its queue's unanswered set (waiting or ringing)."""
-        q = c.queue
-        if c.state is _WAITING:
-            self._unindex_call(c)
-        elif c.state is _OFFERED:
-            q.ringing -= 1
-        del q.calls[c.cid]
-        c.qseq += 1
+    def _leave_queue(self, call: _Call) -> None:
+        """Remove ``call`` from its queue's unanswered set (waiting or ringing)."""
+        queue = call.queue
+        if call.state is _WAITING:
+            self._unindex_call(call)
+        elif call.state is _OFFERED:
+            queue.ringing -= 1
+        del queue.calls[call.call_id]
+        call.qseq += 1
 
-    def _requeue(self, c: _Call, now: float, out: _Out, why: str) -> None:
+    def _requeue(self, call: _Call, now: float, out: _Out, why: str) -> None:
         """An offer ended without an answer: back to waiting (or a deferred overflow)."""
-        c.agent = None
-        if c.overflow_due is not None and not c.held & _HELD_SUSPENDED:
-            reason = c.overflow_due
-            c.overflow_due = None
-            self._overflow(c, c.queue, reason, now, out)
+        call.agent = None
+        if call.overflow_due is not None and not call.held & _HELD_SUSPENDED:
+            reason = call.overflow_due
+            call.overflow_due = None
+            self._overflow(call, call.queue, reason, now, out)
             return
-        q = c.queue
-        q.ringing -= 1
-        c.state = _WAITING
-        out.append(CallQueued(c.cid, q.qid, now, c.prio, why))
-        self._route_call(c, now, out)
+        queue = call.queue
+        queue.ringing -= 1
+        call.state = _WAITING
+        out.append(CallQueued(call.call_id, queue.queue_id, now, call.prio, why))
+        self._route_call(call, now, out)
 
-    def _escalate(self, c: _Call, now: float, out: _Out) -> None:
+    def _escalate(self, call: _Call, now: float, out: _Out) -> None:
         """Apply every schedule step that is due, arm the next one, re-route if relaxed."""
-        q = c.queue
-        schedule = q.schedule
+        queue = call.queue
+        schedule = queue.schedule
         n = len(schedule)
-        i = c.step
-        level = c.level
+        i = call.step
+        level = call.level
         widen_ids: tuple[str, ...] | None = None
         overflow: str | None = None
-        base = c.queued_at
+        base = call.queued_at
         while i < n:
             after, tier, wids, action = schedule[i]
             if base + after > now:
@@ -1094,86 +952,88 @@ class RoutingEngine:
                 overflow = "max-wait"
                 break
             if action is Step.OVERFLOW:
-                if q.cfg.overflow_target is not None:
+                if queue.cfg.overflow_target is not None:
                     overflow = "escalation"
                     break
             elif action is not Step.ESCALATE:
                 assert_never(action)
-        c.step = i
+        call.step = i
         changed = False
         if widen_ids is not None:
             widen = tuple(
-                w for w in (self._queues.get(x) for x in widen_ids) if w is not None and w is not q
+                w
+                for w in (self._queues.get(x) for x in widen_ids)
+                if w is not None and w is not queue
             )
-            if level != c.level or widen != c.widen:
+            if level != call.level or widen != call.widen:
                 changed = True
-                if c.indexed:
-                    self._unindex_call(c)
-                    c.level = level
-                    c.widen = widen
-                    self._index_call(c)
+                if call.indexed:
+                    self._unindex_call(call)
+                    call.level = level
+                    call.widen = widen
+                    self._index_call(call)
                 else:
-                    c.level = level
-                    c.widen = widen
+                    call.level = level
+                    call.widen = widen
         if overflow is not None:
-            if c.state is _WAITING and not c.held & _HELD_SUSPENDED:
-                self._overflow(c, q, overflow, now, out)
+            if call.state is _WAITING and not call.held & _HELD_SUSPENDED:
+                self._overflow(call, queue, overflow, now, out)
                 return
             # Ringing: decide when the offer fails; suspended: when the call resumes.
-            c.overflow_due = overflow
+            call.overflow_due = overflow
         elif i < n:
-            self._arm(c, base + schedule[i][0])
+            self._arm(call, base + schedule[i][0])
         if changed:
-            self._route_call(c, now, out)
+            self._route_call(call, now, out)
 
-    def _overflow(self, c: _Call, q: _Queue, reason: str, now: float, out: _Out) -> None:
-        if c.cid in q.calls:
-            self._leave_queue(c)
-        self._disarm(c)
-        target = q.cfg.overflow_target
+    def _overflow(self, call: _Call, queue: _Queue, reason: str, now: float, out: _Out) -> None:
+        if call.call_id in queue.calls:
+            self._leave_queue(call)
+        self._disarm(call)
+        target = queue.cfg.overflow_target
         if target is None:
-            out.append(HangupCall(c.cid))
-            self._end_call(c, CallResult.FAILED, now, out, reason)
+            out.append(HangupCall(call.call_id))
+            self._end_call(call, CallResult.FAILED, now, out, reason)
         elif target.startswith("ext:"):
-            c.overflow_target = target
-            out.append(OverflowCall(c.cid, target))
-            self._end_call(c, CallResult.OVERFLOWED, now, out, reason)
+            call.overflow_target = target
+            out.append(OverflowCall(call.call_id, target))
+            self._end_call(call, CallResult.OVERFLOWED, now, out, reason)
         else:
-            q2 = self._queues.get(target)
-            if q2 is None or target in c.visited:
-                out.append(HangupCall(c.cid))
-                why = "overflow-target-unknown" if q2 is None else "overflow-loop"
-                self._end_call(c, CallResult.FAILED, now, out, why)
+            target_queue = self._queues.get(target)
+            if target_queue is None or target in call.visited:
+                out.append(HangupCall(call.call_id))
+                why = "overflow-target-unknown" if target_queue is None else "overflow-loop"
+                self._end_call(call, CallResult.FAILED, now, out, why)
             else:
-                c.overflow_target = target
-                self._enter_queue(c, q2, now, out, f"overflow:{q.qid}")
+                call.overflow_target = target
+                self._enter_queue(call, target_queue, now, out, f"overflow:{queue.queue_id}")
 
     def _end_call(
-        self, c: _Call, result: CallResult, now: float, out: _Out, reason: str | None = None
+        self, call: _Call, result: CallResult, now: float, out: _Out, reason: str | None = None
     ) -> None:
-        if c.cid in c.queue.calls:
-            self._leave_queue(c)
-        self._disarm(c)
-        if c.retry is not None:
-            self._disarm(c.retry)
-        del self._calls[c.cid]
+        if call.call_id in call.queue.calls:
+            self._leave_queue(call)
+        self._disarm(call)
+        if call.retry is not None:
+            self._disarm(call.retry)
+        del self._calls[call.call_id]
         out.append(
             CallEnded(
                 CallRecord(  # positional: keyword passing costs ~1 us per record
-                    c.cid,
-                    c.queue.qid,
-                    c.caller,
+                    call.call_id,
+                    call.queue.queue_id,
+                    call.caller,
                     result,
-                    c.arrived_at,
+                    call.arrived_at,
                     now,
-                    c.first_offered_at,
-                    c.answered_at,
-                    c.answered_by,
-                    tuple(c.agents_offered),
-                    c.rona,
-                    c.overflow_target,
-                    c.vip,
-                    c.entitled,
+                    call.first_offered_at,
+                    call.answered_at,
+                    call.answered_by,
+                    tuple(call.agents_offered),
+                    call.rona,
+                    call.overflow_target,
+                    call.vip,
+                    call.entitled,
                     reason,
                 )
             )
@@ -1181,494 +1041,533 @@ class RoutingEngine:
 
     # ================================================================== handlers: config
 
-    def _on_configure_queue(self, ev: ConfigureQueue, now: float) -> _Out:
-        cfg = ev.queue
+    def _on_configure_queue(self, event: ConfigureQueue, now: float) -> _Out:
+        cfg = event.queue
         _validate_queue(cfg)
         out: _Out = []
-        q = self._queues.get(cfg.queue_id)
+        queue = self._queues.get(cfg.queue_id)
         member_ids = self._members.get(cfg.queue_id, set())
-        if q is None:
-            q = _Queue(cfg)
-            self._queues[cfg.queue_id] = q
-            for aid in sorted(member_ids):
-                a = self._agents[aid]
-                self._relink(a, now, out)
+        if queue is None:
+            queue = _Queue(cfg)
+            self._queues[cfg.queue_id] = queue
+            for agent_id in sorted(member_ids):
+                agent = self._agents[agent_id]
+                self._relink(agent, now, out)
             return out
         # Re-tier everything that touches this queue (configuration: O(members + calls)).
-        members = [self._agents[aid] for aid in sorted(member_ids)]
-        for a in members:
-            if a.state is _READY:
-                self._unindex_agent(a)
-        waiting = [c for c in q.calls.values() if c.state is _WAITING]
-        for c in waiting:
-            self._unindex_call(c)
-        q.configure(cfg)
-        for a in members:
-            a.links = [(lq, lq.tier_of(a.skills) if lq is q else t) for lq, t in a.links]
-            self._link_heaps(a)
-            if a.state is _READY:
-                self._index_agent(a)
-        for c in q.calls.values():
-            self._disarm(c)
-            c.prio = self._effective_priority(c, cfg)
-            c.level = 0
-            c.widen = ()
-            c.step = 0
-            c.overflow_due = None
-        for c in waiting:
-            if not c.held:
-                self._index_call(c)
-        for c in list(q.calls.values()):
-            if c.cid in q.calls and q.schedule:
-                self._escalate(c, now, out)
-            if c.cid in q.calls:  # not overflowed away or ended
-                self._route_call(c, now, out)
-        for a in members:
-            self._route_agent(a, now, out)
+        members = [self._agents[agent_id] for agent_id in sorted(member_ids)]
+        for agent in members:
+            if agent.state is _READY:
+                self._unindex_agent(agent)
+        waiting = [call for call in queue.calls.values() if call.state is _WAITING]
+        for call in waiting:
+            self._unindex_call(call)
+        queue.configure(cfg)
+        for agent in members:
+            agent.links = [
+                (linked_queue, linked_queue.tier_of(agent.skills) if linked_queue is queue else t)
+                for linked_queue, t in agent.links
+            ]
+            self._link_heaps(agent)
+            if agent.state is _READY:
+                self._index_agent(agent)
+        for call in queue.calls.values():
+            self._disarm(call)
+            call.prio = self._effective_priority(call, cfg)
+            call.level = 0
+            call.widen = ()
+            call.step = 0
+            call.overflow_due = None
+        for call in waiting:
+            if not call.held:
+                self._index_call(call)
+        for call in list(queue.calls.values()):
+            if call.call_id in queue.calls and queue.schedule:
+                self._escalate(call, now, out)
+            if call.call_id in queue.calls:  # not overflowed away or ended
+                self._route_call(call, now, out)
+        for agent in members:
+            self._route_agent(agent, now, out)
         return out
 
-    def _on_remove_queue(self, ev: RemoveQueue, now: float) -> _Out:
-        q = self._queue(ev.queue_id)
-        if q.calls:
-            raise QueueInUse(q.qid, len(q.calls))
-        for aid in sorted(self._members.get(q.qid, ())):
-            a = self._agents[aid]
-            ready = a.state is _READY
+    def _on_remove_queue(self, event: RemoveQueue, now: float) -> _Out:
+        queue = self._queue(event.queue_id)
+        if queue.calls:
+            raise QueueInUse(queue.queue_id, len(queue.calls))
+        for agent_id in sorted(self._members.get(queue.queue_id, ())):
+            agent = self._agents[agent_id]
+            ready = agent.state is _READY
             if ready:
-                self._unindex_agent(a)
-            self._count_agent(a, -1)
-            a.links = [(lq, t) for lq, t in a.links if lq is not q]
-            self._link_heaps(a)
-            self._count_agent(a, +1)
+                self._unindex_agent(agent)
+            self._count_agent(agent, -1)
+            agent.links = [
+                (linked_queue, t) for linked_queue, t in agent.links if linked_queue is not queue
+            ]
+            self._link_heaps(agent)
+            self._count_agent(agent, +1)
             if ready:
-                self._index_agent(a)
-        q.alive = False
-        q.ready = [[]]
-        q.ready_live = [0]
-        q.widened = []
-        del self._queues[q.qid]
+                self._index_agent(agent)
+        queue.alive = False
+        queue.ready = [[]]
+        queue.ready_live = [0]
+        queue.widened = []
+        del self._queues[queue.queue_id]
         return []
 
-    def _on_configure_agent(self, ev: ConfigureAgent, now: float) -> _Out:
-        cfg = ev.agent
+    def _on_configure_agent(self, event: ConfigureAgent, now: float) -> _Out:
+        cfg = event.agent
         _validate_agent(cfg)
         out: _Out = []
-        a = self._agents.get(cfg.agent_id)
-        if a is None:
-            a = _Agent(cfg)
-            self._agents[cfg.agent_id] = a
-            self._add_membership(a)
-            self._link_agent(a)
-            self._count_agent(a, +1)
+        agent = self._agents.get(cfg.agent_id)
+        if agent is None:
+            agent = _Agent(cfg)
+            self._agents[cfg.agent_id] = agent
+            self._add_membership(agent)
+            self._link_agent(agent)
+            self._count_agent(agent, +1)
             return out
-        self._remove_membership(a)
-        a.cfg = cfg
-        a.skills = dict(cfg.skills)
-        self._add_membership(a)
-        self._relink(a, now, out)
+        self._remove_membership(agent)
+        agent.cfg = cfg
+        agent.skills = dict(cfg.skills)
+        self._add_membership(agent)
+        self._relink(agent, now, out)
         return out
 
-    def _relink(self, a: _Agent, now: float, out: _Out) -> None:
-        ready = a.state is _READY
+    def _relink(self, agent: _Agent, now: float, out: _Out) -> None:
+        ready = agent.state is _READY
         if ready:
-            self._unindex_agent(a)
-        self._count_agent(a, -1)
-        self._link_agent(a)
-        self._count_agent(a, +1)
+            self._unindex_agent(agent)
+        self._count_agent(agent, -1)
+        self._link_agent(agent)
+        self._count_agent(agent, +1)
         if ready:
-            self._index_agent(a)
-            self._route_agent(a, now, out)
+            self._index_agent(agent)
+            self._route_agent(agent, now, out)
 
-    def _add_membership(self, a: _Agent) -> None:
-        for qid in a.cfg.queues:
-            self._members.setdefault(qid, set()).add(a.aid)
+    def _add_membership(self, agent: _Agent) -> None:
+        for queue_id in agent.cfg.queues:
+            self._members.setdefault(queue_id, set()).add(agent.agent_id)
 
-    def _remove_membership(self, a: _Agent) -> None:
-        for qid in a.cfg.queues:
-            s = self._members.get(qid)
+    def _remove_membership(self, agent: _Agent) -> None:
+        for queue_id in agent.cfg.queues:
+            s = self._members.get(queue_id)
             if s is not None:
-                s.discard(a.aid)
+                s.discard(agent.agent_id)
                 if not s:
-                    del self._members[qid]
+                    del self._members[queue_id]
 
-    def _on_remove_agent(self, ev: RemoveAgent, now: float) -> _Out:
-        a = self._agent(ev.agent_id)
-        if a.state is not _LOGGED_OUT:
-            raise IllegalTransition(a.aid, a.state, "remove", "log the agent out first")
-        self._count_agent(a, -1)
-        self._remove_membership(a)
-        del self._agents[a.aid]
+    def _on_remove_agent(self, event: RemoveAgent, now: float) -> _Out:
+        agent = self._agent(event.agent_id)
+        if agent.state is not _LOGGED_OUT:
+            raise IllegalTransition(
+                agent.agent_id, agent.state, "remove", "log the agent out first"
+            )
+        self._count_agent(agent, -1)
+        self._remove_membership(agent)
+        del self._agents[agent.agent_id]
         return []
 
-    def _on_set_queue_open(self, ev: SetQueueOpen, now: float) -> _Out:
-        q = self._queue(ev.queue_id)
-        if q.cfg.is_open != ev.is_open:
+    def _on_set_queue_open(self, event: SetQueueOpen, now: float) -> _Out:
+        queue = self._queue(event.queue_id)
+        if queue.cfg.is_open != event.is_open:
             # Only new arrivals look at is_open; no re-indexing needed.
-            q.cfg = _replace_open(q.cfg, ev.is_open)
+            queue.cfg = _replace_open(queue.cfg, event.is_open)
         return []
 
     # ================================================================== handlers: agents
 
     def _agent(self, agent_id: str) -> _Agent:
-        a = self._agents.get(agent_id)
-        if a is None:
+        agent = self._agents.get(agent_id)
+        if agent is None:
             raise UnknownAgent(agent_id)
-        return a
+        return agent
 
-    def _on_login(self, ev: AgentLogin, now: float) -> _Out:
-        a = self._agent(ev.agent_id)
-        if not ev.device:
-            raise IllegalTransition(a.aid, a.state, "login", "empty device")
-        outcome = LOGIN[a.state._value_]
+    def _on_login(self, event: AgentLogin, now: float) -> _Out:
+        agent = self._agent(event.agent_id)
+        if not event.device:
+            raise IllegalTransition(agent.agent_id, agent.state, "login", "empty device")
+        outcome = LOGIN[agent.state._value_]
         if outcome is Login.SAME_DEVICE:
-            if a.device == ev.device:
+            if agent.device == event.device:
                 return []
-            raise IllegalTransition(a.aid, a.state, "login", f"already logged in on {a.device}")
+            raise IllegalTransition(
+                agent.agent_id, agent.state, "login", f"already logged in on {agent.device}"
+            )
         if outcome is not Login.LOGIN:
             assert_never(outcome)
         out: _Out = []
-        a.device = ev.device
-        a.missed = 0
-        a.pending = None
-        self._set_state(a, _PAUSED, now, out, "login")
+        agent.device = event.device
+        agent.missed = 0
+        agent.pending = None
+        self._set_state(agent, _PAUSED, now, out, "login")
         return out
 
-    def _on_ready(self, ev: AgentReady, now: float) -> _Out:
-        a = self._agent(ev.agent_id)
-        outcome = READY[a.state._value_]
+    def _on_ready(self, event: AgentReady, now: float) -> _Out:
+        agent = self._agent(event.agent_id)
+        outcome = READY[agent.state._value_]
         out: _Out = []
         if outcome is Ready.END_WRAPUP:  # first: the common case
-            a.pending = None  # the agent's latest wish wins over a pending pause
-            self._finish_wrapup(a, now, out)
+            agent.pending = None  # the agent's latest wish wins over a pending pause
+            self._finish_wrapup(agent, now, out)
         elif outcome is Ready.READY:
-            self._become_ready(a, now, out)
+            self._become_ready(agent, now, out)
         elif outcome is Ready.CLEAR:
-            a.pending = None
+            agent.pending = None
         elif outcome is Ready.ILLEGAL:
-            raise IllegalTransition(a.aid, a.state, "ready")
+            raise IllegalTransition(agent.agent_id, agent.state, "ready")
         elif outcome is not Ready.NOOP:
             assert_never(outcome)
         return out
 
-    def _on_pause(self, ev: AgentPause, now: float) -> _Out:
-        a = self._agent(ev.agent_id)
-        return self._agent_leaves(a, LeaveAction.PAUSE, ev.reason or "pause", now)
+    def _on_pause(self, event: AgentPause, now: float) -> _Out:
+        agent = self._agent(event.agent_id)
+        return self._agent_leaves(agent, LeaveAction.PAUSE, event.reason or "pause", now)
 
-    def _on_logout(self, ev: AgentLogout, now: float) -> _Out:
-        return self._agent_leaves(self._agent(ev.agent_id), LeaveAction.LOGOUT, "logout", now)
+    def _on_logout(self, event: AgentLogout, now: float) -> _Out:
+        return self._agent_leaves(self._agent(event.agent_id), LeaveAction.LOGOUT, "logout", now)
 
-    def _on_disconnected(self, ev: AgentDisconnected, now: float) -> _Out:
-        a = self._agents.get(ev.agent_id)
-        if a is None:
+    def _on_disconnected(self, event: AgentDisconnected, now: float) -> _Out:
+        agent = self._agents.get(event.agent_id)
+        if agent is None:
             return []  # a fact about an agent we do not know: nothing to do
-        return self._agent_leaves(a, LeaveAction.DISCONNECT, "disconnected", now)
+        return self._agent_leaves(agent, LeaveAction.DISCONNECT, "disconnected", now)
 
-    def _agent_leaves(self, a: _Agent, action: LeaveAction, reason: str, now: float) -> _Out:
+    def _agent_leaves(self, agent: _Agent, action: LeaveAction, reason: str, now: float) -> _Out:
         """Pause / logout / disconnect, following ``routing.transitions.LEAVE``."""
-        outcome = LEAVE[action][a.state._value_]
+        outcome = LEAVE[action][agent.state._value_]
         out: _Out = []
         kind = Pending.PAUSE if action is LeaveAction.PAUSE else Pending.LOGOUT
-        c: _Call | None = None
+        call: _Call | None = None
         if outcome is Leave.ILLEGAL:
-            raise IllegalTransition(a.aid, a.state, action.value)
+            raise IllegalTransition(agent.agent_id, agent.state, action.value)
         if outcome is Leave.NOOP:
             return out
         if outcome is Leave.DEFER:
-            a.pending = (kind, reason)  # latest wish wins
+            agent.pending = (kind, reason)  # latest wish wins
             return out
         if outcome is Leave.WRAPUP_APPLY:
-            self._disarm(a)
-            out.append(WrapUpEnded(a.aid, a.last_call_id, now))
+            self._disarm(agent)
+            out.append(WrapUpEnded(agent.agent_id, agent.last_call_id, now))
         elif outcome is Leave.WITHDRAW:
-            c = a.call
+            call = agent.call
         elif outcome is not Leave.APPLY:
             assert_never(outcome)
-        a.pending = None
-        if c is not None:
-            self._disarm(a)
-            a.call = None
-            out.append(ReturnToHold(c.cid, a.aid))
+        agent.pending = None
+        if call is not None:
+            self._disarm(agent)
+            agent.call = None
+            out.append(ReturnToHold(call.call_id, agent.agent_id))
         if kind is Pending.PAUSE:
-            self._set_state(a, _PAUSED, now, out, reason, c.cid if c is not None else None)
+            self._set_state(
+                agent, _PAUSED, now, out, reason, call.call_id if call is not None else None
+            )
         else:
-            self._log_out(a, now, out, reason)
-        if c is not None:
-            self._requeue(c, now, out, "withdrawn")
+            self._log_out(agent, now, out, reason)
+        if call is not None:
+            self._requeue(call, now, out, "withdrawn")
         return out
 
     # ================================================================== handlers: calls
 
-    def _on_call_arrived(self, ev: CallArrived, now: float) -> _Out:
-        if ev.call_id in self._calls:
-            raise DuplicateCall(ev.call_id)
-        q = self._queue(ev.queue_id)
+    def _on_call_arrived(self, event: CallArrived, now: float) -> _Out:
+        if event.call_id in self._calls:
+            raise DuplicateCall(event.call_id)
+        queue = self._queue(event.queue_id)
         out: _Out = []
-        c = _Call(ev, q, now)
-        if ev.suspended:
-            c.held = _HELD_SUSPENDED
-        self._calls[c.cid] = c
-        self._enter_queue(c, q, now, out, "arrived")
+        call = _Call(event, queue, now)
+        if event.suspended:
+            call.held = _HELD_SUSPENDED
+        self._calls[call.call_id] = call
+        self._enter_queue(call, queue, now, out, "arrived")
         return out
 
-    def _on_calls_suspended(self, ev: CallsSuspended, now: float) -> _Out:
+    def _on_calls_suspended(self, event: CallsSuspended, now: float) -> _Out:
         calls = self._calls
-        for cid in ev.call_ids:
-            c = calls.get(cid)
-            if c is None or c.state is _CONNECTED or c.held & _HELD_SUSPENDED:
+        for call_id in event.call_ids:
+            call = calls.get(call_id)
+            if call is None or call.state is _CONNECTED or call.held & _HELD_SUSPENDED:
                 continue
-            c.held |= _HELD_SUSPENDED
-            if c.indexed:
-                self._unindex_call(c)
+            call.held |= _HELD_SUSPENDED
+            if call.indexed:
+                self._unindex_call(call)
         return []
 
-    def _on_calls_resumed(self, ev: CallsResumed, now: float) -> _Out:
+    def _on_calls_resumed(self, event: CallsResumed, now: float) -> _Out:
         out: _Out = []
         waiting: list[_Call] = []
         calls = self._calls
-        for cid in ev.call_ids:
-            c = calls.get(cid)
-            if c is None or not c.held & _HELD_SUSPENDED:
+        for call_id in event.call_ids:
+            call = calls.get(call_id)
+            if call is None or not call.held & _HELD_SUSPENDED:
                 continue
             # Failures seen while the server was away say nothing about it now.
-            c.held = 0
-            c.fails = 0
-            if c.retry is not None:
-                self._disarm(c.retry)
-            if c.state is _WAITING:
-                waiting.append(c)
+            call.held = 0
+            call.fails = 0
+            if call.retry is not None:
+                self._disarm(call.retry)
+            if call.state is _WAITING:
+                waiting.append(call)
         # The calls that waited longest (and matter most) get the free agents first.
         waiting.sort(key=_routing_key)
-        for c in waiting:
-            if c.state is not _WAITING or c.cid not in calls:
+        for call in waiting:
+            if call.state is not _WAITING or call.call_id not in calls:
                 continue
-            due = c.overflow_due
+            due = call.overflow_due
             if due is not None:
-                c.overflow_due = None
-                self._overflow(c, c.queue, due, now, out)
+                call.overflow_due = None
+                self._overflow(call, call.queue, due, now, out)
             else:
-                self._route_call(c, now, out)
+                self._route_call(call, now, out)
         return out
 
-    def _on_offer_answered(self, ev: OfferAnswered, now: float) -> _Out:
-        c = self._calls.get(ev.call_id)
-        if c is None or c.state is not _OFFERED or c.agent is None or c.agent.aid != ev.agent_id:
+    def _on_offer_answered(self, event: OfferAnswered, now: float) -> _Out:
+        call = self._calls.get(event.call_id)
+        if (
+            call is None
+            or call.state is not _OFFERED
+            or call.agent is None
+            or call.agent.agent_id != event.agent_id
+        ):
             return []  # stale: the offer was withdrawn or already resolved
-        a = c.agent
+        agent = call.agent
         out: _Out = []
-        self._leave_queue(c)
-        self._disarm(c)
-        c.state = _CONNECTED
-        c.held = 0  # out of routing for good: suspension no longer applies
-        c.fails = 0
-        c.answered_at = now
-        c.answered_by = a.aid
-        self._disarm(a)
-        a.missed = 0
-        a.wrapup_s = c.queue.cfg.wrapup_s
-        out.append(CallAnswered(c.cid, a.aid, c.queue.qid, now))
-        self._set_state(a, _ON_CALL, now, out, None, c.cid)
+        self._leave_queue(call)
+        self._disarm(call)
+        call.state = _CONNECTED
+        call.held = 0  # out of routing for good: suspension no longer applies
+        call.fails = 0
+        call.answered_at = now
+        call.answered_by = agent.agent_id
+        self._disarm(agent)
+        agent.missed = 0
+        agent.wrapup_s = call.queue.cfg.wrapup_s
+        out.append(CallAnswered(call.call_id, agent.agent_id, call.queue.queue_id, now))
+        self._set_state(agent, _ON_CALL, now, out, None, call.call_id)
         return out
 
-    def _on_offer_failed(self, ev: OfferFailed, now: float) -> _Out:
-        c = self._calls.get(ev.call_id)
-        if c is None or c.state is not _OFFERED or c.agent is None or c.agent.aid != ev.agent_id:
+    def _on_offer_failed(self, event: OfferFailed, now: float) -> _Out:
+        call = self._calls.get(event.call_id)
+        if (
+            call is None
+            or call.state is not _OFFERED
+            or call.agent is None
+            or call.agent.agent_id != event.agent_id
+        ):
             return []  # stale: e.g. a late dial result after our own ReturnToHold
         out: _Out = []
-        reason = ev.reason
-        if c.held & _HELD_SUSPENDED:
+        reason = event.reason
+        if call.held & _HELD_SUSPENDED:
             # Reported by the resync of a server that was away: not the agent's doing.
-            self._offer_lost(c.agent, c, str(reason), now, out, backoff=False)
+            self._offer_lost(call.agent, call, str(reason), now, out, backoff=False)
         elif reason is OfferFailure.LINK:
-            self._offer_lost(c.agent, c, str(reason), now, out, backoff=True)
+            self._offer_lost(call.agent, call, str(reason), now, out, backoff=True)
         else:
-            self._miss(c.agent, c, reason, str(reason), now, out)
+            self._miss(call.agent, call, reason, str(reason), now, out)
         return out
 
-    def _on_agent_hung_up(self, ev: AgentHungUp, now: float) -> _Out:
-        c = self._calls.get(ev.call_id)
-        a = self._agents.get(ev.agent_id)
-        if c is None or a is None or a.state is not _ON_CALL or a.call is not c:
+    def _on_agent_hung_up(self, event: AgentHungUp, now: float) -> _Out:
+        call = self._calls.get(event.call_id)
+        agent = self._agents.get(event.agent_id)
+        if call is None or agent is None or agent.state is not _ON_CALL or agent.call is not call:
             return []
         out: _Out = []
-        self._after_call(a, c, now, out)
+        self._after_call(agent, call, now, out)
         return out
 
-    def _on_call_hung_up(self, ev: CallHungUp, now: float) -> _Out:
-        return self._call_fact(_ON_HANGUP, ev.call_id, now, None)
+    def _on_call_hung_up(self, event: CallHungUp, now: float) -> _Out:
+        return self._call_fact(_ON_HANGUP, event.call_id, now, None)
 
-    def _on_call_failed(self, ev: CallFailed, now: float) -> _Out:
-        return self._call_fact(_ON_FAILED, ev.call_id, now, ev.reason)
+    def _on_call_failed(self, event: CallFailed, now: float) -> _Out:
+        return self._call_fact(_ON_FAILED, event.call_id, now, event.reason)
 
-    def _on_call_transferred(self, ev: CallTransferred, now: float) -> _Out:
-        return self._call_fact(_ON_TRANSFERRED, ev.call_id, now, ev.target)
+    def _on_call_transferred(self, event: CallTransferred, now: float) -> _Out:
+        return self._call_fact(_ON_TRANSFERRED, event.call_id, now, event.target)
 
     def _call_fact(
         self, row: dict[str, CallEnd], call_id: str, now: float, detail: str | None
     ) -> _Out:
         """A fact ending a call, following its row of ``routing.transitions.CALL``."""
-        c = self._calls.get(call_id)
-        if c is None:
+        call = self._calls.get(call_id)
+        if call is None:
             return []  # unknown or already ended: a late fact
-        outcome = row[c.state._value_]
+        outcome = row[call.state._value_]
         out: _Out = []
-        a = c.agent
-        ringing = c.state is _OFFERED
+        agent = call.agent
+        ringing = call.state is _OFFERED
         if outcome is CallEnd.END_ANSWERED:  # first: the common case
-            self._end_call(c, CallResult.ANSWERED, now, out)
+            self._end_call(call, CallResult.ANSWERED, now, out)
         elif outcome is CallEnd.ABANDON or outcome is CallEnd.ABANDON_RINGING:
-            short = now - c.arrived_at < self._short_abandon
+            short = now - call.arrived_at < self._short_abandon
             result = CallResult.SHORT_ABANDONED if short else CallResult.ABANDONED
-            self._end_call(c, result, now, out)
+            self._end_call(call, result, now, out)
         elif outcome is CallEnd.FAIL:
-            self._end_call(c, CallResult.FAILED, now, out, detail)
+            self._end_call(call, CallResult.FAILED, now, out, detail)
         elif outcome is CallEnd.LEFT:
-            c.overflow_target = detail or None
-            self._end_call(c, CallResult.OVERFLOWED, now, out, "transferred")
+            call.overflow_target = detail or None
+            self._end_call(call, CallResult.OVERFLOWED, now, out, "transferred")
         elif outcome is CallEnd.END_TRANSFERRED:
-            self._end_call(c, CallResult.ANSWERED, now, out, "transferred")
+            self._end_call(call, CallResult.ANSWERED, now, out, "transferred")
         else:
             assert_never(outcome)
-        if a is None:
+        if agent is None:
             return out
         if ringing:
-            self._release_ringing(a, now, out, c.cid)
-        elif a.state is _ON_CALL and a.call is c:
+            self._release_ringing(agent, now, out, call.call_id)
+        elif agent.state is _ON_CALL and agent.call is call:
             if outcome is CallEnd.FAIL:
-                a.call = None
-                a.last_call_id = c.cid
-                self._apply_pending_or_ready(a, now, out)
+                agent.call = None
+                agent.last_call_id = call.call_id
+                self._apply_pending_or_ready(agent, now, out)
             else:
-                self._after_call(a, c, now, out)
+                self._after_call(agent, call, now, out)
         return out
 
     # ================================================================== handlers: restart
 
-    def _on_agent_restored(self, ev: AgentRestored, now: float) -> _Out:
-        a = self._agent(ev.agent_id)
-        if a.state is not _LOGGED_OUT:
-            raise IllegalTransition(a.aid, a.state, "restore", "already logged in")
-        if not ev.device:
-            raise IllegalTransition(a.aid, a.state, "restore", "empty device")
-        state = _RESTORABLE.get(ev.state)
+    def _on_agent_restored(self, event: AgentRestored, now: float) -> _Out:
+        agent = self._agent(event.agent_id)
+        if agent.state is not _LOGGED_OUT:
+            raise IllegalTransition(agent.agent_id, agent.state, "restore", "already logged in")
+        if not event.device:
+            raise IllegalTransition(agent.agent_id, agent.state, "restore", "empty device")
+        state = _RESTORABLE.get(event.state)
         if state is None:
             raise IllegalTransition(
-                a.aid, a.state, "restore", f"state {ev.state!r} (only ready, paused, wrap_up)"
+                agent.agent_id,
+                agent.state,
+                "restore",
+                f"state {event.state!r} (only ready, paused, wrap_up)",
             )
-        if state is _WRAP_UP and not ev.call_id:
-            raise IllegalTransition(a.aid, a.state, "restore", "wrap-up without its call id")
+        if state is _WRAP_UP and not event.call_id:
+            raise IllegalTransition(
+                agent.agent_id, agent.state, "restore", "wrap-up without its call id"
+            )
         out: _Out = []
-        a.device = ev.device
-        a.missed = max(0, ev.missed_in_row)
-        a.pending = None
-        since = now if ev.since is None else ev.since
+        agent.device = event.device
+        agent.missed = max(0, event.missed_in_row)
+        agent.pending = None
+        since = now if event.since is None else event.since
         if state is _READY:
             # Keeps its place in the longest-idle order it had before the restart.
-            a.idle_since = since if ev.idle_since is None else ev.idle_since
-            self._set_state(a, _READY, now, out)
-            a.since = since
-            self._route_agent(a, now, out)
+            agent.idle_since = since if event.idle_since is None else event.idle_since
+            self._set_state(agent, _READY, now, out)
+            agent.since = since
+            self._route_agent(agent, now, out)
         elif state is _PAUSED:
-            self._set_state(a, _PAUSED, now, out, ev.reason or "pause")
-            a.since = since
+            self._set_state(agent, _PAUSED, now, out, event.reason or "pause")
+            agent.since = since
         else:
-            a.last_call_id = ev.call_id
-            self._set_state(a, _WRAP_UP, now, out, None, ev.call_id)
-            a.since = since
-            self._arm(a, now if ev.until is None else ev.until)  # a past deadline fires next
+            agent.last_call_id = event.call_id
+            self._set_state(agent, _WRAP_UP, now, out, None, event.call_id)
+            agent.since = since
+            self._arm(
+                agent, now if event.until is None else event.until
+            )  # a past deadline fires next
         return out
 
-    def _on_call_adopted(self, ev: CallAdopted, now: float) -> _Out:
+    def _on_call_adopted(self, event: CallAdopted, now: float) -> _Out:
         # Validate everything first: a refused adoption changes nothing.
-        if ev.call_id in self._calls:
-            raise DuplicateCall(ev.call_id)
-        q = self._queue(ev.queue_id)
-        connected = ev.answered_at is not None
-        a: _Agent | None = None
-        if ev.agent_id is not None:
-            a = self._agent(ev.agent_id)
-            if a.state is _RESERVED or a.state is _ON_CALL:
-                held = a.call.cid if a.call is not None else None
-                raise IllegalTransition(a.aid, a.state, "adopt", f"already holds call {held!r}")
-            if a.state is _LOGGED_OUT and not ev.device:
-                raise IllegalTransition(a.aid, a.state, "adopt", "logged out and no device given")
+        if event.call_id in self._calls:
+            raise DuplicateCall(event.call_id)
+        queue = self._queue(event.queue_id)
+        connected = event.answered_at is not None
+        agent: _Agent | None = None
+        if event.agent_id is not None:
+            agent = self._agent(event.agent_id)
+            if agent.state is _RESERVED or agent.state is _ON_CALL:
+                held = agent.call.call_id if agent.call is not None else None
+                raise IllegalTransition(
+                    agent.agent_id, agent.state, "adopt", f"already holds call {held!r}"
+                )
+            if agent.state is _LOGGED_OUT and not event.device:
+                raise IllegalTransition(
+                    agent.agent_id, agent.state, "adopt", "logged out and no device given"
+                )
         elif connected:
             raise IllegalTransition("", "unknown", "adopt", "a connected call needs its agent")
         out: _Out = []
-        c = _Call(ev, q, now)
-        c.arrived_at = ev.arrived_at
-        c.queued_at = ev.arrived_at if ev.queued_at is None else ev.queued_at
-        c.first_offered_at = ev.first_offered_at
-        c.agents_offered = list(ev.agents_offered)
-        c.rona = max(0, ev.rona_count)
-        c.visited.append(q.qid)
-        c.prio = self._effective_priority(c, q.cfg)
-        if ev.suspended and not connected:
-            c.held = _HELD_SUSPENDED
-        self._calls[c.cid] = c
-        if a is not None and (not c.agents_offered or c.agents_offered[-1] != a.aid):
-            c.agents_offered.append(a.aid)
+        call = _Call(event, queue, now)
+        call.arrived_at = event.arrived_at
+        call.queued_at = event.arrived_at if event.queued_at is None else event.queued_at
+        call.first_offered_at = event.first_offered_at
+        call.agents_offered = list(event.agents_offered)
+        call.rona = max(0, event.rona_count)
+        call.visited.append(queue.queue_id)
+        call.prio = self._effective_priority(call, queue.cfg)
+        if event.suspended and not connected:
+            call.held = _HELD_SUSPENDED
+        self._calls[call.call_id] = call
+        if agent is not None and (
+            not call.agents_offered or call.agents_offered[-1] != agent.agent_id
+        ):
+            call.agents_offered.append(agent.agent_id)
         # A ringing offer is kept only for an agent free to take it (READY, or logged out
         # and found ringing): a PAUSED / WRAP_UP agent's phone stops, the call waits.
-        keep = a is not None and (connected or a.state is _READY or a.state is _LOGGED_OUT)
-        if a is None or not keep:
-            if a is not None:
-                out.append(ReturnToHold(c.cid, a.aid))
-            self._adopt_waiting(c, q, now, out)
+        keep = agent is not None and (
+            connected or agent.state is _READY or agent.state is _LOGGED_OUT
+        )
+        if agent is None or not keep:
+            if agent is not None:
+                out.append(ReturnToHold(call.call_id, agent.agent_id))
+            self._adopt_waiting(call, queue, now, out)
             return out
-        assert a is not None
-        if a.state is _LOGGED_OUT:
-            a.device = ev.device
-            a.missed = 0
-            a.pending = None
-            if a.idle_since is None:
-                a.idle_since = now  # its place in line if the offer ends without its fault
-        elif a.state is _WRAP_UP:
-            self._disarm(a)
-            out.append(WrapUpEnded(a.aid, a.last_call_id, now))
-        elif a.state is _PAUSED:
-            a.pending = (Pending.PAUSE, a.reason)  # talking now; the pause resumes after the call
-        if c.first_offered_at is None:
-            c.first_offered_at = ev.answered_at if connected else now
-        c.agent = a
+        assert agent is not None
+        if agent.state is _LOGGED_OUT:
+            agent.device = event.device
+            agent.missed = 0
+            agent.pending = None
+            if agent.idle_since is None:
+                agent.idle_since = now  # its place in line if the offer ends without its fault
+        elif agent.state is _WRAP_UP:
+            self._disarm(agent)
+            out.append(WrapUpEnded(agent.agent_id, agent.last_call_id, now))
+        elif agent.state is _PAUSED:
+            agent.pending = (
+                Pending.PAUSE,
+                agent.reason,
+            )  # talking now; the pause resumes after the call
+        if call.first_offered_at is None:
+            call.first_offered_at = event.answered_at if connected else now
+        call.agent = agent
         if connected:
-            c.state = _CONNECTED
-            c.answered_at = ev.answered_at
-            c.answered_by = a.aid
-            a.wrapup_s = q.cfg.wrapup_s
-            a.missed = 0
-            self._set_state(a, _ON_CALL, now, out, None, c.cid)
-            a.call = c
+            call.state = _CONNECTED
+            call.answered_at = event.answered_at
+            call.answered_by = agent.agent_id
+            agent.wrapup_s = queue.cfg.wrapup_s
+            agent.missed = 0
+            self._set_state(agent, _ON_CALL, now, out, None, call.call_id)
+            agent.call = call
             return out
-        c.state = _OFFERED
-        q.calls[c.cid] = c
-        q.ringing += 1
-        self._push_oldest(q, c)
-        out.append(CallQueued(c.cid, q.qid, now, c.prio, "adopted"))
-        self._set_state(a, _RESERVED, now, out, None, c.cid)
-        a.call = c
+        call.state = _OFFERED
+        queue.calls[call.call_id] = call
+        queue.ringing += 1
+        self._push_oldest(queue, call)
+        out.append(CallQueued(call.call_id, queue.queue_id, now, call.prio, "adopted"))
+        self._set_state(agent, _RESERVED, now, out, None, call.call_id)
+        agent.call = call
         # The dialplan's own ring timeout started before the restart; this bound is
         # conservative (measured from the adoption).
-        self._arm(a, now + q.cfg.ring_timeout_s + self._grace)
-        if q.schedule:
-            self._escalate(c, now, out)  # while ringing: level/widen only, overflow deferred
+        self._arm(agent, now + queue.cfg.ring_timeout_s + self._grace)
+        if queue.schedule:
+            self._escalate(call, now, out)  # while ringing: level/widen only, overflow deferred
         return out
 
-    def _adopt_waiting(self, c: _Call, q: _Queue, now: float, out: _Out) -> None:
+    def _adopt_waiting(self, call: _Call, queue: _Queue, now: float, out: _Out) -> None:
         """Like ``_enter_queue`` for a call already accepted before the restart: no
         open-hours or queue-length check; escalation counts from its ``queued_at``."""
-        c.state = _WAITING
-        q.calls[c.cid] = c
-        self._push_oldest(q, c)
-        out.append(CallQueued(c.cid, q.qid, now, c.prio, "adopted"))
-        if q.schedule:
-            self._escalate(c, now, out)
-            if c.queue is not q or c.cid not in q.calls:
+        call.state = _WAITING
+        queue.calls[call.call_id] = call
+        self._push_oldest(queue, call)
+        out.append(CallQueued(call.call_id, queue.queue_id, now, call.prio, "adopted"))
+        if queue.schedule:
+            self._escalate(call, now, out)
+            if call.queue is not queue or call.call_id not in queue.calls:
                 return  # overdue: overflowed or ended
-        self._route_call(c, now, out)
+        self._route_call(call, now, out)
 
 
-def _routing_key(c: _Call) -> tuple[int, float, str]:
-    return (-c.prio, c.arrived_at, c.cid)
+def _routing_key(call: _Call) -> tuple[int, float, str]:
+    return (-call.prio, call.arrived_at, call.call_id)
 
 
 # ====================================================================== validation
