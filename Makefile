@@ -35,8 +35,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Branch coverage of app, cti and routing ([tool.coverage] in pyproject.toml), reported at the end.
 pytest: $(STAMP) browser
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
 
 ## Lint, type check and the whole test suite (.ci/run calls exactly this).
 test: lint typecheck pytest
