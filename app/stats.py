@@ -18,4 +18,5 @@ def quantile(sorted_values: Sequence[_N], q: float) -> _N:
     n = len(sorted_values)
     if not n:
         raise ValueError("quantile of no values")
-    return sorted_values[min(n - 1, int(q * n))]
+    # round() first: 0.29 * 100 is 28.999999999999996 in binary floating point.
+    return sorted_values[min(n - 1, int(round(q * n, 9)))]

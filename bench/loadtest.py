@@ -54,6 +54,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from app.jsonable import jsonable
 from bench.loadtest_pg import (
     PgHandle,
     asyncpg_dsn,
@@ -511,7 +512,7 @@ async def prepare_database(opts: Options, pg: PgHandle) -> SeedInfo:
         wrapup_by_queue=wrapup,
         ring_timeout_by_queue=ring_timeout,
         phones=phones,
-        report={"seconds": round(seed_s, 1), "report": _jsonable(report)},
+        report={"seconds": round(seed_s, 1), "report": jsonable(report)},
     )
 
 
@@ -1293,9 +1294,6 @@ def phase_report(
             arrival_rate=lam, aht_s=aht, agents=agents_ready, sl_threshold_s=SL_THRESHOLD_S
         )
         erlang = pred.as_dict()
-        cross = _routing_erlang_check(lam, aht, agents_ready)
-        if cross is not None:
-            erlang["routing_erlang_p_wait"] = cross
     routing_all = [lat for _, lat, _ in routing]
     # The issue's definition: the AMI event that made the call routable (written by the
     # simulator) -> the Redirect written to AMI by the service, both on this machine's
@@ -1415,37 +1413,6 @@ def _le(value: object, limit: float) -> bool | None:
     return None if not isinstance(value, int | float) else value <= limit
 
 
-def _routing_erlang_check(lam: float, aht: float, agents: int) -> float | None:
-    """Cross-check our Erlang C with ``routing.erlang`` if the routing engineer landed it."""
-    try:
-        from routing import erlang as rerl  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    fn = getattr(rerl, "p_wait", None) or getattr(rerl, "erlang_c", None)
-    if fn is None:
-        return None
-    try:
-        return round(float(fn(agents, lam * aht)), 6)
-    except Exception:
-        return None
-
-
-def _jsonable(value: Any) -> Any:
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, int | float | str | bool) or value is None:
-        return value
-    return str(value)
-
-
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -1458,7 +1425,7 @@ async def run(opts: Options) -> dict[str, Any]:
     pg: PgHandle | None = None
     h = Harness(opts)
     report: dict[str, Any] = {
-        "options": _jsonable({k: getattr(opts, k) for k in opts.__slots__}),
+        "options": jsonable({k: getattr(opts, k) for k in opts.__slots__}),
         "targets": TARGETS,
     }
     report["options"]["out"] = str(opts.out)

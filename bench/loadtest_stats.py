@@ -1,30 +1,21 @@
-"""Statistics for the load test: percentiles, time series buckets and Erlang C.
+"""Statistics for the load test: summaries, time series buckets and the Erlang C prediction.
 
 Invariants:
 - Pure functions and plain containers only (no I/O, no clock): the harness passes
   timestamps in, so everything here is unit-testable and deterministic.
-- Percentiles use the nearest-rank method on the full sample (no reservoir): a 10-minute
-  soak at 600 calls/s is ~360,000 floats, a few MB, which is cheap and exact.
-- Erlang C is computed through the Erlang B recursion, which stays finite for N in the
-  tens of thousands where the textbook ``A**N / N!`` form overflows.
+- Percentiles follow ``app.stats.quantile`` (the service's own rule) on the full sample
+  (no reservoir): a 10-minute soak at 600 calls/s is ~360,000 floats, a few MB.
+- Erlang B/C come from ``routing.erlang`` (one implementation for the product and the
+  bench).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile ``q`` (0-100) of an already sorted sequence; None if empty."""
-    if not sorted_values:
-        return None
-    if q <= 0:
-        return sorted_values[0]
-    # round() first: 99.9 / 100 * 1000 is 999.0000000000001 in binary floating point.
-    rank = math.ceil(round(q / 100.0 * len(sorted_values), 9))
-    return sorted_values[min(len(sorted_values), max(1, rank)) - 1]
+from app.stats import quantile
+from routing import erlang
 
 
 def summarize(values: Iterable[float], *, scale: float = 1.0, digits: int = 3) -> dict[str, object]:
@@ -38,35 +29,14 @@ def summarize(values: Iterable[float], *, scale: float = 1.0, digits: int = 3) -
         for key in ("p50", "p90", "p99", "p99_9", "max", "mean"):
             out[key] = None
         return out
-    for key, q in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99_9", 99.9)):
-        value = percentile(data, q)
-        out[key] = None if value is None else round(value * scale, digits)
+    for key, q in (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99_9", 0.999)):
+        out[key] = round(quantile(data, q) * scale, digits)
     out["max"] = round(data[-1] * scale, digits)
     out["mean"] = round(sum(data) / len(data) * scale, digits)
     return out
 
 
 # --- Erlang C ---------------------------------------------------------------------------
-
-
-def erlang_b(servers: int, load: float) -> float:
-    """Blocking probability of Erlang B(N, A) by the stable recursion."""
-    if servers < 0 or load < 0:
-        raise ValueError("servers and load must be non-negative")
-    b = 1.0
-    for n in range(1, servers + 1):
-        b = load * b / (n + load * b)
-    return b
-
-
-def erlang_c(servers: int, load: float) -> float:
-    """Probability that an arriving call waits, Erlang C(N, A); 1.0 when A >= N (unstable)."""
-    if load <= 0:
-        return 0.0
-    if load >= servers:
-        return 1.0
-    b = erlang_b(servers, load)
-    return servers * b / (servers - load * (1.0 - b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +79,13 @@ def erlang_prediction(
     if arrival_rate < 0 or aht_s <= 0 or agents <= 0:
         raise ValueError("need arrival_rate >= 0, aht_s > 0 and agents > 0")
     load = arrival_rate * aht_s
-    p_wait = erlang_c(agents, load)
+    p_wait = erlang.p_wait(agents, load)
     if load >= agents:
         return ErlangPrediction(
             arrival_rate, aht_s, agents, load, load / agents, 1.0, None, 0.0, sl_threshold_s
         )
-    asa = p_wait * aht_s / (agents - load)
-    sl = 1.0 - p_wait * math.exp(-(agents - load) * sl_threshold_s / aht_s)
+    asa = erlang.asa(agents, load, aht_s)
+    sl = erlang.service_level(agents, load, aht_s, sl_threshold_s)
     return ErlangPrediction(
         arrival_rate, aht_s, agents, load, load / agents, p_wait, asa, sl, sl_threshold_s
     )
@@ -180,9 +150,8 @@ class TimeSeries:
         out: list[tuple[int, float]] = []
         for second in sorted(self._buckets):
             values = sorted(self._buckets[second])
-            value = percentile(values, q)
-            if value is not None:
-                out.append((second, value))
+            if values:
+                out.append((second, quantile(values, q / 100.0)))
         return out
 
     def counts(self) -> list[tuple[int, int]]:

@@ -16,6 +16,7 @@ def test_quantile_picks_a_measured_value_at_rank_int_q_n() -> None:
     assert quantile(list(range(1, 101)), 0.99) == 100
     assert quantile(list(range(1, 1001)), 0.999) == 1000
     assert quantile([7], 0.5) == 7
+    assert quantile(list(range(100)), 0.29) == 29  # 0.29 * 100 is not 29.0 in binary
 
 
 def test_quantile_of_nothing_is_an_error() -> None:

@@ -3,19 +3,14 @@ observed KPIs as DESIGN.md defines them, and the option checks of the harness CL
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from bench.loadtest import Options, parse_args, talk_mean_for
 from bench.loadtest_stats import (
     ObservedCall,
-    erlang_b,
-    erlang_c,
     erlang_prediction,
     linear_slope,
     observed_kpis,
-    percentile,
     summarize,
 )
 
@@ -30,35 +25,17 @@ def test_erlang_c_matches_the_design_example() -> None:
     assert p.asa_s == pytest.approx(0.1741 * 180 / 4, rel=2e-3)
 
 
-def test_erlang_c_agrees_with_the_textbook_formula_for_small_n() -> None:
-    for n, a in ((1, 0.5), (5, 3.2), (14, 10.0), (30, 25.0)):
-        terms = sum(a**k / math.factorial(k) for k in range(n))
-        top = a**n / math.factorial(n) * n / (n - a)
-        assert erlang_c(n, a) == pytest.approx(top / (terms + top), rel=1e-9)
-
-
-def test_erlang_c_stays_finite_at_twenty_thousand_seats() -> None:
-    # The textbook form overflows a float here; the Erlang B recursion does not.
-    p = erlang_c(20_000, 19_800.0)
-    assert 0.0 < p < 1.0
-    assert erlang_c(20_000, 10_000.0) == pytest.approx(0.0, abs=1e-12)
-
-
 def test_erlang_unstable_load_is_reported_not_divided_by_zero() -> None:
     p = erlang_prediction(arrival_rate=2.0, aht_s=10.0, agents=20)
     assert p.p_wait == 1.0 and p.asa_s is None and p.service_level == 0.0
     with pytest.raises(ValueError):
-        erlang_b(-1, 1.0)
-    with pytest.raises(ValueError):
         erlang_prediction(arrival_rate=1.0, aht_s=0.0, agents=3)
 
 
-def test_percentiles_are_nearest_rank() -> None:
-    data = [float(i) for i in range(1, 1001)]
-    assert percentile(data, 50) == 500.0
-    assert percentile(data, 99) == 990.0
-    assert percentile(data, 99.9) == 999.0
-    assert percentile([], 99) is None
+def test_summaries_follow_the_service_quantile_rule() -> None:
+    """``app.stats.quantile``: 0-based rank int(q * n), a measured value."""
+    s = summarize([float(i) for i in range(1, 1001)])
+    assert (s["p50"], s["p99"], s["p99_9"], s["max"]) == (501.0, 991.0, 1000.0, 1000.0)
     s = summarize([0.001, 0.002, 0.003], scale=1000)
     assert s["count"] == 3 and s["p50"] == 2.0 and s["max"] == 3.0
     assert summarize([])["p99"] is None

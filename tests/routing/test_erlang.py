@@ -137,3 +137,17 @@ def test_simulation_through_the_engine_agrees_with_erlang_c(
     )
     assert got_wait == pytest.approx(p_wait(agents, a), abs=0.01)
     assert got_sl == pytest.approx(service_level(agents, a, aht, sl_t), abs=0.01)
+
+
+def test_p_wait_agrees_with_the_textbook_formula_for_small_n() -> None:
+    for n, a in ((1, 0.5), (5, 3.2), (14, 10.0), (30, 25.0)):
+        terms = sum(a**k / math.factorial(k) for k in range(n))
+        top = a**n / math.factorial(n) * n / (n - a)
+        assert p_wait(n, a) == pytest.approx(top / (terms + top), rel=1e-9)
+
+
+def test_p_wait_stays_finite_at_twenty_thousand_seats() -> None:
+    # The textbook form overflows a float here; the Erlang B recursion does not.
+    p = p_wait(20_000, 19_800.0)
+    assert 0.0 < p < 1.0
+    assert p_wait(20_000, 10_000.0) == pytest.approx(0.0, abs=1e-12)
