@@ -3,9 +3,12 @@
 Invariants:
 - Passwords are stored only as argon2id hashes and never logged, echoed or returned.
 - A token is a JWT signed with ``settings.auth.jwt_secret`` (HS256) carrying ``sub`` (the
-  user id), ``username``, ``role``, ``agent_id``, ``iat`` and ``exp``.  Tokens are
-  stateless: a user disabled or deleted keeps a valid token until it expires
-  (``settings.auth.token_ttl_s``).
+  user id), ``username``, ``role``, ``agent_id``, ``ver`` (the user's token version),
+  ``iat`` and ``exp``.  Every request and every websocket handshake checks ``ver``
+  against the user's current version (``TokenVersions``, in memory): disabling, deleting,
+  changing the role, seat or password of a user, and logging out raise the version, so
+  every token issued before is refused at once (401 / websocket closed with 4401), not
+  when it expires (``settings.auth.token_ttl_s``).
 - Roles are ordered: ``agent`` < ``supervisor`` < ``admin``.  A role may do everything
   the lower roles may read; an agent acts only on itself (``AgentSelfOrSupervisor``).
 - Every refusal is a problem: 401 ``unauthorized`` (no/bad/expired token, bad login) or
@@ -21,6 +24,7 @@ import enum
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -37,7 +41,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.deps import SettingsDep
-from app.errors import Forbidden, InvalidJson, Unauthorized, UnsupportedMediaType, ValidationFailed
+from app.errors import (
+    Forbidden,
+    InvalidJson,
+    ServiceUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from app.errors import WebSocketClosed as WebSocketClosed
 from app.models import Role as ModelRole
 from app.models import User
@@ -78,6 +89,7 @@ class Principal:
     username: str
     role: Role
     agent_id: str | None = None
+    token_version: int = 0
 
     def has_role(self, role: Role | str) -> bool:
         return self.role.at_least(role)
@@ -130,6 +142,7 @@ def create_access_token(
         "username": principal.username,
         "role": principal.role.value,
         "agent_id": principal.agent_id,
+        "ver": principal.token_version,
         "iat": issued,
         "exp": issued + settings.auth.token_ttl_s,
     }
@@ -143,7 +156,7 @@ def decode_access_token(token: str, settings: Settings) -> Principal:
             token,
             settings.auth.jwt_secret.get_secret_value(),
             algorithms=[JWT_ALGORITHM],
-            options={"require": ["exp", "sub", "role"]},
+            options={"require": ["exp", "sub", "role", "ver"]},
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired.") from exc
@@ -153,13 +166,123 @@ def decode_access_token(token: str, settings: Settings) -> Principal:
         role = Role(claims["role"])
     except ValueError as exc:
         raise Unauthorized("The access token is invalid.") from exc
+    version = claims["ver"]
+    if type(version) is not int:
+        raise Unauthorized("The access token is invalid.")
     agent_id = claims.get("agent_id")
     return Principal(
         user_id=str(claims["sub"]),
         username=str(claims.get("username", "")),
         role=role,
         agent_id=str(agent_id) if agent_id is not None else None,
+        token_version=version,
     )
+
+
+# --- revocation ---------------------------------------------------------------------------
+
+# The version of a user that no longer exists (or is disabled): above any token's ``ver``.
+REVOKED = 2**62
+
+VersionLoader = Callable[[int], Awaitable[int | None]]
+
+
+class _Watch:
+    __slots__ = ("on_revoke", "version")
+
+    def __init__(self, version: int, on_revoke: Callable[[], None]) -> None:
+        self.version = version
+        self.on_revoke = on_revoke
+
+
+class TokenVersions:
+    """The current token version of each user, cached in memory, and the open sockets to
+    close when it moves.
+
+    Checking a token is a dict lookup: at 20,000 agents every request and handshake
+    checks, and only the first sight of a user after start costs a query (``load``: the
+    version of an active user, ``None`` for a disabled or unknown one).  The cache is
+    exact because every change goes through ``revoke`` after its commit.
+
+    Single-process assumption (as for routing, see the README): another process changing
+    a user would not invalidate this cache.  Running several processes needs the change
+    broadcast (e.g. PostgreSQL ``LISTEN/NOTIFY``) -- not done here.
+    """
+
+    def __init__(self, load: VersionLoader) -> None:
+        self._load = load
+        self._versions: dict[int, int] = {}
+        self._watches: dict[int, set[_Watch]] = {}
+        # Bumped by every ``revoke``: a load that overlapped one is used but not cached,
+        # since it may have read the row before the change was committed.
+        self._generation = 0
+
+    async def current(self, user_id: int) -> int:
+        cached = self._versions.get(user_id)
+        if cached is not None:
+            return cached
+        generation = self._generation
+        loaded = await self._load(user_id)
+        version = REVOKED if loaded is None else loaded
+        if generation == self._generation:
+            self._versions[user_id] = version
+        return version
+
+    async def check(self, principal: Principal) -> None:
+        """``Unauthorized`` unless the token's version is the user's current one."""
+        try:
+            user_id = int(principal.user_id)
+        except ValueError as exc:
+            raise Unauthorized("The access token is invalid.") from exc
+        if principal.token_version != await self.current(user_id):
+            raise Unauthorized("The access token has been revoked.")
+
+    def revoke(self, user_id: int, version: int | None) -> None:
+        """After a committed change: ``version`` is the user's new one (``None``: deleted).
+
+        Closes (through their ``on_revoke``) the watched sockets opened with an older token.
+        """
+        self._generation += 1
+        new = REVOKED if version is None else version
+        self._versions[user_id] = new
+        watches = self._watches.get(user_id, set())
+        for watch in [w for w in watches if w.version < new]:
+            watches.discard(watch)
+            watch.on_revoke()
+        if not watches:
+            self._watches.pop(user_id, None)
+
+    def watch(self, principal: Principal, on_revoke: Callable[[], None]) -> Callable[[], None]:
+        """Call ``on_revoke`` once when ``principal``'s token is revoked; returns the undo."""
+        entry = _Watch(principal.token_version, on_revoke)
+        user_id = int(principal.user_id)
+        self._watches.setdefault(user_id, set()).add(entry)
+
+        def unwatch() -> None:
+            watches = self._watches.get(user_id)
+            if watches is not None:
+                watches.discard(entry)
+                if not watches:
+                    del self._watches[user_id]
+
+        return unwatch
+
+
+async def load_token_version(db: Database, user_id: int) -> int | None:
+    """The token version of an active user; ``None`` if disabled or unknown."""
+    async with db.engine.connect() as conn:
+        version: int | None = await conn.scalar(
+            sa.select(User.token_version).where(User.id == user_id, User.active.is_(True))
+        )
+    return version
+
+
+def token_versions(state: Any) -> TokenVersions:
+    """The app's ``TokenVersions`` (``app.state.token_versions``, made by ``create_app``)."""
+    versions = getattr(state, "token_versions", None)
+    if not isinstance(versions, TokenVersions):
+        raise ServiceUnavailable("Token revocation is not available.")
+    return versions
 
 
 # --- HTTP dependencies --------------------------------------------------------------------
@@ -172,13 +295,16 @@ _bearer = HTTPBearer(
 )
 
 
-def get_principal(
+async def get_principal(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise Unauthorized("A bearer token is required.")
-    return decode_access_token(credentials.credentials, settings)
+    principal = decode_access_token(credentials.credentials, settings)
+    await token_versions(request.app.state).check(principal)
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]
@@ -254,6 +380,7 @@ async def authenticate_websocket(
         if token is None:
             raise Unauthorized("A token is required (?token= or Sec-WebSocket-Protocol).")
         principal = decode_access_token(token, settings)
+        await token_versions(websocket.app.state).check(principal)
     except Unauthorized as exc:
         logger.info("websocket %s refused: %s", websocket.url.path, exc.detail)
         await _accept_and_close(websocket, WS_CLOSE_UNAUTHORIZED, exc.detail)
@@ -346,6 +473,7 @@ def principal_of(user: User) -> Principal:
         username=user.username,
         role=Role(user.role.value),
         agent_id=str(user.agent_id) if user.agent_id is not None else None,
+        token_version=user.token_version,
     )
 
 

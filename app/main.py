@@ -5,8 +5,8 @@ Invariants:
   built in ``create_app(settings)`` and started in its lifespan, in this order, and
   stopped in reverse: secrets checked -> database opened and migrated -> bootstrap admin
   -> live runtime (routing engine, telephony, outcome writer, websocket hubs).
-- ``app.state`` carries ``settings`` (from ``create_app``) and, while the lifespan runs,
-  ``db`` and ``callcenter``.  Handlers reach them through ``app.deps``.
+- ``app.state`` carries ``settings`` and ``token_versions`` (from ``create_app``) and,
+  while the lifespan runs, ``db`` and ``callcenter``.  Handlers reach them through ``app.deps``.
 - Tests swap parts through ``create_app(settings, **live_overrides)``, never by patching.
 - Every route requires a bearer token except ``/health``, ``/ready``, the token endpoint
   and the OpenAPI documents.
@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from app import db as database
 from app import live
 from app.api import api_router
-from app.auth import ensure_admin
+from app.auth import TokenVersions, ensure_admin, load_token_version
 from app.bodylimit import BodySizeLimitMiddleware
 from app.errors import ServiceUnavailable, install_error_handlers
 from app.pages import router as pages_router
@@ -132,6 +132,14 @@ def create_app(
     app.state.settings = settings
     app.state.db = None
     app.state.callcenter = None
+
+    async def load_version(user_id: int) -> int | None:
+        db = app.state.db
+        if db is None:
+            raise ServiceUnavailable("The database is not available.")
+        return await load_token_version(db, user_id)
+
+    app.state.token_versions = TokenVersions(load_version)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)

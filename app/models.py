@@ -165,6 +165,8 @@ class User(Base):
     )
     active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
     created_at: Mapped[datetime] = mapped_column(server_default=_NOW)
+    # Issued tokens carry it (``ver``); raised to revoke them all (``app.auth.TokenVersions``).
+    token_version: Mapped[int] = mapped_column(sa.Integer, server_default="0")
 
     agent: Mapped[Agent | None] = relationship(lazy="raise")
 

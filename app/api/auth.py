@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, status
 
+from app.api import service
 from app.auth import (
     TOKEN_URL,
     CurrentUser,
@@ -13,6 +14,7 @@ from app.auth import (
     create_access_token,
     login,
     read_login_request,
+    token_versions,
 )
 from app.deps import SessionDep, SettingsDep
 
@@ -75,3 +77,20 @@ async def me(principal: CurrentUser) -> PrincipalRead:
         role=principal.role,
         agent_id=principal.agent_id,
     )
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log out: revoke every token of the current user",
+    description=(
+        "Raises the user's token version: this token and every other token of the same "
+        "user stop working at once, and the user's open websockets close with 4401."
+    ),
+    responses={401: {"description": "No, invalid or already revoked token (problem details)"}},
+)
+async def logout(request: Request, session: SessionDep, principal: CurrentUser) -> Response:
+    user_id = int(principal.user_id)
+    version = await service.bump_token_version(session, user_id=user_id)
+    token_versions(request.app.state).revoke(user_id, version)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

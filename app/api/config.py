@@ -4,7 +4,8 @@ Invariants:
 - Reading needs ``supervisor`` (admins included); creating, changing and deleting needs
   ``admin``.  Users too: supervisors read them, only admins change them.
 - Routers are thin: validate (schemas), authorise (dependencies), call ``service``,
-  then notify the live runtime of agent/queue changes after the commit.
+  then notify the live runtime of agent/queue changes after the commit, and revoke the
+  tokens of a user whose role, seat, password or status changed, or who was deleted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from app import models
 from app.api import schemas, service
 from app.api.notify import config_changed
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.auth import AdminUser, CurrentUser, Role, SupervisorUser
+from app.auth import AdminUser, CurrentUser, Role, SupervisorUser, token_versions
 from app.deps import SessionDep
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
@@ -355,11 +356,16 @@ async def get_user(session: SessionDep, _: SupervisorUser, user_id: Id) -> schem
     "/{user_id}", summary="Change a user (role, seat, password, active)", responses=NOT_FOUND
 )
 async def update_user(
-    session: SessionDep, principal: AdminUser, user_id: Id, body: schemas.UserUpdate
+    request: Request,
+    session: SessionDep,
+    principal: AdminUser,
+    user_id: Id,
+    body: schemas.UserUpdate,
 ) -> schemas.UserRead:
     user = await service.update_user(
         session, user_id=user_id, data=body, acting_user_id=int(principal.user_id)
     )
+    token_versions(request.app.state).revoke(user.id, user.token_version)
     return schemas.UserRead.model_validate(user)
 
 
@@ -369,8 +375,11 @@ async def update_user(
     summary="Delete a user",
     responses=NOT_FOUND,
 )
-async def delete_user(session: SessionDep, principal: AdminUser, user_id: Id) -> Response:
+async def delete_user(
+    request: Request, session: SessionDep, principal: AdminUser, user_id: Id
+) -> Response:
     await service.delete_user(session, user_id=user_id, acting_user_id=int(principal.user_id))
+    token_versions(request.app.state).revoke(user_id, None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

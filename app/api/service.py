@@ -685,14 +685,34 @@ async def update_user(
         raise Conflict("You cannot demote or disable your own account.")
     if "agent_id" in sent and agent_id is not None:
         await _check_ids(session, models.Agent, [agent_id], ["body", "agent_id"], "agent")
+    revokes = (
+        data.password is not None
+        or role != user.role.value
+        or agent_id != user.agent_id
+        or (data.active is not None and data.active != user.active)
+    )
     if data.password is not None:
         user.password_hash = await hash_password_async(data.password)
     user.role = models.Role(role)
     user.agent_id = agent_id
     if data.active is not None:
         user.active = data.active
+    if revokes:  # what the user's tokens claim (or let them do) changed: they go
+        user.token_version += 1
     await commit(session)
     return user
+
+
+async def bump_token_version(session: AsyncSession, *, user_id: int) -> int | None:
+    """Revoke every token of ``user_id`` (logout); its new version, ``None`` if gone."""
+    version: int | None = await session.scalar(
+        sa.update(models.User)
+        .where(models.User.id == user_id)
+        .values(token_version=models.User.token_version + 1)
+        .returning(models.User.token_version)
+    )
+    await commit(session)
+    return version
 
 
 async def delete_user(session: AsyncSession, *, user_id: int, acting_user_id: int) -> None:

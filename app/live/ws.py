@@ -16,7 +16,7 @@ wallboard channel (supervisor or admin)::
     {"type": "snapshot", "seq": n, "overall": {...}, "queues": {id: {...}}}
     {"type": "delta", "seq": n+1, "at": ..., "overall": {...changed...}, "queues": {...}}
 
-Close codes: 4401 no/invalid token, 4403 not allowed, 4404 unknown agent,
+Close codes: 4401 no/invalid/revoked token (also while open), 4403 not allowed, 4404 unknown agent,
 4408 client too slow (its bounded send queue overflowed), 1001 service stopping.
 
 Invariants:
@@ -31,10 +31,16 @@ import logging
 
 from fastapi import APIRouter, WebSocket
 
-from app.auth import Role, authenticate_websocket, websocket_subprotocol
+from app.auth import (
+    WS_CLOSE_UNAUTHORIZED,
+    Role,
+    authenticate_websocket,
+    token_versions,
+    websocket_subprotocol,
+)
 from app.errors import WebSocketClosed
 from app.live.callcenter import CallCenter
-from app.live.hub import dumps, pump
+from app.live.hub import Subscriber, dumps, pump
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,11 @@ router = APIRouter()
 
 CLOSE_UNKNOWN_AGENT = 4404
 CLOSE_UNAVAILABLE = 1013  # try again later
+
+
+def _revoked(sub: Subscriber) -> None:
+    # The pump sees the subscriber closed and closes the socket with this code.
+    sub.close(WS_CLOSE_UNAUTHORIZED, "token revoked")
 
 
 def _callcenter(websocket: WebSocket) -> CallCenter | None:
@@ -68,9 +79,11 @@ async def agent_channel(websocket: WebSocket, agent_id: str) -> None:
     sub = live.agent_hub.subscribe(agent_id)
     sub.offer(dumps({"type": "hello", "agent_id": agent_id, "state": live.agent_view(agent_id)}))
     logger.info("agent channel opened agent=%s by=%s", agent_id, principal.username)
+    unwatch = token_versions(websocket.app.state).watch(principal, lambda: _revoked(sub))
     try:
         await pump(websocket, sub)
     finally:
+        unwatch()
         live.agent_hub.unsubscribe(sub)
         logger.info("agent channel closed agent=%s code=%s", agent_id, sub.close_code)
 
@@ -88,7 +101,9 @@ async def wallboard_channel(websocket: WebSocket) -> None:
     sub = live.wallboard_hub.subscribe("*")
     sub.offer(dumps(live.wallboard_snapshot()))
     logger.info("wallboard opened by=%s", principal.username)
+    unwatch = token_versions(websocket.app.state).watch(principal, lambda: _revoked(sub))
     try:
         await pump(websocket, sub)
     finally:
+        unwatch()
         live.wallboard_hub.unsubscribe(sub)

@@ -19,6 +19,7 @@ from app.auth import (
     AgentSelfOrSupervisor,
     Principal,
     Role,
+    TokenVersions,
     authenticate_websocket,
     create_access_token,
     hash_password,
@@ -182,6 +183,7 @@ async def test_agent_self_or_supervisor(api: Api) -> None:
     app = FastAPI()
     install_error_handlers(app)
     app.state.settings = api.settings
+    app.state.token_versions = api.app.state.token_versions
 
     @app.post("/agents/{agent_id}/ready")
     async def ready(agent_id: str, principal: AgentSelfOrSupervisor) -> dict[str, str]:
@@ -204,9 +206,14 @@ async def test_agent_self_or_supervisor(api: Api) -> None:
         assert_problem(await client.post(f"/agents/{own_id}/ready"), 401, "unauthorized")
 
 
+async def _every_user_at_version_0(user_id: int) -> int:
+    return 0
+
+
 def _ws_app(settings: object) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
+    app.state.token_versions = TokenVersions(_every_user_at_version_0)
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:

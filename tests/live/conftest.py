@@ -62,6 +62,17 @@ async def populate(db: Database) -> None:
         await s.flush()
         for aid in AGENT_IDS:
             s.add(models.AgentSkill(agent_id=aid, skill_id=1, level=3))
+            # The login of each agent, with the agent's id as user id (``Service.token``);
+            # no usable password: tests mint tokens, which must name a real user.
+            s.add(
+                models.User(
+                    id=aid,
+                    username=f"agent{aid}",
+                    password_hash="!",
+                    role=models.Role.AGENT,
+                    agent_id=aid,
+                )
+            )
             for qid, *_ in QUEUES:
                 s.add(models.AgentQueue(agent_id=aid, queue_id=qid))
         s.add(models.Disposition(code="resolved", label="Resolved"))
@@ -122,7 +133,7 @@ class Service:
     def token(self, role: str = "supervisor", agent_id: str | None = None) -> str:
         key = f"{role}:{agent_id}"
         if key not in self.tokens:
-            principal = Principal(
+            principal = Principal(  # user 1: the bootstrap admin; agents: see ``populate``
                 user_id="1" if agent_id is None else agent_id,
                 username=key,
                 role=Role(role),

@@ -288,9 +288,14 @@ export function stateBadge(state, reason) {
   return el("span", { class: `state state-${k}`, dataset: { state: k } }, reason && k === "paused" ? `${label}: ${reason}` : label);
 }
 
-/** Sign-out button in the top bar. */
+/** Sign-out button in the top bar: the server revokes the token (every tab of this user). */
 export function wireSignOut(button) {
-  button.addEventListener("click", () => {
+  button.addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/v1/auth/logout");
+    } catch {
+      // Signed out here either way; an unreachable server lets the token expire.
+    }
     session.clear();
     location.assign("/signin");
   });
