@@ -31,7 +31,6 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -51,6 +50,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import Base, Call
 from app.stats import quantile
+from app.writer import Flusher, execute_in_slices, is_transient
+from cti.ami import backoff_delay
 from routing.commands import CallRecord, CallResult
 
 log = logging.getLogger(__name__)
@@ -321,8 +322,7 @@ class OutcomeWriter:
         self._spill_files_exist = True  # unknown at start: look once
         self._file_seq = itertools.count()
 
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = Flusher("outcome-writer")
         self._closing = False
         self._closed = False
 
@@ -371,29 +371,24 @@ class OutcomeWriter:
 
     async def start(self) -> None:
         """Start the flusher; closed spill files left by an earlier run are replayed."""
-        if self._task is not None:
+        if self._flusher.started:
             raise RuntimeError("OutcomeWriter already started")
         await asyncio.to_thread(self._spill_dir.mkdir, parents=True, exist_ok=True)
-        self._task = asyncio.create_task(self._run(), name="outcome-writer")
+        self._flusher.start(self._run())
 
     async def close(self) -> None:
         """Flush everything (spilling what the database will not take in time); idempotent."""
         if self._closed:
             return
         self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), self._close_timeout_s)
-            except TimeoutError:
-                log.warning(
-                    "outcome writer: database did not take the backlog within %.1f s; spilling",
-                    self._close_timeout_s,
-                )
-            finally:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        self._flusher.wake()
+        try:
+            await self._flusher.stop(finish_within_s=self._close_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "outcome writer: database did not take the backlog within %.1f s; spilling",
+                self._close_timeout_s,
+            )
         leftover = [i for i in self._pending if i.source is None]
         leftover += self._overflow + list(self._parked.values())
         self._pending.clear()
@@ -433,7 +428,7 @@ class OutcomeWriter:
         else:
             self._pending.append(item)
         if len(self._pending) >= self._batch_size or self._overflow:
-            self._wake.set()
+            self._flusher.wake()
 
     def _append_spill(self, items: list[_Item]) -> None:
         """Blocking: append ``items`` to the current spill file, rotating by size."""
@@ -498,7 +493,7 @@ class OutcomeWriter:
 
     async def _run(self) -> None:
         await self._replay_one()  # files left by an earlier run
-        backoff = self._backoff_initial_s
+        failures = 0  # consecutive failed attempts of the batch at the head
         while True:
             if self._overflow:
                 overflow, self._overflow = self._overflow, []
@@ -514,9 +509,7 @@ class OutcomeWriter:
                     if not await self._replay_one():
                         return
                     continue
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
+                await self._flusher.wait(self._flush_interval_s)
                 if (
                     self._spill_files_exist
                     and not self._pending
@@ -529,19 +522,19 @@ class OutcomeWriter:
                 continue
             if len(self._pending) < self._batch_size and not self._closing:
                 # Give a partial batch until the flush interval to fill up.
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
+                await self._flusher.wait(self._flush_interval_s)
             batch = list(itertools.islice(self._pending, self._batch_size))
             try:
                 await self._write(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not _is_transient(exc):
+                if not is_transient(exc):
                     await self._isolate(batch, exc)
                     continue
                 self._retries += 1
+                backoff = backoff_delay(failures, self._backoff_initial_s, self._backoff_max_s)
+                failures += 1
                 log.warning(
                     "outcome writer: batch of %d failed (%s), retry in %.2f s",
                     len(batch),
@@ -549,9 +542,8 @@ class OutcomeWriter:
                     backoff,
                 )
                 await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, self._backoff_max_s)
                 continue
-            backoff = self._backoff_initial_s
+            failures = 0
             self._committed(batch)
 
     def _committed(self, batch: list[_Item]) -> None:
@@ -604,7 +596,7 @@ class OutcomeWriter:
             try:
                 await self._write([item])
             except Exception as row_exc:
-                if _is_transient(row_exc):
+                if is_transient(row_exc):
                     return  # the database went away meanwhile: the normal retry resumes
                 self._rejected += 1
                 await asyncio.to_thread(self._write_rejected, [item], str(row_exc)[:500])
@@ -681,36 +673,6 @@ class OutcomeWriter:
             previous = self._parked.get(cid)
             merged = _merge_wrapup(previous.row if previous else None, wrapups[cid])
             self._parked[cid] = _Item("wrapup", merged, previous.enqueued if previous else now)
-
-
-# Rows per statement: SQLAlchemy builds each statement's parameters in Python on the
-# event loop, so a 500-row statement stalls routing for ~10 ms; slices of this size keep
-# every stall near a millisecond (the awaits between them let the loop run).
-SLICE_ROWS = 64
-
-
-async def execute_in_slices(
-    session: Any, statement: Any, rows: list[dict[str, Any]], size: int = SLICE_ROWS
-) -> None:
-    """``session.execute(statement, rows)`` in slices of ``size`` rows, one transaction."""
-    for i in range(0, len(rows), size):
-        await session.execute(statement, rows[i : i + size])
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Worth retrying as is: the server or the connection failed, not the data."""
-    if isinstance(exc, (OSError, TimeoutError, ConnectionError)):
-        return True
-    if isinstance(exc, sa.exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        # 22: data exception, 23: integrity constraint violation, 42: syntax/undefined.
-        return not (isinstance(sqlstate, str) and sqlstate[:2] in {"22", "23", "42"})
-    if isinstance(exc, sa.exc.StatementError):
-        return isinstance(exc.orig, (OSError, TimeoutError, ConnectionError))
-    # SQLAlchemy / asyncpg interface errors (pool closed, connection lost) are transient.
-    return isinstance(exc, sa.exc.SQLAlchemyError) or "asyncpg" in type(exc).__module__
 
 
 _WRAPUP_FIELDS = ("disposition_code", "notes", "wrapup_ended_at")

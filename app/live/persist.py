@@ -20,7 +20,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AgentSession, Base, Call, LiveCall
-from app.outcomes import SLICE_ROWS, execute_in_slices
+from app.writer import SLICE_ROWS, Flusher, execute_in_slices
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +125,7 @@ class StateStore:
         self._calls: set[str] = set()
         self._agent_row: RowOf | None = None
         self._call_row: RowOf | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._flusher = Flusher("live-state-writer")
         self._closed = False
         self.flushes = 0
         self.failures = 0
@@ -209,21 +207,18 @@ class StateStore:
     def start(self, *, agent_row: RowOf, call_row: RowOf) -> None:
         """Start the flusher; ``agent_row(id)`` / ``call_row(id)`` give the row to write
         (``None`` for a call: delete its row)."""
-        if self._task is not None:
+        if self._flusher.started:
             raise RuntimeError("StateStore already started")
         self._agent_row = agent_row
         self._call_row = call_row
-        self._task = asyncio.create_task(self._run(), name="live-state-writer")
+        self._flusher.start(self._run())
 
     async def close(self) -> None:
         """Stop the flusher and write what is marked (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._flusher.stop()
         if self._agent_row is None:
             return
         try:
@@ -238,7 +233,7 @@ class StateStore:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval_s)
+            await self._flusher.wait(self.interval_s)
             if not self.marked:
                 continue
             try:
