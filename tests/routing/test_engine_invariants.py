@@ -265,7 +265,7 @@ class EngineMachine(RuleBasedStateMachine):
                 for cid in sorted(self.arrived)
                 if (v := self.eng.call(cid)) and v.state == "connected"
             ]
-        if live and data.draw(st.integers(0, 4)):
+        if live and data.draw(st.integers(0, 4)) != 0:
             return data.draw(st.sampled_from(live))
         return data.draw(st.sampled_from(self.call_ids()))
 
@@ -308,7 +308,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.send(OfferFailed(cid, aid, reason))
         after = self.eng.agent(aid)
         fresh = call is not None and call.state == "offered" and call.agent_id == aid
-        if fresh and (reason is OfferFailure.LINK or call.suspended):
+        if fresh and call is not None and (reason is OfferFailure.LINK or call.suspended):
             assert before is not None and after is not None
             assert after.missed_in_row == before.missed_in_row, "a system failure was a miss"
             assert after.idle_since == before.idle_since, "the agent lost its place"

@@ -6,6 +6,8 @@ failure, never a miss) and the per-call backoff of offers that keep failing (pur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from routing.commands import (
@@ -39,7 +41,7 @@ def agent(aid: str, **kw: object) -> AgentConfig:
     return AgentConfig(aid, skills=(("sales", 3),), queues=("sales",), **kw)  # type: ignore[arg-type]
 
 
-def offered_to(cmds: list[object]) -> str | None:
+def offered_to(cmds: Sequence[object]) -> str | None:
     offers = [c for c in cmds if isinstance(c, OfferCall)]
     assert len(offers) <= 1, offers
     return offers[0].agent_id if offers else None

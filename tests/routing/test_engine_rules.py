@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -62,7 +63,7 @@ def agent(
     return AgentConfig(aid, skills=(("sales", level),), queues=queues, **kw)  # type: ignore[arg-type]
 
 
-def offered_to(cmds: list[object]) -> str | None:
+def offered_to(cmds: Sequence[object]) -> str | None:
     offers = [c for c in cmds if isinstance(c, OfferCall)]
     assert len(offers) <= 1
     return offers[0].agent_id if offers else None

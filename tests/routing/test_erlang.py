@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -63,7 +64,12 @@ def test_design_example() -> None:
 def test_unstable_and_invalid_inputs() -> None:
     assert asa(5, 6.0, 60.0) == math.inf
     assert service_level(5, 6.0, 60.0, 10.0) == 0.0
-    for bad in (lambda: p_wait(0, 1.0), lambda: p_wait(3, -1.0), lambda: asa(3, 1.0, 0.0)):
+    bad_calls: list[Callable[[], float]] = [
+        lambda: p_wait(0, 1.0),
+        lambda: p_wait(3, -1.0),
+        lambda: asa(3, 1.0, 0.0),
+    ]
+    for bad in bad_calls:
         with pytest.raises(ValueError):
             bad()
 
