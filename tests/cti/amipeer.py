@@ -199,15 +199,15 @@ class AmiPeer:
                 )
             )
         elif name == "Getvar":
-            chan = next((c for c in self.channels if c.channel == msg.get("Channel")), None)
-            if chan is None:
+            found = next((c for c in self.channels if c.channel == msg.get("Channel")), None)
+            if found is None:
                 self._respond(writer, msg, "Error", [("Message", "No such channel")])
             else:
                 self._respond(
                     writer,
                     msg,
                     "Success",
-                    [("Variable", msg.get("Variable")), ("Value", chan.dnis)],
+                    [("Variable", msg.get("Variable")), ("Value", found.dnis)],
                 )
         elif name == "Setvar":
             self._respond(writer, msg, "Success", [("Message", "Variable Set")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cti.codec import AmiCodec, ChannelInfo
+from cti.wire import Message
 from routing.commands import ReturnToHold
 from routing.events import AgentHungUp, CallHungUp, OfferAnswered
 from tests.cti.test_codec import S, ev, feed_all
@@ -34,7 +35,7 @@ def world() -> list[ChannelInfo]:
     ]
 
 
-def dial_end(caller: str, leg: str, agent: str, status: str) -> object:
+def dial_end(caller: str, leg: str, agent: str, status: str) -> Message:
     return ev(
         "DialEnd",
         caller,

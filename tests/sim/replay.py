@@ -196,7 +196,10 @@ async def replay(port: int, name: str, *, settle_timeout: float = 10.0) -> Repla
             def router_count() -> int:
                 return sum(1 for m in client.messages if is_router(m))
 
-            await client.wait_for(lambda need=need: router_count() >= need, settle_timeout)
+            def enough(need: int = need) -> bool:
+                return router_count() >= need
+
+            await client.wait_for(enough, settle_timeout)
             sim_roles = Roles()
             for m in client.messages:
                 sim_roles.feed(m)
@@ -212,10 +215,12 @@ async def replay(port: int, name: str, *, settle_timeout: float = 10.0) -> Repla
                 mapped.append((k, v))
             aid = dict(mapped)["ActionID"]
             client.writer.write(encode(mapped))
+
+            def answered(aid: str = aid) -> bool:
+                return client.response(aid) is not None
+
             try:
-                await client.wait_for(
-                    lambda aid=aid: client.response(aid) is not None, settle_timeout
-                )
+                await client.wait_for(answered, settle_timeout)
             except ConnectionError:
                 pass
             responses.append((mapped, client.response(aid)))

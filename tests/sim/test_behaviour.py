@@ -276,7 +276,12 @@ async def test_run_traffic_poisson_no_lost_calls() -> None:
             pump()
             await asyncio.sleep(0.005)
         await task
-        await c.wait_for(lambda: (pump(), sim.stats.in_progress == 0)[1], 10)
+
+        def pumped_and_drained() -> bool:
+            pump()
+            return sim.stats.in_progress == 0
+
+        await c.wait_for(pumped_and_drained, 10)
         placed = sim.stats.placed
         assert 50 <= placed <= 200
         assert sim.stats.answered + sim.stats.abandoned == placed
