@@ -273,6 +273,7 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self._conn.bytes_received += len(data)
         try:
             messages = self._parser.feed(data)
         except ValueError:
@@ -391,6 +392,8 @@ class AmiConnection:
         self.logins = 0
         self.last_error: str | None = None
         self.banner = ""
+        self.attempts = 0  # connection attempts started (the first one included)
+        self.bytes_received = 0  # raw bytes read from the server, over every session
         self._uptime_seen_at: float | None = None  # monotonic time of the last uptime
         self._protocol: AmiProtocol | None = None
         self._pending: dict[str, _Pending] = {}
@@ -424,6 +427,16 @@ class AmiConnection:
     @property
     def pending_actions(self) -> int:
         return len(self._pending)
+
+    @property
+    def reconnect_at(self) -> float | None:
+        """Loop time (``loop.time()``) of the scheduled reconnect attempt, if one is due.
+
+        Lets a caller wait until that moment has demonstrably passed (the loop runs timers
+        in deadline order) instead of guessing a delay.
+        """
+        timer = self._reconnect_timer
+        return None if timer is None or timer.cancelled() else timer.when()
 
     @property
     def logged_in(self) -> bool:
@@ -484,6 +497,7 @@ class AmiConnection:
         if task is None:
             return
         self._connect_task = task
+        self.attempts += 1
         loop = asyncio.get_running_loop()
         # create_connection has no timeout of its own (a black-holed SYN waits minutes).
         self._connect_timer = loop.call_later(

@@ -26,7 +26,8 @@ Invariants
   two consistent (see ``AmiCodec.begin_resync``): events of a channel being adopted
   update what ``adopt`` reports instead of being emitted.  ``ServerStatus(connected)``
   is emitted after the resync and its adoptions: the app may treat it as "resync done".
-- ``close()`` cancels and awaits every task and timer it started.
+- ``close()`` cancels and awaits every task and timer it started; ``settled()`` awaits
+  them instead, so a caller can tell "nothing came of a command" from "not yet".
 """
 
 from __future__ import annotations
@@ -125,8 +126,7 @@ class TelephonyLink:
                 reconnect_max_s=reconnect_max_s,
             )
             self._servers[name] = _Server(server, codec, conn)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # command checks and grace periods
         self._closed = False
 
     def __repr__(self) -> str:
@@ -142,9 +142,6 @@ class TelephonyLink:
     async def close(self) -> None:
         """Close every connection; cancel and await every task and timer."""
         self._closed = True
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
         await asyncio.gather(*(srv.conn.close() for srv in self._servers.values()))
         tasks = list(self._tasks)
         for task in tasks:
@@ -152,6 +149,15 @@ class TelephonyLink:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def settled(self) -> None:
+        """Return once every command check and grace period started so far has run.
+
+        What the commands led to (``OfferFailed``, ``CallFailed`` after the grace period)
+        has then reached the sink.
+        """
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
 
     def status(self) -> list[ServerStatus]:
         return [self._status(srv) for srv in self._servers.values()]
@@ -171,6 +177,10 @@ class TelephonyLink:
     def codec(self, server: str) -> AmiCodec:
         """The codec of one server (read-only use: inspection, tests)."""
         return self._servers[server].codec
+
+    def connection(self, server: str) -> AmiConnection:
+        """The AMI connection of one server (inspection, tests)."""
+        return self._servers[server].conn
 
     # --- sink -------------------------------------------------------------------------------------
 
@@ -390,18 +400,13 @@ class TelephonyLink:
         self._emit(CallFailed(cmd.call_id, reason))
 
     def _later(self, delay: float, fn: Callable[..., None], *args: object) -> None:
-        if self._closed:
-            return
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle | None = None
+        if not self._closed:
+            self._spawn(self._after(delay, fn, *args))
 
-        def run() -> None:
-            assert handle is not None
-            self._timers.discard(handle)
-            fn(*args)
-
-        handle = loop.call_later(delay, run)
-        self._timers.add(handle)
+    @staticmethod
+    async def _after(delay: float, fn: Callable[..., None], *args: object) -> None:
+        await asyncio.sleep(delay)
+        fn(*args)
 
     def _gone_check(self, srv: _Server, call_id: str) -> None:
         # Asterisk said the channel does not exist and no Hangup event ended the call

@@ -150,3 +150,4 @@ class SimStats:
     sessions: int = 0
     sessions_cut_slow: int = 0
     timer_lag_max_s: float = 0.0
+    timer_handles_live: int = 0  # loop handles armed, not yet fired nor cancelled (<= 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from cti.wire import AmiParser, Message, encode
@@ -83,16 +84,29 @@ class AmiPeer:
     def actions(self, name: str) -> list[Message]:
         return [m for m in self.received if m.name == name]
 
-    async def push(self, data: bytes, *, split_at: int | None = None) -> None:
-        """Send raw bytes to every session (optionally as two TCP writes)."""
+    async def push(
+        self,
+        data: bytes,
+        *,
+        split_at: int | None = None,
+        between: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Send raw bytes to every session, optionally as two TCP writes.
+
+        With ``split_at`` the second write waits for ``between()``, which must return once
+        the other side has read the first part: the two parts then reach it as two reads,
+        however slow the machine (a pause would let them merge into one read).
+        """
         for writer in list(self._writers):
             if split_at is None:
                 writer.write(data)
                 await writer.drain()
             else:
+                if between is None:
+                    raise ValueError("split_at needs between(): when the first part was read")
                 writer.write(data[:split_at])
                 await writer.drain()
-                await asyncio.sleep(0.05)  # make it two reads on the other side
+                await between()
                 writer.write(data[split_at:])
                 await writer.drain()
 

@@ -1,7 +1,11 @@
 """AmiConnection / TelephonyLink over real loopback TCP against ``AmiPeer``.
 
-Each panoramisk 1.4 defect from AMI-NOTES.md is reproduced (where it can be shown on the
-stock class) and shown handled.
+Each panoramisk 1.4 defect of docs/ami-notes.md is reproduced (where it can be shown on
+the stock class) and shown handled.  A test that asserts that something did *not* happen
+first makes sure it had its chance: a Ping answered on the same TCP stream (the peer
+handles actions in order), ``TelephonyLink.settled()`` (every command check and grace
+period has run) or the loop clock past ``AmiConnection.reconnect_at`` (timers run in
+deadline order); never a fixed pause.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import pytest
 import pytest_asyncio
 from panoramisk.ami_protocol import AMIProtocol
 
-from cti.ami import AmiActionTimeout, AmiConnection, AmiNotConnected, backoff_delay
+from cti.ami import AmiActionTimeout, AmiConnection, AmiNotConnected, State, backoff_delay
 from cti.types import AmiServer, IncomingCall, OriginateResult, ServerStatus
 from cti.wire import AmiParser, Message, encode
 from routing.commands import OfferCall
@@ -59,7 +63,9 @@ class Sink:
         return [e for e in self.events if isinstance(e, ServerStatus)]
 
 
-def make_link(peer: AmiPeer, sink: Sink, *, secret: str = SECRET, **kw: float) -> TelephonyLink:
+def make_link(
+    peer: AmiPeer, sink: Callable[[object], None], *, secret: str = SECRET, **kw: float
+) -> TelephonyLink:
     server = AmiServer(
         name="pbx1", host="127.0.0.1", port=peer.port, username="switchboard", secret=secret
     )
@@ -115,7 +121,14 @@ async def test_defect1_handled_utf8_split_across_tcp_reads(peer: AmiPeer) -> Non
     link = await ready_link(peer, sink)
     try:
         data = encode(hold_event("u1", "PJSIP/t-1", name="张伟"))
-        await peer.push(data, split_at=data.index("张".encode()) + 1)
+        cut = data.index("张".encode()) + 1  # inside the first character
+        conn = link.connection("pbx1")
+        first_part_read = conn.bytes_received + cut
+
+        async def first_part_arrived() -> None:
+            await until(lambda: conn.bytes_received >= first_part_read)
+
+        await peer.push(data, split_at=cut, between=first_part_arrived)
         await until(lambda: bool(sink.of(IncomingCall)))
         (call,) = sink.of(IncomingCall)
         assert isinstance(call, IncomingCall) and call.caller_name == "张伟"
@@ -161,8 +174,7 @@ async def test_raising_sink_does_not_stop_the_link(peer: AmiPeer) -> None:
         if isinstance(event, IncomingCall) and event.uniqueid == "boom":
             raise RuntimeError("sink bug")
 
-    link = make_link(peer, Sink())
-    link._sink = sink  # the constructor argument, swapped for this test
+    link = make_link(peer, sink)
     await link.start()
     try:
         await until(lambda: any(isinstance(e, ServerStatus) and e.connected for e in got))
@@ -187,7 +199,7 @@ async def test_defect3_action_timeout_becomes_offer_failed(peer: AmiPeer) -> Non
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
         await until(lambda: bool(sink.of(OfferFailed)))
         assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.LINK)]
-        conn = link._servers["pbx1"].conn
+        conn = link.connection("pbx1")
         assert conn.pending_actions == 0  # the stale entry was dropped
         # A late answer to the timed-out Redirect is ignored, not mis-delivered.
         (redirect,) = peer.actions("Redirect")
@@ -238,22 +250,35 @@ async def test_defect4_watchdog_aborts_a_half_open_connection(peer: AmiPeer) -> 
 async def test_defect5_close_stops_reconnecting(peer: AmiPeer) -> None:
     sink = Sink()
     link = await ready_link(peer, sink, reconnect_max_s=0.3)
+    conn = link.connection("pbx1")
     peer.secret = "rotated"  # every attempt now fails, so the link keeps retrying
     peer.drop()
-    await until(lambda: peer.login_attempts >= 2)
+    await until(lambda: peer.login_attempts >= 2 and conn.reconnect_at is not None)
+    due = conn.reconnect_at  # a reconnect is scheduled: close() must stop it
+    assert due is not None
+    attempts = conn.attempts
     await link.close()
-    attempts = peer.connections
-    await asyncio.sleep(0.8)  # several backoff periods
-    assert peer.connections == attempts
+    assert conn.reconnect_at is None
+    # Run the loop past the moment the reconnect was due: a timer that survived close()
+    # has fired by then (timers run in deadline order) and started an attempt at once.
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, due - loop.time()) + 0.01)
+    assert loop.time() > due
+    assert conn.attempts == attempts
+    assert conn.state is State.CLOSED
     assert link.status()[0].connected is False
 
 
 async def test_close_while_connected_does_not_reconnect(peer: AmiPeer) -> None:
     sink = Sink()
     link = await ready_link(peer, sink)
+    conn = link.connection("pbx1")
     await link.close()
-    await asyncio.sleep(0.4)
-    assert peer.connections == 1
+    # close() has seen the connection go (the loss is what would schedule a reconnect),
+    # and left no reconnect due and no attempt started.
+    assert not conn.logged_in and conn.state is State.CLOSED
+    assert conn.reconnect_at is None
+    assert conn.attempts == 1 and peer.connections == 1
 
 
 # --- defect 6: wrong secret -------------------------------------------------------------------
@@ -272,12 +297,12 @@ async def test_defect6_wrong_secret_reported_with_backoff(
         down = [s for s in sink.statuses() if not s.connected and s.last_error]
         assert down and "login refused for user 'switchboard'" in (down[-1].last_error or "")
         assert "Authentication failed" in (down[-1].last_error or "")
-        conn = link._servers["pbx1"].conn
+        conn = link.connection("pbx1")
         assert conn.failures >= 2  # consecutive failures drive the backoff below
         assert not any(s.connected for s in sink.statuses())
     finally:
         await link.close()
-    text = caplog.text + repr(link) + repr(link._servers["pbx1"].conn) + repr(sink.events)
+    text = caplog.text + repr(link) + repr(link.connection("pbx1")) + repr(sink.events)
     assert wrong not in text
     assert SECRET not in text
 
@@ -396,12 +421,14 @@ async def test_defect11_commands_fail_fast_while_disconnected(peer: AmiPeer) -> 
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
         # Reported synchronously, before any reconnect.
         assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.LINK)]
-        conn = link._servers["pbx1"].conn
+        conn = link.connection("pbx1")
         with pytest.raises(AmiNotConnected):
             await conn.action([("Action", "Ping")])
         peer.secret = SECRET
         await until(lambda: link.status()[0].connected)
-        await asyncio.sleep(0.1)
+        # A Ping answered on the new session: anything re-sent at login (panoramisk's
+        # queue is flushed after FullyBooted) was written before it, and so has arrived.
+        await conn.action([("Action", "Ping")])
         assert peer.actions("Redirect") == []  # nothing was queued and re-sent later
         assert sink.of(CallHungUp) == [] and sink.of(CallFailed) == []  # the call lives on
     finally:
@@ -419,7 +446,7 @@ async def test_offer_actions_are_pipelined(peer: AmiPeer) -> None:
         peer.hold_until = "Redirect"  # no answer before all three actions arrived
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
         await until(lambda: len(peer.actions("Redirect")) == 1)
-        await asyncio.sleep(0.4)  # past the action timeout
+        await link.settled()  # the offer's check has run: all three answered in time
         assert sink.of(OfferFailed) == []
         names = [m.name for m in peer.received if m.name in ("Setvar", "Redirect")]
         assert names == ["Setvar", "Setvar", "Redirect"]
@@ -457,7 +484,8 @@ async def test_channel_gone_then_hangup_event_reads_as_hangup(peer: AmiPeer) -> 
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
         await until(lambda: bool(sink.of(OfferFailed)))
         await peer.push_event([("Event", "Hangup"), ("Uniqueid", "u1"), ("Cause", "16")])
-        await asyncio.sleep(0.7)
+        await until(lambda: bool(sink.of(CallHungUp)))
+        await link.settled()  # the grace period is over and its check has run
         assert sink.of(CallHungUp) == [CallHungUp(call_id)]
         assert sink.of(CallFailed) == []  # ended exactly once
     finally:

@@ -145,11 +145,11 @@ async def test_wrapup_before_during_and_after_the_call_row(db: Database, tmp_pat
 
 
 async def _settle(w: OutcomeWriter) -> None:
-    for _ in range(200):
+    """Until every recorded row is committed: a batch leaves ``pending`` only after its
+    commit (and the wrap-up parking it changed), so nothing is still in flight then."""
+    for _ in range(1000):
         if w.stats.pending == 0:
-            await asyncio.sleep(0.05)  # let the in-flight batch commit
-            if w.stats.pending == 0:
-                return
+            return
         await asyncio.sleep(0.01)
     raise AssertionError(f"writer did not drain: {w.stats}")
 

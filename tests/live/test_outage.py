@@ -36,6 +36,13 @@ async def _rows(svc: Service, call_ids: list[str]) -> list[Any]:
         return list(rows)
 
 
+async def _inbox_barrier(*, svc: Service) -> None:
+    """Return once the driver has processed everything queued on its inbox before."""
+    passed = asyncio.Event()
+    svc.callcenter.inject_callable(passed.set)
+    await asyncio.wait_for(passed.wait(), 30.0)
+
+
 async def test_outage_suspends_calls_no_misses_and_all_routed_after_resync(
     service: Service, agents: Any
 ) -> None:
@@ -71,7 +78,10 @@ async def test_outage_suspends_calls_no_misses_and_all_routed_after_resync(
         # (before the fix: a hot loop of failed offers, each a miss, agents auto-paused).
         for a in ids[2:]:
             assert await _post(service, a, "ready") == "ready"
-        await asyncio.sleep(1.0)
+        # Each ready was handled at once (an offer is decided and written in the same
+        # step); the failure reports such offers would have produced are queued on the
+        # driver's inbox before this barrier, and a re-offer would have counted.
+        await _inbox_barrier(svc=service)
         assert cc.counters["offers"] == offers_at_drop
         for c in call_ids:
             view = cc.engine.call(c)
