@@ -69,17 +69,14 @@ def build_stream(names: list[str], copies: int) -> tuple[bytes, dict[str, list[s
     for name in names:
         plans.update(_body(name)[1])
     for n in range(copies):
+
+        def renumber(m: re.Match[bytes], n: int = n) -> bytes:
+            """Each copy gets its own Uniqueids (and so its own calls)."""
+            return m.group(1) + b"." + str(int(m.group(2)) + 1000 * (n + 1)).encode()
+
         for name in names:
             body, _ = _body(name)
-            # Renumber: each copy gets its own Uniqueids (and so its own calls).
-            parts.append(
-                _UID.sub(
-                    lambda m, n=n: (
-                        m.group(1) + b"." + str(int(m.group(2)) + 1000 * (n + 1)).encode()
-                    ),
-                    body,
-                )
-            )
+            parts.append(_UID.sub(renumber, body))
     return b"".join(parts), plans
 
 

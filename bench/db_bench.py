@@ -49,7 +49,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         out["seed_timings_s"] = {k: round(v, 2) for k, v in report.timings.items()}
 
         rng = random.Random(7)
-        existing, missing = [], []
+        existing: list[float] = []
+        missing: list[float] = []
         async with db.sessionmaker() as session:
             for _ in range(200):  # warm the connection and the buffer cache a little
                 await lookup_caller(

@@ -59,13 +59,13 @@ def redacted_url(url: str) -> str:
 
 def start_embedded(base_dir: Path | None = None) -> PgHandle:
     """Start pgserver in a new temp dir, create the ``switchboard`` database, return its URL."""
-    import pgserver  # heavy import, only when the embedded server is wanted
+    from pgserver.postgres_server import get_server  # heavy: only when the server is wanted
 
     root = Path(tempfile.mkdtemp(prefix="sb-loadtest-pg-", dir=base_dir))
     # pgserver runs postgres as the user "pgserver" when we are root: it must reach the dir.
     root.chmod(0o755)
     pgdata = root / "pgdata"
-    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    server = get_server(pgdata, cleanup_mode="delete")
     try:
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
         if "1 row" not in exists:

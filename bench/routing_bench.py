@@ -288,8 +288,8 @@ def run_choice(world: World, samples: int, engine_cls: type[RoutingEngine]) -> d
     """Time only the choice (``_pick_call`` for a random agent, ``_pick_agent`` for a random
     waiting call) as ``engine_cls`` makes it, on the same engine state: like for like."""
     eng: Any = world.eng
-    pick_call = engine_cls._pick_call.__get__(eng)  # type: ignore[attr-defined]
-    pick_agent = engine_cls._pick_agent.__get__(eng)  # type: ignore[attr-defined]
+    pick_call = engine_cls._pick_call.__get__(eng)
+    pick_agent = engine_cls._pick_agent.__get__(eng)
     rng = random.Random(7)
     cpu = time.thread_time_ns
     agents = list(eng._agents.values())

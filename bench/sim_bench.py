@@ -89,9 +89,9 @@ async def client_main(port: int, agents: int) -> None:
                 )
                 routed += 1
             elif name == "Hangup":
-                agent = busy.pop(m.get("Channel"), None)
-                if agent is not None:
-                    free.append(agent)
+                freed = busy.pop(m.get("Channel"), None)
+                if freed is not None:
+                    free.append(freed)
         if out:
             writer.write(b"".join(out))
     print(json.dumps({"holds": holds, "routed": routed}), flush=True)

@@ -26,6 +26,7 @@ import time
 _PATH = os.environ.get("LOADTEST_GC_STATS")
 
 if _PATH:
+    _path: str = _PATH
     _started: list[float] = [0.0]
     _pauses: list[tuple[float, int, float, int]] = []  # (epoch end, generation, s, collected)
     _lock = threading.Lock()
@@ -43,10 +44,10 @@ if _PATH:
     def _dump() -> None:
         with _lock:
             data = list(_pauses)
-        tmp = f"{_PATH}.tmp"
+        tmp = f"{_path}.tmp"
         with open(tmp, "w") as f:
             json.dump(data, f)
-        os.replace(tmp, _PATH)
+        os.replace(tmp, _path)
 
     def _loop() -> None:
         while True:
@@ -81,6 +82,7 @@ if _PATH:
 _SLOW_PATH = os.environ.get("LOADTEST_SLOW_CALLBACKS")
 
 if _SLOW_PATH:
+    _slow_path: str = _SLOW_PATH
     import asyncio
     import asyncio.events
 
@@ -117,10 +119,10 @@ if _SLOW_PATH:
     def _slow_dump() -> None:
         with _slow_lock:
             data = list(_slow)
-        tmp = f"{_SLOW_PATH}.tmp"
+        tmp = f"{_slow_path}.tmp"
         with open(tmp, "w") as f:
             json.dump(data, f)
-        os.replace(tmp, _SLOW_PATH)
+        os.replace(tmp, _slow_path)
 
     def _slow_loop() -> None:
         while True:
