@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr
 
@@ -58,7 +61,7 @@ async def test_oversized_body_is_413_and_writes_nothing(api: Api) -> None:
     )
     assert body["max_bytes"] == 64 * 1024
 
-    async def chunks():  # no Content-Length: the limit must count streamed bytes
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit must count streamed bytes
         for _ in range(80):
             yield b"x" * 1024
 
@@ -127,7 +130,7 @@ async def test_health_and_ready(api: Api) -> None:
         AuthSettings(jwt_secret=SecretStr("y" * 40)),  # shipped admin password
     ],
 )
-async def test_default_secrets_refused_outside_demo(auth: AuthSettings, tmp_path) -> None:
+async def test_default_secrets_refused_outside_demo(auth: AuthSettings, tmp_path: Path) -> None:
     settings = Settings(
         demo=False, auth=auth, database=DatabaseSettings(embedded_dir=tmp_path / "never-started")
     )
