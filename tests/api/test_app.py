@@ -61,7 +61,8 @@ async def test_oversized_body_is_413_and_writes_nothing(api: Api) -> None:
     )
     assert body["max_bytes"] == 64 * 1024
 
-    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit must count streamed bytes
+    # No Content-Length: the limit must count streamed bytes.
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(80):
             yield b"x" * 1024
 

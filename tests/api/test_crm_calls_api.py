@@ -66,7 +66,9 @@ async def test_crm_lookup(api: Api) -> None:
     assert date.fromisoformat(pop["entitled_until"]) >= today
 
 
-def call_row(n: int, *, agent: int | None, result: str = "answered", queue: int = 1) -> dict[str, object]:
+def call_row(
+    n: int, *, agent: int | None, result: str = "answered", queue: int = 1
+) -> dict[str, object]:
     return {
         "call_id": f"pbx1/{1700000000 + n}.1",
         "server": "pbx1",
