@@ -14,6 +14,7 @@ import asyncio
 import logging
 import pathlib
 from collections.abc import AsyncIterator, Callable
+from typing import TypedDict, Unpack
 
 import pytest
 import pytest_asyncio
@@ -63,13 +64,26 @@ class Sink:
         return [e for e in self.events if isinstance(e, ServerStatus)]
 
 
+class LinkTimings(TypedDict, total=False):
+    """The link's timing options a test may shorten or lengthen."""
+
+    action_timeout_s: float
+    ping_interval_s: float
+    reconnect_max_s: float
+    gone_grace_s: float
+
+
 def make_link(
-    peer: AmiPeer, sink: Callable[[object], None], *, secret: str = SECRET, **kw: float
+    peer: AmiPeer,
+    sink: Callable[[object], None],
+    *,
+    secret: str = SECRET,
+    **kw: Unpack[LinkTimings],
 ) -> TelephonyLink:
     server = AmiServer(
         name="pbx1", host="127.0.0.1", port=peer.port, username="switchboard", secret=secret
     )
-    opts: dict[str, float] = {
+    opts: LinkTimings = {
         "action_timeout_s": 0.5,
         "ping_interval_s": 5.0,
         "reconnect_max_s": 0.2,
@@ -79,7 +93,7 @@ def make_link(
     return TelephonyLink([server], sink, clock=lambda: 100.0, **opts)
 
 
-async def ready_link(peer: AmiPeer, sink: Sink, **kw: float) -> TelephonyLink:
+async def ready_link(peer: AmiPeer, sink: Sink, **kw: Unpack[LinkTimings]) -> TelephonyLink:
     link = make_link(peer, sink, **kw)
     await link.start()
     await until(lambda: any(s.connected for s in sink.statuses()))
