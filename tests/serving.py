@@ -1,9 +1,7 @@
-"""Helpers shared by the end-to-end test packages (``tests/live``, ``tests/browser``):
-polling for a condition, and the real service on uvicorn on a loopback port.
+"""The real service on uvicorn on a loopback port, for the end-to-end test packages
+(``tests/live``, ``tests/browser``).
 
-Invariants:
-- ``wait_for`` returns as soon as its predicate is truthy (a pass costs no sleep) and
-  raises ``AssertionError`` naming ``what`` once ``timeout`` has passed.
+Invariant:
 - ``serve`` returns only once uvicorn listens (or re-raises what stopped it from
   starting); the caller owns the returned task and ends it with ``shut_down``.
 """
@@ -11,30 +9,11 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
 
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[Any]] | Callable[[], Any],
-    timeout: float = 30.0,  # generous: CI shares 2 cores; a pass returns at once
-    interval: float = 0.02,
-    what: str = "condition",
-) -> Any:
-    """Poll until ``predicate()`` is truthy (awaiting it if it is a coroutine)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
+from tests.polling import wait_for
 
 
 async def serve(

@@ -30,6 +30,7 @@ from app.errors import install_error_handlers
 from app.settings import DatabaseSettings
 from tests.api.conftest import ADMIN_PASSWORD, Api, make_settings
 from tests.api.test_config_api import assert_problem
+from tests.polling import wait_for
 
 
 async def make_agent(api: Api, username: str) -> tuple[int, str]:
@@ -237,8 +238,7 @@ async def test_websocket_authentication() -> None:
     )
     task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: server.started, what="uvicorn start")
         port = server.servers[0].sockets[0].getsockname()[1]
         base = f"ws://127.0.0.1:{port}/ws"
         async with connect(f"{base}?token={sup}") as ws:

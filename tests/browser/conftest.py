@@ -35,6 +35,7 @@ from app.settings import AuthSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
 from cti.types import AmiServer
 from tests import serving
+from tests.polling import wait_for
 
 CHROMIUM = os.environ.get("SWITCHBOARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -186,13 +187,6 @@ async def populate(db: Database) -> None:
             )
         )
         await s.commit()
-
-
-async def wait_for(
-    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
-) -> Any:
-    """Poll every 0.05 s until ``predicate()`` (awaited if a coroutine) is truthy."""
-    return await serving.wait_for(predicate, timeout, 0.05, what)
 
 
 @dataclass

@@ -28,7 +28,8 @@ from app.main import create_app
 from app.settings import AuthSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
 from cti.types import AmiServer
-from tests.serving import serve, shut_down, wait_for
+from tests.polling import wait_for
+from tests.serving import serve, shut_down
 
 SIM_USER = "switchboard"
 SIM_SECRET = "sim-secret"
