@@ -27,7 +27,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 PURCHASE_GRACE_DAYS = 90
-PROTECTION_PLAN_YEARS = 3
 DEFAULT_INTERACTIONS = 5
 
 

@@ -11,7 +11,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -45,15 +45,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
                 await session.rollback()
 
 
-def get_callcenter(request: Request) -> Any:
-    """The live runtime's ``CallCenter`` (``None`` while the live runtime is a placeholder)."""
-    return getattr(request.app.state, "callcenter", None)
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-CallCenterDep = Annotated[Any, Depends(get_callcenter)]
 
 
 # The query parameter names (aliases) a route declares, its dependencies' included, read

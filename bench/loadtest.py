@@ -422,7 +422,6 @@ class SeedInfo:
     dnis: list[str]
     dnis_queue: dict[str, str]
     wrapup_by_queue: dict[str, float]
-    ring_timeout_by_queue: dict[str, float]
     phones: dict[str, list[str]]  # vip / entitled / regular / unknown
     report: dict[str, Any]
 
@@ -494,12 +493,11 @@ async def prepare_database(opts: Options, pg: PgHandle) -> SeedInfo:
             for r in await conn.fetch("SELECT id, device FROM agents WHERE active ORDER BY id")
         ]
         qrows = await conn.fetch(
-            "SELECT q.id, q.wrapup_s, q.ring_timeout_s, d.dnis FROM queues q "
+            "SELECT q.id, q.wrapup_s, d.dnis FROM queues q "
             "JOIN queue_dnis d ON d.queue_id = q.id WHERE q.active ORDER BY q.id, d.dnis"
         )
         dnis_queue = {r["dnis"]: str(r["id"]) for r in qrows}
         wrapup = {str(r["id"]): float(r["wrapup_s"]) for r in qrows}
-        ring_timeout = {str(r["id"]): float(r["ring_timeout_s"]) for r in qrows}
         phones = await sample_phones(conn, opts)
     finally:
         await conn.close()
@@ -510,7 +508,6 @@ async def prepare_database(opts: Options, pg: PgHandle) -> SeedInfo:
         dnis=sorted(dnis_queue),
         dnis_queue=dnis_queue,
         wrapup_by_queue=wrapup,
-        ring_timeout_by_queue=ring_timeout,
         phones=phones,
         report={"seconds": round(seed_s, 1), "report": jsonable(report)},
     )

@@ -104,8 +104,9 @@ class AmiError(Exception):
     AmiError
     ├── AmiNotConnected      not logged in (fail fast, defect 11)
     ├── AmiActionTimeout     no response within the action timeout (defect 3)
-    ├── AmiActionFailed      ``Response: Error`` (``.message`` is Asterisk's text)
-    └── AmiLoginFailed       the server refused the credentials (defect 6)
+    └── AmiActionFailed      ``Response: Error`` (``.message`` is Asterisk's text)
+
+    A refused login is not raised: it is kept in ``last_error`` and retried with backoff.
     """
 
 
@@ -122,10 +123,6 @@ class AmiActionFailed(AmiError):
         super().__init__(f"{action}: {message}")
         self.action = action
         self.message = message
-
-
-class AmiLoginFailed(AmiError):
-    pass
 
 
 @dataclass(slots=True)

@@ -850,15 +850,6 @@ class AmiCodec:
             adopted=True,
         )
 
-    def fail_all(self, reason: str) -> list[object]:
-        """End every known call (server gone for good); the tables are emptied."""
-        events: list[object] = [
-            CallFailed(c.call_id, reason) for c in self._calls.values() if not c.left
-        ]
-        self._calls.clear()
-        self._legs.clear()
-        return events
-
 
 # --- action builders --------------------------------------------------------------------
 

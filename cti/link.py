@@ -86,7 +86,6 @@ class _Server:
     codec: AmiCodec
     conn: AmiConnection
     originates: dict[str, str] = field(default_factory=dict)  # ActionID -> channel_id
-    resynced: bool = False
 
 
 class TelephonyLink:
@@ -214,7 +213,6 @@ class TelephonyLink:
         state = srv.conn.state
         if state in (State.READY, State.DISCONNECTED):
             if state is State.DISCONNECTED:
-                srv.resynced = False
                 self._fail_originates(srv)
             self._emit(self._status(srv))
 
@@ -265,7 +263,6 @@ class TelephonyLink:
                     log.info(
                         "server=%s resync retry %s: %s", srv.config.name, pending.name, resp.message
                     )
-            srv.resynced = True
         finally:
             codec.end_resync()
 

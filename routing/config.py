@@ -6,7 +6,7 @@ never renamed or removed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,4 +62,3 @@ class AgentConfig:
     queues: tuple[str, ...] = ()
     team: str | None = None
     max_missed: int = 3
-    labels: tuple[str, ...] = field(default=())

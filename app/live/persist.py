@@ -127,8 +127,6 @@ class StateStore:
         self._call_row: RowOf | None = None
         self._flusher = Flusher("live-state-writer")
         self._closed = False
-        self.flushes = 0
-        self.failures = 0
 
     # --- reading the previous run's state --------------------------------------------------
 
@@ -241,7 +239,6 @@ class StateStore:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.failures += 1
                 logger.warning(
                     "live state: write of %d items failed (%s); retried", self.marked, exc
                 )
@@ -289,4 +286,3 @@ class StateStore:
             self._agents |= agents
             self._calls |= calls
             raise
-        self.flushes += 1

@@ -18,7 +18,7 @@ Invariants:
   they were answered), so every call counts once.
 - calls waiting = callers not yet connected (queued or ringing an agent); the longest
   wait is measured from arrival, not from the last re-queue after a RONA.
-- ``publish(now)`` returns the delta against the previously published state with a
+- ``publish_async(clock)`` returns the delta against the previously published state with a
   sequence number one higher; ``snapshot()`` returns that published state, so a new
   subscriber's snapshot plus the following deltas always reproduce the current state.
 """
@@ -305,15 +305,12 @@ class Wallboard:
             self._published = self.state(now)
         return {"type": "snapshot", "seq": self.seq, **self._published}
 
-    def publish(self, now: float) -> dict[str, Any] | None:
-        """Advance to the current state; return the delta (only what changed) or None."""
-        return self._publish(self.state(now), now)
-
     async def publish_async(
         self, clock: Callable[[], float], chunk: int = 16
     ) -> dict[str, Any] | None:
-        """``publish`` (the service's 1 Hz tick) computed and diffed ``chunk`` queues at
-        a time, yielding to the event loop in between: a centre with hundreds of queues
+        """Advance to the current state; return the delta (only what changed) or None.
+
+        The service's 1 Hz tick: computed and diffed ``chunk`` queues at a time, yielding to the event loop in between: a centre with hundreds of queues
         never stalls routing for a whole tick (each queue's figures are taken at its own
         instant, within milliseconds of the others)."""
         # The first tick diffs against nothing: its delta is the whole state.
@@ -352,33 +349,6 @@ class Wallboard:
             return None
         self.seq += 1
         return {"type": "delta", "seq": self.seq, "at": clock(), **delta}
-
-    def _publish(self, current: dict[str, Any], now: float) -> dict[str, Any] | None:
-        previous = self._published
-        if not previous:
-            self._published = current
-            self.seq += 1
-            return {"type": "delta", "seq": self.seq, "at": now, **current}
-        delta: dict[str, Any] = {}
-        overall = _diff(previous.get("overall", {}), current["overall"])
-        if overall:
-            delta["overall"] = overall
-        queues: dict[str, Any] = {}
-        prev_queues = previous.get("queues", {})
-        for queue_id, item in current["queues"].items():
-            changed = _diff(prev_queues.get(queue_id, {}), item)
-            if changed:
-                queues[queue_id] = changed
-        removed = [q for q in prev_queues if q not in current["queues"]]
-        if queues:
-            delta["queues"] = queues
-        if removed:
-            delta["removed_queues"] = removed
-        self._published = current
-        if not delta:
-            return None
-        self.seq += 1
-        return {"type": "delta", "seq": self.seq, "at": now, **delta}
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

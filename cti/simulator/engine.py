@@ -288,10 +288,6 @@ def _parse_callerid(value: str) -> tuple[str, str]:
     return (value or UNKNOWN), UNKNOWN
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() in ("true", "yes", "1", "on")
-
-
 class AsteriskSimulator:
     """A fake Asterisk AMI server; see the module docstring for the model."""
 

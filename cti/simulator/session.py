@@ -79,7 +79,6 @@ class AmiSession(asyncio.Protocol):
         self.session_id = f"0x{id(self):x}"
         self.peer = ("", 0)
         self.local = ("", 0)
-        self.connected_at = 0.0
 
     # ---- asyncio.Protocol -------------------------------------------------------------
 
@@ -93,7 +92,6 @@ class AmiSession(asyncio.Protocol):
             self.peer = (str(peer[0]), int(peer[1]))
         if local:
             self.local = (str(local[0]), int(local[1]))
-        self.connected_at = self.sim.now_epoch()
         self.sim.session_opened(self)
         transport.write(BANNER)
 

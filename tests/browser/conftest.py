@@ -64,7 +64,6 @@ PLAN_END = TODAY + timedelta(days=400)
 NEW_PHONE = "13900139000"
 NEW_NAME = "Li Na"
 NEW_PURCHASE = TODAY - timedelta(days=10)
-NEW_UNTIL = NEW_PURCHASE + timedelta(days=90)
 UNKNOWN_PHONE = "13700137000"
 
 # Queues: (id, name, dnis, ring_timeout_s, wrapup_s).  Each scenario has its own queue

@@ -119,7 +119,7 @@ def test_agents_by_state_per_queue() -> None:
     assert wb.state(T0 + 5)["overall"]["agents"]["on_call"] == 0
 
 
-def test_snapshot_plus_deltas_reproduce_state() -> None:
+async def test_snapshot_plus_deltas_reproduce_state() -> None:
     wb = Wallboard(now=T0)
     wb.set_queues(["q"])
     client = copy.deepcopy(wb.snapshot(T0))
@@ -129,7 +129,7 @@ def test_snapshot_plus_deltas_reproduce_state() -> None:
     for i in range(5):
         t += 1
         answered(wb, f"c{i}", "q", t, wait=i, talk=2)
-        delta = wb.publish(t + 5)
+        delta = await wb.publish_async(lambda at=t + 5: at)
         assert delta is not None
         assert delta["seq"] == seq + 1
         seq = delta["seq"]
@@ -137,16 +137,16 @@ def test_snapshot_plus_deltas_reproduce_state() -> None:
         current = wb.state(t + 5)
         assert client == current
     # Nothing changed -> no delta and no sequence number used.
-    assert wb.publish(t + 5) is None
+    assert await wb.publish_async(lambda at=t + 5: at) is None
     assert wb.seq == seq
 
 
-def test_delta_contains_only_what_changed() -> None:
+async def test_delta_contains_only_what_changed() -> None:
     wb = Wallboard(now=T0)
     wb.set_queues(["q1", "q2"])
     wb.snapshot(T0)
     wb.apply(CallQueued("a", "q1", T0), T0)
-    delta = wb.publish(T0 + 1)
+    delta = await wb.publish_async(lambda: T0 + 1)
     assert delta is not None
     assert set(delta["queues"]) == {"q1"}
     assert delta["queues"]["q1"]["waiting"] == 1
@@ -160,7 +160,7 @@ def test_overall_scope_name_is_not_a_queue() -> None:
     assert OVERALL not in wb.state(T0)["queues"]
 
 
-async def test_publish_in_slices_matches_publish_and_yields_to_the_loop() -> None:
+async def test_publish_in_slices_matches_one_pass_and_yields_to_the_loop() -> None:
     now = [T0]
     sliced, whole = Wallboard(now=T0), Wallboard(now=T0)
     queues = [str(q) for q in range(1, 41)]
@@ -187,7 +187,7 @@ async def test_publish_in_slices_matches_publish_and_yields_to_the_loop() -> Non
             ticks = 0
             delta = await sliced.publish_async(lambda: now[0], chunk=8)
             assert ticks >= 4  # 41 scopes / 8 per slice: the loop ran in between
-            assert delta == whole.publish(now[0])
+            assert delta == await whole.publish_async(lambda: now[0], chunk=len(queues) + 1)
             assert sliced.seq == whole.seq
     finally:
         task.cancel()
