@@ -28,6 +28,7 @@ Exception tree::
           │    └── QueueInUse              409   queue-in-use
           ├── PayloadTooLarge              413   payload-too-large
           ├── UnsupportedMediaType         415   unsupported-media-type
+          ├── TooManyRequests              429   too-many-requests  (``Retry-After``)
           ├── ValidationFailed             422   validation-failed
           │    ├── InvalidPhoneNumber      422   invalid-phone-number
           │    └── InvalidConfig           422   invalid-config
@@ -184,6 +185,22 @@ class UnsupportedMediaType(ProblemError):
     status = 415
     error_id = "unsupported-media-type"
     title = "Unsupported media type"
+
+
+class TooManyRequests(ProblemError):
+    """Throttled (``app.loginlimit``): ``Retry-After`` says when to try again."""
+
+    status = 429
+    error_id = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(
+            detail,
+            headers={"Retry-After": str(retry_after)},
+            retry_after=retry_after,
+            **extra,
+        )
 
 
 class ValidationFailed(ProblemError):

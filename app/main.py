@@ -5,8 +5,9 @@ Invariants:
   built in ``create_app(settings)`` and started in its lifespan, in this order, and
   stopped in reverse: secrets checked -> database opened and migrated -> bootstrap admin
   -> live runtime (routing engine, telephony, outcome writer, websocket hubs).
-- ``app.state`` carries ``settings`` and ``token_versions`` (from ``create_app``) and,
-  while the lifespan runs, ``db`` and ``callcenter``.  Handlers reach them through ``app.deps``.
+- ``app.state`` carries ``settings``, ``token_versions`` and ``login_limiter`` (from
+  ``create_app``) and, while the lifespan runs, ``db`` and ``callcenter``.  Handlers
+  reach them through ``app.deps``.
 - Tests swap parts through ``create_app(settings, **live_overrides)``, never by patching.
 - Every route requires a bearer token except ``/health``, ``/ready``, the token endpoint
   and the OpenAPI documents.
@@ -29,6 +30,7 @@ from app.api import api_router
 from app.auth import TokenVersions, ensure_admin, load_token_version
 from app.bodylimit import BodySizeLimitMiddleware
 from app.errors import ServiceUnavailable, install_error_handlers
+from app.loginlimit import LoginLimiter
 from app.pages import router as pages_router
 from app.settings import Settings
 
@@ -140,6 +142,12 @@ def create_app(
         return await load_token_version(db, user_id)
 
     app.state.token_versions = TokenVersions(load_version)
+    app.state.login_limiter = LoginLimiter(
+        per_user=settings.auth.login_failures_per_user,
+        per_address=settings.auth.login_failures_per_address,
+        window_s=settings.auth.login_window_s,
+        max_verifying=settings.auth.login_max_verifying,
+    )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)

@@ -49,6 +49,12 @@ class AuthSettings(BaseModel):
     token_ttl_s: int = 12 * 3600
     admin_username: str = "admin"
     admin_password: SecretStr = SecretStr(DEFAULT_ADMIN_PASSWORD)
+    # Sign-in throttling (``app.loginlimit``): failed logins per user name and per client
+    # address within the window, and argon2 verifications running at once.
+    login_failures_per_user: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=50, ge=1)
+    login_window_s: float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    login_max_verifying: int = Field(default=4, ge=1)
 
 
 class DemoSettings(BaseModel):

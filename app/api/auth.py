@@ -17,6 +17,8 @@ from app.auth import (
     token_versions,
 )
 from app.deps import SessionDep, SettingsDep
+from app.errors import Unauthorized
+from app.loginlimit import LoginLimiter
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -48,7 +50,10 @@ _FORM_SCHEMA = {
             },
         }
     },
-    responses={401: {"description": "Invalid username or password (problem details)"}},
+    responses={
+        401: {"description": "Invalid username or password (problem details)"},
+        429: {"description": "Throttled: too many failed sign-ins, or too many at once"},
+    },
 )
 async def issue_token(
     request: Request, response: Response, session: SessionDep, settings: SettingsDep
@@ -58,9 +63,20 @@ async def issue_token(
     response.headers["Pragma"] = "no-cache"
     credentials = await read_login_request(request)
     client = request.client.host if request.client else "-"
-    principal = await login(
-        session, username=credentials.username, password=credentials.password, client=client
-    )
+    limiter: LoginLimiter = request.app.state.login_limiter
+    limiter.check(credentials.username, client)
+    with limiter.verifying_slot():
+        try:
+            principal = await login(
+                session,
+                username=credentials.username,
+                password=credentials.password,
+                client=client,
+            )
+        except Unauthorized:
+            limiter.failed(credentials.username, client)
+            raise
+    limiter.succeeded(credentials.username)
     return TokenRead(
         access_token=create_access_token(principal, settings),
         expires_in=settings.auth.token_ttl_s,
