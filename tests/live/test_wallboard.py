@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 
 from app.live.wallboard import OVERALL, Wallboard, apply_delta
 from routing.commands import (
@@ -119,6 +120,11 @@ def test_agents_by_state_per_queue() -> None:
     assert wb.state(T0 + 5)["overall"]["agents"]["on_call"] == 0
 
 
+def clock_at(now: float) -> Callable[[], float]:
+    """A clock stopped at ``now`` (``publish_async`` reads the time per slice)."""
+    return lambda: now
+
+
 async def test_snapshot_plus_deltas_reproduce_state() -> None:
     wb = Wallboard(now=T0)
     wb.set_queues(["q"])
@@ -129,7 +135,7 @@ async def test_snapshot_plus_deltas_reproduce_state() -> None:
     for i in range(5):
         t += 1
         answered(wb, f"c{i}", "q", t, wait=i, talk=2)
-        delta = await wb.publish_async(lambda at=t + 5: at)
+        delta = await wb.publish_async(clock_at(t + 5))
         assert delta is not None
         assert delta["seq"] == seq + 1
         seq = delta["seq"]
@@ -137,7 +143,7 @@ async def test_snapshot_plus_deltas_reproduce_state() -> None:
         current = wb.state(t + 5)
         assert client == current
     # Nothing changed -> no delta and no sequence number used.
-    assert await wb.publish_async(lambda at=t + 5: at) is None
+    assert await wb.publish_async(clock_at(t + 5)) is None
     assert wb.seq == seq
 
 
@@ -146,7 +152,7 @@ async def test_delta_contains_only_what_changed() -> None:
     wb.set_queues(["q1", "q2"])
     wb.snapshot(T0)
     wb.apply(CallQueued("a", "q1", T0), T0)
-    delta = await wb.publish_async(lambda: T0 + 1)
+    delta = await wb.publish_async(clock_at(T0 + 1))
     assert delta is not None
     assert set(delta["queues"]) == {"q1"}
     assert delta["queues"]["q1"]["waiting"] == 1
