@@ -9,14 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from cti.simulator import DeviceProfile
-from tests.live.conftest import (
-    PLAIN_PHONE,
-    VIP_PHONE,
-    AmiObserver,
-    Recorder,
-    Service,
-    wait_for,
-)
+from tests.live.conftest import PLAIN_PHONE, VIP_PHONE, AmiObserver, Recorder, Service
+from tests.serving import wait_for
 
 
 async def ready_agent(svc: Service, agent_id: str) -> None:
@@ -45,7 +39,7 @@ async def outcome(svc: Service, call_id: str, timeout: float = 30.0, **expect: A
 
 async def state_is(svc: Service, agent_id: str, state: str, timeout: float = 30.0) -> None:
     async def check() -> bool:
-        return (await svc.agent_state(agent_id))["state"] == state
+        return bool((await svc.agent_state(agent_id))["state"] == state)
 
     await wait_for(check, timeout, what=f"agent {agent_id} {state}")
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from cti.simulator import AsteriskSimulator, DeviceProfile
-from tests.live.conftest import PLAIN_PHONE, VIP_PHONE, Recorder, Service, wait_for
+from tests.live.conftest import PLAIN_PHONE, VIP_PHONE, Recorder, Service
 from tests.live.test_calls import call_id_of, outcome, ready_agent
+from tests.serving import wait_for
 
 
 @contextlib.contextmanager

@@ -33,9 +33,8 @@ from tests.live.conftest import (
     Service,
     populate,
     sim_server,
-    wait_for,
 )
-from tests.serving import serve, shut_down
+from tests.serving import serve, shut_down, wait_for
 
 Fresh = tuple[Settings, list[AsteriskSimulator], Database]
 RESTART_QUEUE = 4  # long ring timeout: an offer rings across the restart
@@ -238,7 +237,7 @@ async def test_restart_keeps_agents_and_adopts_waiting_ringing_and_connected_cal
         row = await outcome(svc, waiting, result="answered")
         assert row.answered_by == int(helper)
         assert abs(row.arrived_at.timestamp() - waiting_arrived) < 0.01
-        assert row.wait_s is not None
+        assert row.wait_s is not None and row.answered_at is not None
         assert row.wait_s >= row.answered_at.timestamp() - waiting_arrived - 0.01
 
         # The caller ringing the kept offer gives up: an abandon, the agent is free.
@@ -252,6 +251,7 @@ async def test_restart_keeps_agents_and_adopts_waiting_ringing_and_connected_cal
         cc.link.execute(HangupCall(connected))
         row = await outcome(svc, connected, result="answered")
         assert row.answered_by == int(talker) and row.vip is True
+        assert row.answered_at is not None
         assert abs(row.answered_at.timestamp() - answered_at) < 0.01
         assert row.talk_s is not None and row.talk_s > 0
         await wait_state(svc, talker, "ready")
