@@ -34,8 +34,8 @@ from tests.browser.conftest import (
     choose_disposition,
     screenshot,
     sign_in,
-    wait_for,
 )
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 

@@ -10,7 +10,7 @@ from typing import Any
 from app.live.hub import CLOSE_SLOW
 from app.live.wallboard import apply_delta
 from tests.live.conftest import Recorder, Service
-from tests.serving import wait_for
+from tests.polling import wait_for
 
 
 async def test_illegal_transitions_are_409_and_change_nothing(

@@ -10,7 +10,7 @@ from typing import Any
 
 from cti.simulator import DeviceProfile
 from tests.live.conftest import PLAIN_PHONE, VIP_PHONE, AmiObserver, Recorder, Service
-from tests.serving import wait_for
+from tests.polling import wait_for
 
 
 async def ready_agent(svc: Service, agent_id: str) -> None:

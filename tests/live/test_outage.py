@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from app import models
 from cti.simulator import DeviceProfile, SimUser
 from tests.live.conftest import PLAIN_PHONE, SIM_SECRET, SIM_USER, Service
-from tests.serving import wait_for
+from tests.polling import wait_for
 
 
 async def _post(svc: Service, agent_id: str, action: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from cti.simulator import AsteriskSimulator, DeviceProfile
 from tests.live.conftest import PLAIN_PHONE, VIP_PHONE, Recorder, Service
 from tests.live.test_calls import call_id_of, outcome, ready_agent
-from tests.serving import wait_for
+from tests.polling import wait_for
 
 
 @contextlib.contextmanager

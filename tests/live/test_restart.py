@@ -34,7 +34,8 @@ from tests.live.conftest import (
     populate,
     sim_server,
 )
-from tests.serving import serve, shut_down, wait_for
+from tests.polling import wait_for
+from tests.serving import serve, shut_down
 
 Fresh = tuple[Settings, list[AsteriskSimulator], Database]
 RESTART_QUEUE = 4  # long ring timeout: an offer rings across the restart

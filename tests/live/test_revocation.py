@@ -6,7 +6,7 @@ from typing import Any
 
 from app.auth import WS_CLOSE_UNAUTHORIZED
 from tests.live.conftest import Recorder, Service
-from tests.serving import wait_for
+from tests.polling import wait_for
 
 
 async def test_agent_socket_closes_with_4401_when_its_user_is_revoked(
