@@ -51,7 +51,10 @@ it went.  Later events (DialEnd, BridgeLeave, Hangup of the leg) are attributed 
 any call.
 
 Unknown events and events missing a header they need are skipped (debug log), never
-raised: ``feed`` catches everything so one malformed event cannot stop a connection.
+raised: handlers read headers with defaults and give up on what they cannot use.  So an
+exception out of a handler is a codec bug, and the call it concerned may be stranded:
+``feed`` logs it at ERROR with its traceback, counts it in ``handler_errors`` and drops
+that one event, so the connection (every other call) carries on.
 Dispatch is a dict lookup on the event name before any header is read; events nobody
 handles cost one lookup.
 """
@@ -197,6 +200,7 @@ class AmiCodec:
         "_resync_before",
         "_resync_hangups",
         "dialplan",
+        "handler_errors",
         "server",
     )
 
@@ -205,6 +209,7 @@ class AmiCodec:
             raise ValueError(f"server name {server!r} must be non-empty and contain no '/'")
         self.server = server
         self.dialplan = dialplan
+        self.handler_errors = 0  # events a handler raised on (each one a codec bug)
         self._prefix = server + "/"
         self._calls: dict[str, _Call] = {}  # caller Uniqueid -> call
         self._legs: dict[str, _Call] = {}  # agent leg Uniqueid -> call
@@ -256,9 +261,14 @@ class AmiCodec:
             return []
         try:
             events = handler(msg, now)
-        except Exception:  # a malformed event must never stop the stream
-            log.debug(
-                "server=%s skipped malformed %s event", self.server, headers[0][1], exc_info=True
+        except Exception:  # one event's failure must not stop every other call's stream
+            self.handler_errors += 1
+            log.exception(
+                "server=%s codec failed on a %s event (a bug; %d so far): event dropped, "
+                "its call may be stranded",
+                self.server,
+                headers[0][1],
+                self.handler_errors,
             )
             return []
         if self._adopting and events:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -232,6 +233,7 @@ def test_bad_input_is_skipped_and_the_rest_carries_on() -> None:
             if nxt is not None:
                 codec.note_offer(cid(hold_uid), nxt)
     assert routing_only(events) == EXPECTED["rona.ami"]
+    assert codec.handler_errors == 0  # bad input is skipped by the handlers, not a failure
     # A stream cut in the middle of a message: what came before still counts.
     truncated = stream[: stream.index(b"UserEvent: ACDDialResult") + 10]
     codec2 = AmiCodec(S)
@@ -239,6 +241,28 @@ def test_bad_input_is_skipped_and_the_rest_carries_on() -> None:
     for msg in AmiParser(expect_banner=True).feed(truncated):
         out.extend(codec2.feed(msg, 0.0))
     assert [type(e).__name__ for e in out] == ["IncomingCall"]
+
+
+class HangupBugCodec(AmiCodec):
+    """A codec whose Hangup handler has a bug."""
+
+    def _on_hangup(self, msg: Message, now: float) -> list[object]:
+        raise RuntimeError("codec bug")
+
+
+def test_a_raising_handler_is_logged_at_error_counted_and_the_stream_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    codec = HangupBugCodec(S)
+    with caplog.at_level(logging.DEBUG, logger="cti.codec"):
+        assert feed_all(codec, [ev("Hangup", "t.1")]) == []
+    (record,) = [r for r in caplog.records if r.name == "cti.codec"]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None and str(record.exc_info[1]) == "codec bug"
+    assert "Hangup" in record.getMessage()
+    assert codec.handler_errors == 1
+    # Later events of the same connection are still decoded.
+    assert [type(e).__name__ for e in feed_all(codec, [hold("t.2")])] == ["IncomingCall"]
 
 
 # --- cross-channel reordering -------------------------------------------------------------
