@@ -1,6 +1,7 @@
 # Switchboard service image.  Configure with SWITCHBOARD_* environment variables
 # (see app/settings.py); in production set SWITCHBOARD_DATABASE__URL, the AMI servers,
-# SWITCHBOARD_AUTH__JWT_SECRET and SWITCHBOARD_AUTH__ADMIN_PASSWORD.
+# SWITCHBOARD_AUTH__JWT_SECRET and SWITCHBOARD_AUTH__ADMIN_PASSWORD.  The runtime lock
+# only: no embedded PostgreSQL (the demo extra) in the image, so a database URL is needed.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -4,12 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock | cksum | cut -d' ' -f1)
+LOCKS := requirements.lock requirements-demo.lock requirements-dev.lock
+STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) | cksum | cut -d' ' -f1)
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint typecheck pytest bench loadtest seed browser clean
 
-$(STAMP): requirements.lock requirements-dev.lock
+# requirements-dev.lock includes the demo extra's lock (embedded PostgreSQL) and the runtime's.
+$(STAMP): $(LOCKS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	rm -f $(VENV)/.installed-*

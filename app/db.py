@@ -9,7 +9,9 @@ Invariants:
   database (created if missing).  pgserver is blocking, so it runs in a worker thread.
   The embedded server is shared per data directory inside the process and stopped by
   pgserver at interpreter exit (not by ``close()``), so several ``Database`` objects and
-  test modules can use one server.
+  test modules can use one server.  Whether the embedded server may be used at all is
+  the settings' decision (``Settings.check_database``: demo mode or asked for), not
+  this module's; pgserver is the ``demo`` extra, absent from the runtime image.
 - Migrations are Alembic's (``migrations/``), applied to head by the same ``env.py`` the
   ``alembic`` command uses, when ``migrate=True``.
 - The URL may carry a password: it lives in a ``SecretStr`` and is only ever logged
@@ -59,7 +61,13 @@ def start_embedded(embedded_dir: Path, database: str = EMBEDDED_DATABASE) -> URL
 
     Creates ``database`` if missing and returns an asyncpg URL over the unix socket.
     """
-    from pgserver.postgres_server import get_server  # lazily: only the embedded mode needs it
+    try:  # lazily: only the embedded mode needs it, and the runtime image lacks it
+        from pgserver.postgres_server import get_server
+    except ImportError as exc:
+        raise DatabaseError(
+            "the embedded PostgreSQL needs pgserver (the 'demo' extra: "
+            "pip install -r requirements-demo.lock); or set SWITCHBOARD_DATABASE__URL"
+        ) from exc
 
     embedded_dir = embedded_dir.expanduser().resolve()
     embedded_dir.parent.mkdir(parents=True, exist_ok=True)

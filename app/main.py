@@ -3,12 +3,17 @@
 Invariants:
 - Importing this module creates nothing: no engine, no client, no settings.  Everything is
   built in ``create_app(settings)`` and started in its lifespan, in this order, and
-  stopped in reverse: secrets checked -> database opened and migrated -> bootstrap admin
-  -> live runtime (routing engine, telephony, outcome writer, websocket hubs).
+  stopped in reverse: settings checked (secrets, database) -> database opened and
+  migrated -> bootstrap admin -> [demo mode: ``app.demo`` seeds and starts the AMI
+  simulator] -> live runtime (routing engine, telephony, outcome writer, websocket hubs)
+  -> [demo mode: simulated phones, ready agents, Poisson callers].
 - ``app.state`` carries ``settings``, ``token_versions`` and ``login_limiter`` (from
   ``create_app``) and, while the lifespan runs, ``db`` and ``callcenter``.  Handlers
   reach them through ``app.deps``.
-- Tests swap parts through ``create_app(settings, **live_overrides)``, never by patching.
+- Tests swap parts through ``create_app(settings, live_options=LiveOptions(...))`` or a
+  whole ``live_runtime``, never by patching.
+- Process-wide policies (garbage-collector tuning, logging) are the entry point's
+  (``app.__main__``), not this factory's: tests build many apps in one process.
 - Every route requires a bearer token except ``/health``, ``/ready``, the token endpoint
   and the OpenAPI documents.
 """
@@ -17,8 +22,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import asdict, is_dataclass
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import asdict, is_dataclass, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +35,7 @@ from app.api import api_router
 from app.auth import TokenVersions, ensure_admin, load_token_version
 from app.bodylimit import BodySizeLimitMiddleware
 from app.errors import ServiceUnavailable, install_error_handlers
+from app.live.runtime import LiveOptions
 from app.loginlimit import LoginLimiter
 from app.pages import router as pages_router
 from app.settings import Settings
@@ -72,6 +78,26 @@ class ReadyRead(BaseModel):
     ami: list[ServerStatusRead]
 
 
+async def _start_live(
+    stack: AsyncExitStack,
+    runtime: LiveRuntime,
+    settings: Settings,
+    db: database.Database,
+    options: LiveOptions,
+) -> Any:
+    """The live runtime, wrapped in the demo center in demo mode (no servers given)."""
+    if not (settings.demo_mode and options.servers is None):
+        return await stack.enter_async_context(runtime(settings, db, options))
+    from app.demo import DemoCenter  # the simulator is imported in demo mode only
+
+    demo = await stack.enter_async_context(DemoCenter.open(settings, db))
+    callcenter = await stack.enter_async_context(
+        runtime(settings, db, replace(options, servers=demo.servers))
+    )
+    await stack.enter_async_context(demo.drive(callcenter))
+    return callcenter
+
+
 def _server_statuses(callcenter: Any) -> list[ServerStatusRead]:
     server_status = getattr(callcenter, "server_status", None)
     if server_status is None:
@@ -83,35 +109,42 @@ def _server_statuses(callcenter: Any) -> list[ServerStatusRead]:
     return out
 
 
-LiveRuntime = Callable[..., AbstractAsyncContextManager[Any]]
+LiveRuntime = Callable[[Settings, database.Database, LiveOptions], AbstractAsyncContextManager[Any]]
+"""``app.live.live_runtime``'s shape: ``(settings, db, options)`` -> yields the call center."""
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     live_runtime: LiveRuntime | None = None,
-    **live_overrides: Any,
+    live_options: LiveOptions | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the service.
 
-    ``live_overrides`` go to ``app.live.live_runtime`` (tests swap the telephony link,
-    clock...).  ``live_runtime`` replaces that factory as a whole (called as
-    ``live_runtime(settings, db, **live_overrides)``), for tests of the REST layer that
-    must not depend on the call-center runtime.
+    ``live_options`` go to ``app.live.live_runtime`` (tests connect it to their
+    simulators, shorten its timings...).  ``live_runtime`` replaces that factory as a
+    whole (called as ``live_runtime(settings, db, options)``), for tests of the REST
+    layer that must not depend on the call-center runtime.  ``on_started`` runs once
+    everything has started, before the first request (the entry point's hook).
     """
     settings = settings if settings is not None else Settings()
-    runtime = live_runtime if live_runtime is not None else live.live_runtime
+    runtime: LiveRuntime = live_runtime if live_runtime is not None else live.live_runtime
+    options = live_options if live_options is not None else LiveOptions()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.check_secrets()
+        settings.check_database()
         async with database.open_database(settings.database) as db:
             await ensure_admin(db, settings)
             app.state.db = db
             try:
-                async with runtime(settings, db, **live_overrides) as callcenter:
-                    app.state.callcenter = callcenter
+                async with AsyncExitStack() as stack:
+                    app.state.callcenter = await _start_live(stack, runtime, settings, db, options)
                     logger.info("service started (demo=%s)", settings.demo_mode)
+                    if on_started is not None:
+                        on_started()
                     yield
             finally:
                 app.state.callcenter = None

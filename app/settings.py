@@ -6,8 +6,11 @@ Environment variables use the prefix ``SWITCHBOARD_`` and ``__`` between groups,
 ``SWITCHBOARD_AMI__SERVERS='[{"name":"pbx1","host":"10.0.0.5","username":"sb","secret":"..."}]'``.
 
 With no AMI server configured the service runs in demo mode against the built-in AMI
-simulator; with no database URL it starts an embedded PostgreSQL (``pgserver``) in
-``database.embedded_dir``.  Outside demo mode the default secrets are refused.
+simulator; with no database URL it starts an embedded PostgreSQL (``pgserver``, the
+``demo`` extra) in ``database.embedded_dir``.  Outside demo mode the default secrets are
+refused, and so is a missing database URL unless ``database.embedded`` asks for the
+embedded server explicitly: a production service never falls back to a private
+PostgreSQL by accident.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ DEFAULT_ADMIN_PASSWORD = "admin"  # noqa: S105 - refused outside demo
 
 class DatabaseSettings(BaseModel):
     url: SecretStr | None = None  # postgresql+asyncpg://user:pass@host:port/db
+    # Outside demo mode, no URL is refused unless this is set (SWITCHBOARD_DATABASE__EMBEDDED).
+    embedded: bool = False
     embedded_dir: Path = Path(".data/pg")
     pool_size: int = 10
     echo: bool = False
@@ -62,6 +67,7 @@ class DemoSettings(BaseModel):
 
     agents: int = 40
     queues: int = 4
+    customers: int = 20_000  # seeded into an empty database
     calls_per_second: float = 0.5
     mean_talk_s: float = 20.0
     simulator_port: int = 0  # 0: any free loopback port
@@ -106,3 +112,17 @@ class Settings(BaseSettings):
             raise ValueError("SWITCHBOARD_AUTH__JWT_SECRET must be at least 32 characters")
         if self.auth.admin_password.get_secret_value() == DEFAULT_ADMIN_PASSWORD:
             raise ValueError("SWITCHBOARD_AUTH__ADMIN_PASSWORD must be set outside demo mode")
+
+    def check_database(self) -> None:
+        """Refuse an embedded database nobody asked for (outside demo mode), or an ambiguous
+        request for both."""
+        if self.database.url is not None and self.database.embedded:
+            raise ValueError(
+                "set either SWITCHBOARD_DATABASE__URL or SWITCHBOARD_DATABASE__EMBEDDED=true, not both"
+            )
+        if self.database.url is None and not self.demo_mode and not self.database.embedded:
+            raise ValueError(
+                "SWITCHBOARD_DATABASE__URL must be set outside demo mode "
+                "(or SWITCHBOARD_DATABASE__EMBEDDED=true for an embedded PostgreSQL in "
+                f"{self.database.embedded_dir})"
+            )

@@ -2,7 +2,7 @@
 
 ``python -m bench.leak_probe [--agents 400] [--rate 40] [--warmup 20] [--measure 60]``
 
-Everything real, in one process (like ``app.live.bench``): embedded PostgreSQL, the
+Everything real, in one process (like ``bench.live_bench``): embedded PostgreSQL, the
 seeded demo data, one ``AsteriskSimulator`` (with ACDArrive and a greeting), the link,
 the routing core, the CRM prefetch, the outcome writer.  Short calls churn through every
 agent during the warm-up; then the gc-tracked objects are counted by type, traffic runs
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from app import models
 from app.db import open_database
-from app.live.runtime import live_runtime
+from app.live.runtime import LiveOptions, live_runtime
 from app.seed import customer_phone, seed
 from app.settings import DatabaseSettings, DemoSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
@@ -71,9 +71,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         server = AmiServer("probe", "127.0.0.1", sim.port, "probe", "probe-secret")
         try:
-            async with live_runtime(
-                settings, db, servers=[server], demo_traffic=False, seed_demo=False
-            ) as cc:
+            async with live_runtime(settings, db, LiveOptions(servers=[server])) as cc:
                 for seat in list(cc.agents):
                     await cc.login(seat)
                     await cc.ready(seat)

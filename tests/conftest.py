@@ -7,6 +7,8 @@ with CREATEDB) to use an existing server instead; the databases created on it ar
 at the end of the session.
 
 Fixtures:
+- ``embedded_pgdata`` (session) -> ``Path`` of the embedded server's data directory, or
+  ``None`` when ``SWITCHBOARD_TEST_DATABASE_URL`` is set.
 - ``pg_admin_url`` (session) -> ``sqlalchemy.URL`` of the server's maintenance database;
   used to CREATE/DROP databases.
 - ``fresh_database_settings`` (session) -> ``async () -> DatabaseSettings``: a factory;
@@ -52,21 +54,32 @@ FreshDatabase = Callable[[], Awaitable[DatabaseSettings]]
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[URL]:
-    """URL of a maintenance database on the test server (embedded unless configured)."""
-    configured = os.environ.get(TEST_URL_ENV)
-    if configured:
-        yield make_url(configured)
+def embedded_pgdata() -> Iterator[Path | None]:
+    """Data directory of the session's embedded PostgreSQL (None with an external server).
+
+    ``app.db.start_embedded`` on this directory attaches to the running server, so a test
+    can open the service's embedded database mode without starting a second PostgreSQL.
+    """
+    if os.environ.get(TEST_URL_ENV):
+        yield None
         return
     from pgserver.postgres_server import get_server
 
     pgdata = Path(tempfile.mkdtemp(prefix="sbpg-")) / "data"
-    url = start_embedded(pgdata, database="postgres")
-    yield url
+    start_embedded(pgdata, database="postgres")
+    yield pgdata
     get_server(pgdata).cleanup()  # stops the server; cleanup_mode "stop" keeps files
     import shutil
 
     shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(embedded_pgdata: Path | None) -> URL:
+    """URL of a maintenance database on the test server (embedded unless configured)."""
+    if embedded_pgdata is None:
+        return make_url(os.environ[TEST_URL_ENV])
+    return start_embedded(embedded_pgdata, database="postgres")  # attaches: already running
 
 
 async def _admin_execute(admin_url: URL, *statements: str) -> None:

@@ -3,9 +3,11 @@
 Contract with ``app.main``:
 - ``router``: an ``APIRouter`` with the agent-action and live-view routes (``/api/v1``)
   and the websocket channels (``/ws/agents/{agent_id}``, ``/ws/wallboard``).
-- ``live_runtime(settings, database, **overrides)``: an async context manager that starts
-  the routing engine, the telephony link (or the simulator in demo mode), the outcome
-  writer and the websocket hubs, yields the ``CallCenter``, and stops them on exit.
+- ``live_runtime(settings, database, options)``: an async context manager that starts
+  the routing engine, the telephony link, the outcome writer and the websocket hubs,
+  yields the ``CallCenter``, and stops them on exit.  ``LiveOptions`` (frozen, typed)
+  holds what callers may change; demo mode's simulator is ``app.demo``'s, not this
+  package's.
 
 Modules: ``callcenter`` (the asyncio driver around the routing core), ``routes`` (REST),
 ``ws`` (websockets), ``hub`` (bounded fan-out), ``wallboard`` (KPIs), ``loader``
@@ -18,10 +20,10 @@ from fastapi import APIRouter
 
 from app.live import routes, ws
 from app.live.callcenter import CallCenter
-from app.live.runtime import live_runtime
+from app.live.runtime import LiveOptions, live_runtime
 
 router = APIRouter()
 router.include_router(routes.router)
 router.include_router(ws.router)
 
-__all__ = ["CallCenter", "live_runtime", "router"]
+__all__ = ["CallCenter", "LiveOptions", "live_runtime", "router"]

@@ -18,7 +18,9 @@ import httpx
 import pytest_asyncio
 from pydantic import SecretStr
 
-from app.main import create_app
+from app.db import Database
+from app.live.runtime import LiveOptions
+from app.main import LiveRuntime, create_app
 from app.settings import AuthSettings, Settings
 from cti.types import ServerStatus
 
@@ -38,9 +40,11 @@ class RecordingCallCenter:
         return list(self.servers)
 
 
-def recording_runtime(callcenter: RecordingCallCenter) -> Any:
+def recording_runtime(callcenter: RecordingCallCenter) -> LiveRuntime:
     @asynccontextmanager
-    async def runtime(settings: Settings, db: Any, **overrides: Any) -> AsyncIterator[Any]:
+    async def runtime(
+        settings: Settings, db: Database, options: LiveOptions
+    ) -> AsyncIterator[RecordingCallCenter]:
         yield callcenter
 
     return runtime

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from app.db import check
 from app.main import create_app
 from app.settings import AuthSettings, DatabaseSettings, Settings
 from cti.types import ServerStatus
-from tests.api.conftest import Api
+from tests.api.conftest import Api, RecordingCallCenter, recording_runtime
 from tests.api.test_config_api import assert_problem
 
 
@@ -140,3 +141,76 @@ async def test_default_secrets_refused_outside_demo(auth: AuthSettings, tmp_path
         async with app.router.lifespan_context(app):
             pass
     assert not (tmp_path / "never-started").exists()  # refused before touching the database
+
+
+GOOD_AUTH = AuthSettings(
+    jwt_secret=SecretStr("database-tests-secret-" + "d" * 32),
+    admin_password=SecretStr("database-tests-admin-password"),
+)
+
+
+async def test_missing_database_url_refused_outside_demo(tmp_path: Path) -> None:
+    # A production service never falls back to a private PostgreSQL silently.
+    settings = Settings(
+        demo=False,
+        auth=GOOD_AUTH,
+        database=DatabaseSettings(embedded_dir=tmp_path / "never-started"),
+    )
+    app = create_app(settings)
+    with pytest.raises(ValueError, match="SWITCHBOARD_DATABASE__URL must be set"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert not (tmp_path / "never-started").exists()  # refused before starting anything
+
+
+async def test_url_and_embedded_together_refused(tmp_path: Path) -> None:
+    settings = Settings(
+        demo=False,
+        auth=GOOD_AUTH,
+        database=DatabaseSettings(
+            url=SecretStr("postgresql+asyncpg://u:p@127.0.0.1:9/x"),
+            embedded=True,
+            embedded_dir=tmp_path / "never-started",
+        ),
+    )
+    with pytest.raises(ValueError, match="not both"):
+        settings.check_database()
+
+
+def test_embedded_database_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_DATABASE__EMBEDDED", "true")
+    monkeypatch.setenv("SWITCHBOARD_AMI__SERVERS", '[{"name": "pbx1", "host": "127.0.0.1"}]')
+    monkeypatch.delenv("SWITCHBOARD_DATABASE__URL", raising=False)
+    settings = Settings(_env_file=None)
+    assert not settings.demo_mode and settings.database.embedded
+    settings.check_database()  # asked for explicitly: accepted
+
+
+def test_demo_mode_still_uses_the_embedded_database_unasked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AMI__SERVERS", "DEMO", "DATABASE__URL", "DATABASE__EMBEDDED"):
+        monkeypatch.delenv(f"SWITCHBOARD_{name}", raising=False)
+    settings = Settings(_env_file=None)  # `make run` with nothing set
+    assert settings.demo_mode and settings.database.url is None
+    assert not settings.database.embedded
+    settings.check_database()
+    settings.check_secrets()
+
+
+async def test_explicit_embedded_database_accepted_outside_demo(
+    embedded_pgdata: Path | None,
+) -> None:
+    if embedded_pgdata is None:
+        pytest.skip("the tests use an external PostgreSQL (SWITCHBOARD_TEST_DATABASE_URL)")
+    # The session's embedded server: start_embedded attaches to it (no second PostgreSQL).
+    settings = Settings(
+        demo=False,
+        auth=GOOD_AUTH,
+        database=DatabaseSettings(embedded=True, embedded_dir=embedded_pgdata),
+    )
+    app = create_app(settings, live_runtime=recording_runtime(RecordingCallCenter()))
+    async with app.router.lifespan_context(app):
+        db = app.state.db
+        assert db is not None and db.embedded_dir == embedded_pgdata
+        assert await check(db)

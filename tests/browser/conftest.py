@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from app import models
 from app.auth import hash_password
 from app.db import Database, open_database
+from app.live import LiveOptions
 from app.main import create_app
 from app.settings import AuthSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
@@ -273,9 +274,11 @@ async def service(
         sim.set_device(f"PJSIP/{aid}", DeviceProfile(ring_s=1.0, talk_s=60.0))
     app = create_app(
         settings,
-        servers=[AmiServer(sim.name, "127.0.0.1", sim.port, SIM_USER, SIM_SECRET)],
-        wallboard_interval_s=0.25,
-        lookup_timeout_s=2.0,
+        live_options=LiveOptions(
+            servers=[AmiServer(sim.name, "127.0.0.1", sim.port, SIM_USER, SIM_SECRET)],
+            wallboard_interval_s=0.25,
+            lookup_timeout_s=2.0,
+        ),
     )
     svc = Service(app=app, settings=settings, sims=[sim])
     await svc.start()

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from app import models
 from app.auth import Principal, Role, create_access_token
 from app.db import Database, open_database
+from app.live import LiveOptions
 from app.main import create_app
 from app.settings import AuthSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
@@ -214,9 +215,11 @@ async def service(
             sim.set_device(f"PJSIP/{aid}", DeviceProfile(ring_s=0.3, talk_s=60.0))
     app = create_app(
         settings,
-        servers=[sim_server(s) for s in sims],
-        wallboard_interval_s=0.2,
-        lookup_timeout_s=2.0,
+        live_options=LiveOptions(
+            servers=[sim_server(s) for s in sims],
+            wallboard_interval_s=0.2,
+            lookup_timeout_s=2.0,
+        ),
     )
     server, task, port = await serve(app, name="uvicorn-under-test")
     svc = Service(

@@ -131,17 +131,16 @@ async def test_caller_gone_during_greeting_leaves_no_call_and_its_prefetch_expir
         cc.prefetch_ttl_s = ttl
 
 
-async def test_survivors_of_a_full_collection_are_frozen(service: Service) -> None:
-    # Long-lived state created after start (agents logging in) must not be rescanned by
-    # every full collection: the service freezes what survives one.
+async def test_the_service_leaves_the_collector_alone(service: Service) -> None:
+    # The collector's tuning is the process entry point's (app.__main__.tune_gc), not the
+    # library's: a running service in a test process changes nothing.
     import gc
 
-    gc.unfreeze()  # everything back in the collector's view
+    from app.__main__ import GC_THRESHOLDS
+
+    assert gc.get_threshold() != GC_THRESHOLDS
     assert gc.get_freeze_count() == 0
-    survivor = [object() for _ in range(1000)]
-    gc.collect()
-    await wait_for(lambda: gc.get_freeze_count() >= len(survivor), what="frozen after gc")
-    assert len(survivor) == 1000  # (kept alive until here)
+    assert service.callcenter.agents  # (started: its state is loaded)
 
 
 async def test_hangup_in_the_same_burst_as_the_arrival_still_ends_the_call(

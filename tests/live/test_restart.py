@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from app import models
 from app.db import Database, open_database
+from app.live import LiveOptions
 from app.main import create_app
 from app.settings import AuthSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
@@ -65,10 +66,12 @@ class Running:
     async def start(self) -> Service:
         app = create_app(
             self.settings,
-            servers=[sim_server(s) for s in self.sims],
-            wallboard_interval_s=0.2,
-            lookup_timeout_s=2.0,
-            state_interval_s=0.05,
+            live_options=LiveOptions(
+                servers=[sim_server(s) for s in self.sims],
+                wallboard_interval_s=0.2,
+                lookup_timeout_s=2.0,
+                state_interval_s=0.05,
+            ),
         )
         self.server, self.task, port = await serve(app, name="uvicorn-restart-test")
         self.svc = Service(

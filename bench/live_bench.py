@@ -1,6 +1,6 @@
 """Routing and screen-pop latency of the live runtime under Poisson load; prints one JSON.
 
-``python -m app.live.bench [--agents 2000] [--rate 60] [--duration 20] [--customers 20000]``
+``python -m bench.live_bench [--agents 2000] [--rate 60] [--duration 20] [--customers 20000]``
 
 Everything real, in one process: embedded PostgreSQL (a fresh temporary data directory
 unless ``SWITCHBOARD_DATABASE__URL`` is set), the seeded demo data, one
@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from app import models
 from app.db import open_database
-from app.live.runtime import live_runtime
+from app.live.runtime import LiveOptions, live_runtime
 from app.seed import customer_phone, seed
 from app.settings import DatabaseSettings, DemoSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
@@ -65,9 +65,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         server = AmiServer("bench", "127.0.0.1", sim.port, "bench", "bench-secret")
         try:
-            async with live_runtime(
-                settings, db, servers=[server], demo_traffic=False, seed_demo=False
-            ) as cc:
+            async with live_runtime(settings, db, LiveOptions(servers=[server])) as cc:
                 for seat in list(cc.agents):
                     await cc.login(seat)
                     await cc.ready(seat)
