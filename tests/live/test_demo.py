@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from app import models
 from app.main import create_app
 from app.settings import DatabaseSettings, DemoSettings, OutcomeSettings, Settings
-from tests.serving import wait_for
+from tests.polling import wait_for
 
 
 async def test_demo_mode_answers_calls_by_itself(
