@@ -1,7 +1,6 @@
 """The pages in a real Chromium against the real service.
 
-Scenarios (each on its own agents and queue; the connection test restarts the service
-and so runs last):
+Scenarios (each on its own agents and queue, so they run in any order):
 - an agent signs in, logs in to the phone, goes ready, gets an offered call: the screen
   pop (customer, VIP, entitlement with its end date, products, cases, interactions) is on
   screen while the phone still rings; the call connects (timer runs) and ends; the
@@ -9,7 +8,8 @@ and so runs last):
 - the wallboard's figures follow calls arriving, waiting and being answered;
 - a lost wallboard delta (a sequence gap) makes the page resubscribe and resync;
 - a supervisor filters the agent list, forces a pause, and the agent's page shows it;
-- the pages say "connection lost" when the server goes away and recover when it returns.
+(The pages losing and regaining the server are in ``test_reconnect.py``: that test stops
+the service, so it has a service of its own.)
 """
 
 from __future__ import annotations
@@ -395,33 +395,3 @@ async def test_supervisor_filters_and_forces_a_pause(service: Service, open_page
     await expect(agent_page.locator("#state-badge")).to_have_text("Logged out")
     assert errors.errors == []
     assert agent_errors.besides() == []
-
-
-async def test_connection_lost_and_back(service: Service, open_page: Any) -> None:
-    """Runs last: it stops the service and starts it again on the same port."""
-    wall, _ = await open_page(1600, 900)
-    await sign_in(wall, "/wallboard", *SUPERVISOR)
-    await expect(wall.locator("#conn")).to_have_text("Live")
-    agent, _ = await open_page(1280, 800)
-    await sign_in(agent, "/agent", "agent1022", AGENT_PASSWORD)
-    await expect(agent.locator("#conn")).to_have_text("Connected")
-    sup, _ = await open_page(1280, 800)
-    await sign_in(sup, "/supervisor", *SUPERVISOR)
-    await expect(sup.locator("#conn")).to_have_text("Live")
-
-    await service.stop()
-    for page in (wall, agent, sup):
-        await expect(page.locator("#conn")).to_contain_text("Connection lost")
-        await expect(page.locator("#conn-banner")).to_be_visible()
-    await expect(wall.locator("body")).to_have_class(re.compile(r"\bstale\b"))
-    await screenshot(wall, "wallboard-connection-lost")
-    await screenshot(agent, "agent-connection-lost")
-
-    await service.start()
-    await expect(wall.locator("#conn")).to_have_text("Live", timeout=15_000)
-    await expect(wall.locator("#conn-banner")).to_be_hidden()
-    await expect(wall.locator("body")).not_to_have_class(re.compile(r"\bstale\b"))
-    await expect(wall.locator('.tile[data-queue="2"]')).to_be_visible()
-    await expect(agent.locator("#conn")).to_have_text("Connected", timeout=15_000)
-    await expect(agent.locator("#state-badge")).to_have_text("Logged out")
-    await expect(sup.locator("#conn")).to_have_text("Live", timeout=15_000)
