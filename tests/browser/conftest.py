@@ -11,7 +11,6 @@ look at; the assertions never depend on them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,21 +21,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import sqlalchemy as sa
-import uvicorn
 from playwright.async_api import expect
-from pydantic import SecretStr
 
 from app import models
 from app.auth import hash_password
 from app.db import Database, open_database
 from app.live import LiveOptions
 from app.main import create_app
-from app.settings import AuthSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
-from cti.types import AmiServer
-from tests import serving
-from tests.polling import wait_for
+from tests.live import conftest as live
 
 CHROMIUM = os.environ.get("SWITCHBOARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -190,52 +183,10 @@ async def populate(db: Database) -> None:
 
 
 @dataclass
-class Service:
-    """The service under test; ``stop()``/``start()`` take it away and bring it back."""
+class Service(live.Service):
+    """The live tests' service, plus the calls this module placed."""
 
-    app: Any
-    settings: Settings
-    sims: list[AsteriskSimulator]
-    port: int = 0
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
     calls: list[str] = field(default_factory=list)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def callcenter(self) -> Any:
-        return self.app.state.callcenter
-
-    @property
-    def db(self) -> Database:
-        db: Database = self.app.state.db
-        return db
-
-    async def start(self) -> None:
-        self._server, self._task, self.port = await serving.serve(
-            self.app,
-            name="uvicorn-browser-tests",
-            port=self.port,
-            start_timeout=10.0,
-            poll_interval=0.05,
-            timeout_graceful_shutdown=3,
-        )
-        await wait_for(
-            lambda: (
-                self.callcenter is not None
-                and all(s.get("connected") for s in self.callcenter.server_status())
-            ),
-            what="AMI link connected",
-        )
-
-    async def stop(self) -> None:
-        if self._server is None or self._task is None:
-            return
-        await serving.shut_down(self._server, self._task)
-        self._server = self._task = None
 
     def place_call(self, dnis: str, caller: str, patience_s: float | None = None) -> str:
         sim = self.sims[0]
@@ -243,13 +194,6 @@ class Service:
         call_id = f"{sim.name}/{uid}"
         self.calls.append(call_id)
         return call_id
-
-    async def call_row(self, call_id: str) -> models.Call | None:
-        async with self.db.sessionmaker() as s:
-            row: models.Call | None = await s.scalar(
-                sa.select(models.Call).where(models.Call.call_id == call_id)
-            )
-            return row
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -259,15 +203,7 @@ async def service(
     db_settings = await fresh_database_settings()
     async with open_database(db_settings, migrate=False) as db:
         await populate(db)
-    settings = Settings(
-        demo=False,
-        database=db_settings,
-        auth=AuthSettings(
-            jwt_secret=SecretStr("browser-tests-secret-" + "y" * 32),
-            admin_password=SecretStr("browser-tests-admin-password"),
-        ),
-        outcomes=OutcomeSettings(flush_interval_s=0.05, spill_dir=tmp_path_factory.mktemp("spill")),
-    )
+    settings = live.service_settings(db_settings, tmp_path_factory.mktemp("spill"), "browser")
     sim = AsteriskSimulator(name="pbx1", users={SIM_USER: SimUser(SIM_SECRET)}, seed=1)
     await sim.start()
     for aid in AGENTS:
@@ -275,13 +211,13 @@ async def service(
     app = create_app(
         settings,
         live_options=LiveOptions(
-            servers=[AmiServer(sim.name, "127.0.0.1", sim.port, SIM_USER, SIM_SECRET)],
+            servers=[live.sim_server(sim, SIM_USER, SIM_SECRET)],
             wallboard_interval_s=0.25,
             lookup_timeout_s=2.0,
         ),
     )
     svc = Service(app=app, settings=settings, sims=[sim])
-    await svc.start()
+    await svc.start(start_timeout=10.0, poll_interval=0.05, timeout_graceful_shutdown=3)
     try:
         yield svc
     finally:

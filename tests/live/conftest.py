@@ -11,13 +11,14 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest_asyncio
+import uvicorn
 import websockets
 from pydantic import SecretStr
 
@@ -26,7 +27,7 @@ from app.auth import Principal, Role, create_access_token
 from app.db import Database, open_database
 from app.live import LiveOptions
 from app.main import create_app
-from app.settings import AuthSettings, OutcomeSettings, Settings
+from app.settings import AuthSettings, DatabaseSettings, OutcomeSettings, Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
 from cti.types import AmiServer
 from tests.polling import wait_for
@@ -104,15 +105,62 @@ async def populate(db: Database) -> None:
         await s.commit()
 
 
+def service_settings(database: DatabaseSettings, spill_dir: Path, name: str) -> Settings:
+    """Settings of a service under test: not demo, its own secrets, outcomes every 50 ms."""
+    return Settings(
+        demo=False,
+        database=database,
+        auth=AuthSettings(
+            jwt_secret=SecretStr(f"{name}-tests-secret-" + "x" * 32),
+            admin_password=SecretStr(f"{name}-tests-admin-password"),
+        ),
+        outcomes=OutcomeSettings(flush_interval_s=0.05, spill_dir=spill_dir),
+    )
+
+
 @dataclass
 class Service:
-    base_url: str
-    ws_url: str
+    """The service under test on uvicorn (loopback); ``stop()``/``start()`` take it away
+    and bring it back on the same port."""
+
     app: Any
     settings: Settings
     sims: list[AsteriskSimulator]
+    port: int = 0
     tokens: dict[str, str] = field(default_factory=dict)
     free_agents: list[int] = field(default_factory=lambda: list(AGENT_IDS))
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self, **serve_options: Any) -> None:
+        """Serve the app (lifespan on) and wait until every simulator's AMI link is up."""
+        self._server, self._task, self.port = await serve(
+            self.app, name="uvicorn-under-test", port=self.port, **serve_options
+        )
+
+        def linked() -> bool:
+            cc = self.callcenter
+            if cc is None:
+                return False
+            status = cc.server_status()
+            return len(status) == len(self.sims) and all(s.get("connected") for s in status)
+
+        await wait_for(linked, what="AMI links connected")
+
+    async def stop(self) -> None:
+        """A clean stop: uvicorn exits, the lifespan with it (live state saved)."""
+        if self._server is None or self._task is None:
+            return
+        await shut_down(self._server, self._task)
+        self._server = self._task = None
 
     async def hangup_all(self) -> None:
         """End every call still in progress (so no call leaks into the next test)."""
@@ -184,8 +232,27 @@ class Service:
             return list(rows)
 
 
-def sim_server(sim: AsteriskSimulator) -> AmiServer:
-    return AmiServer(sim.name, "127.0.0.1", sim.port, SIM_USER, SIM_SECRET)
+def sim_server(sim: AsteriskSimulator, user: str = SIM_USER, secret: str = SIM_SECRET) -> AmiServer:
+    return AmiServer(sim.name, "127.0.0.1", sim.port, user, secret)
+
+
+async def start_service(
+    settings: Settings,
+    sims: list[AsteriskSimulator],
+    *,
+    serve_options: dict[str, Any] | None = None,
+    **live_options: Any,
+) -> Service:
+    """The one way the end-to-end tests run the service: ``create_app`` against the
+    simulators (wallboard every 0.2 s, CRM look-ups up to 2 s unless ``live_options``
+    say otherwise: ``LiveOptions`` fields), served and linked."""
+    options = LiveOptions(
+        servers=[sim_server(s) for s in sims], wallboard_interval_s=0.2, lookup_timeout_s=2.0
+    )
+    app = create_app(settings, live_options=replace(options, **live_options))
+    svc = Service(app=app, settings=settings, sims=sims)
+    await svc.start(**(serve_options or {}))
+    return svc
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -195,16 +262,7 @@ async def service(
     db_settings = await fresh_database_settings()
     async with open_database(db_settings, migrate=False) as db:
         await populate(db)
-    spill: Path = tmp_path_factory.mktemp("spill")
-    settings = Settings(
-        demo=False,
-        database=db_settings,
-        auth=AuthSettings(
-            jwt_secret=SecretStr("live-tests-secret-" + "x" * 32),
-            admin_password=SecretStr("live-tests-admin-password"),
-        ),
-        outcomes=OutcomeSettings(flush_interval_s=0.05, spill_dir=spill),
-    )
+    settings = service_settings(db_settings, tmp_path_factory.mktemp("spill"), "live")
     sims = [
         AsteriskSimulator(name=name, users={SIM_USER: SimUser(SIM_SECRET)}, seed=i)
         for i, name in enumerate(("pbx1", "pbx2"))
@@ -213,34 +271,11 @@ async def service(
         await sim.start()
         for aid in AGENT_IDS:
             sim.set_device(f"PJSIP/{aid}", DeviceProfile(ring_s=0.3, talk_s=60.0))
-    app = create_app(
-        settings,
-        live_options=LiveOptions(
-            servers=[sim_server(s) for s in sims],
-            wallboard_interval_s=0.2,
-            lookup_timeout_s=2.0,
-        ),
-    )
-    server, task, port = await serve(app, name="uvicorn-under-test")
-    svc = Service(
-        base_url=f"http://127.0.0.1:{port}",
-        ws_url=f"ws://127.0.0.1:{port}",
-        app=app,
-        settings=settings,
-        sims=sims,
-    )
-    # Both AMI links up before any test places a call.
-    await wait_for(
-        lambda: (
-            all(s.get("connected") for s in svc.callcenter.server_status())
-            and len(svc.callcenter.server_status()) == 2
-        ),
-        what="AMI links connected",
-    )
+    svc = await start_service(settings, sims)
     try:
         yield svc
     finally:
-        await shut_down(server, task)
+        await svc.stop()
         for sim in sims:
             await sim.close()
 

@@ -15,14 +15,10 @@ from typing import Any
 
 import pytest_asyncio
 import sqlalchemy as sa
-import uvicorn
-from pydantic import SecretStr
 
 from app import models
 from app.db import Database, open_database
-from app.live import LiveOptions
-from app.main import create_app
-from app.settings import AuthSettings, OutcomeSettings, Settings
+from app.settings import Settings
 from cti.simulator import AsteriskSimulator, DeviceProfile, SimUser
 from cti.wire import AmiParser, encode
 from routing.commands import HangupCall
@@ -33,10 +29,10 @@ from tests.live.conftest import (
     VIP_PHONE,
     Service,
     populate,
-    sim_server,
+    service_settings,
+    start_service,
 )
 from tests.polling import wait_for
-from tests.serving import serve, shut_down
 
 Fresh = tuple[Settings, list[AsteriskSimulator], Database]
 RESTART_QUEUE = 4  # long ring timeout: an offer rings across the restart
@@ -53,47 +49,6 @@ async def add_restart_queue(settings: Settings) -> None:
         await s.commit()
 
 
-class Running:
-    """One life of the service (uvicorn on loopback, lifespan on)."""
-
-    def __init__(self, settings: Settings, sims: list[AsteriskSimulator]) -> None:
-        self.settings = settings
-        self.sims = sims
-        self.server: uvicorn.Server | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.svc: Service | None = None
-
-    async def start(self) -> Service:
-        app = create_app(
-            self.settings,
-            live_options=LiveOptions(
-                servers=[sim_server(s) for s in self.sims],
-                wallboard_interval_s=0.2,
-                lookup_timeout_s=2.0,
-                state_interval_s=0.05,
-            ),
-        )
-        self.server, self.task, port = await serve(app, name="uvicorn-restart-test")
-        self.svc = Service(
-            base_url=f"http://127.0.0.1:{port}",
-            ws_url=f"ws://127.0.0.1:{port}",
-            app=app,
-            settings=self.settings,
-            sims=self.sims,
-        )
-        svc = self.svc
-        await wait_for(
-            lambda: all(s.get("connected") for s in svc.callcenter.server_status()),
-            what="AMI links connected",
-        )
-        return svc
-
-    async def stop(self) -> None:
-        """A clean stop: the lifespan exits (routing stops, live state saved)."""
-        assert self.server is not None and self.task is not None
-        await shut_down(self.server, self.task)
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def fresh(
     fresh_database_settings: Callable[[], Awaitable[Any]], tmp_path: Path
@@ -101,15 +56,7 @@ async def fresh(
     db_settings = await fresh_database_settings()
     async with open_database(db_settings, migrate=False) as db:
         await populate(db)
-    settings = Settings(
-        demo=False,
-        database=db_settings,
-        auth=AuthSettings(
-            jwt_secret=SecretStr("restart-tests-secret-" + "x" * 32),
-            admin_password=SecretStr("restart-tests-admin-password"),
-        ),
-        outcomes=OutcomeSettings(flush_interval_s=0.05, spill_dir=tmp_path / "spill"),
-    )
+    settings = service_settings(db_settings, tmp_path / "spill", "restart")
     await add_restart_queue(settings)
     sim = AsteriskSimulator(name="pbx9", users={SIM_USER: SimUser(SIM_SECRET)}, seed=9)
     await sim.start()
@@ -183,8 +130,7 @@ async def test_restart_keeps_agents_and_adopts_waiting_ringing_and_connected_cal
     sim.set_device(f"PJSIP/{ringer}", DeviceProfile(answer_prob=0.0))  # rings 30 s
     sim.set_device(f"PJSIP/{helper}", DeviceProfile(ring_s=0.2, talk_s=0.5))
 
-    first = Running(settings, [sim])
-    svc = await first.start()
+    svc = await start_service(settings, [sim], state_interval_s=0.05)
     await login(svc, talker)
     connected_uid = sim.place_call(dnis=RESTART_DNIS, caller_num=VIP_PHONE)
     connected = f"{sim.name}/{connected_uid}"
@@ -208,7 +154,7 @@ async def test_restart_keeps_agents_and_adopts_waiting_ringing_and_connected_cal
     waiting_arrived = cc.live_calls()["waiting"][str(RESTART_QUEUE)][0]["arrived_at"]
     answered_at = cc.engine.call(connected).answered_at
 
-    await first.stop()  # clean stop while calls wait, ring and talk
+    await svc.stop()  # clean stop while calls wait, ring and talk
     live = await live_rows(db)
     assert {c: r.state for c, r in live.items()} == {
         connected: "connected",
@@ -220,8 +166,7 @@ async def test_restart_keeps_agents_and_adopts_waiting_ringing_and_connected_cal
     assert (saved[pauser].state, saved[pauser].reason) == ("paused", "lunch")
     assert await rows_for(db, [connected, ringing, waiting]) == {}  # still in progress
 
-    second = Running(settings, [sim])
-    svc = await second.start()
+    svc = await start_service(settings, [sim], state_interval_s=0.05)
     try:
         cc = svc.callcenter
         view = await wait_state(svc, talker, "on_call")
@@ -279,7 +224,7 @@ async def test_restart_keeps_agents_and_adopts_waiting_ringing_and_connected_cal
         await wait_for(lambda: _no_live_rows(db), what="live_calls emptied")
         assert cc.counters["adopted_calls"] == 3
     finally:
-        await second.stop()
+        await svc.stop()
 
 
 async def _no_live_rows(db: Database) -> bool:
@@ -297,8 +242,7 @@ async def test_calls_that_ended_while_down_end_once(
     settings, (sim,), db = fresh
     talker = "1005"
     sim.set_device(f"PJSIP/{talker}", DeviceProfile(ring_s=0.2, talk_s=600.0))
-    first = Running(settings, [sim])
-    svc = await first.start()
+    svc = await start_service(settings, [sim], state_interval_s=0.05)
     await login(svc, talker)
     talk_uid = sim.place_call(dnis=RESTART_DNIS, caller_num=PLAIN_PHONE)
     talking = f"{sim.name}/{talk_uid}"
@@ -307,14 +251,13 @@ async def test_calls_that_ended_while_down_end_once(
     waiting = f"{sim.name}/{wait_uid}"
     cc = svc.callcenter
     await wait_for(lambda: cc.engine.call(waiting) is not None, what="second call waiting")
-    await first.stop()
+    await svc.stop()
 
     # Both callers hang up while nobody watches.
     _hang_up_in_asterisk(sim, talk_uid)
     _hang_up_in_asterisk(sim, wait_uid)
 
-    second = Running(settings, [sim])
-    svc = await second.start()
+    svc = await start_service(settings, [sim], state_interval_s=0.05)
     try:
         row = await outcome(svc, talking)
         assert (row.result, row.reason) == ("answered", "ended-while-down")
@@ -328,15 +271,14 @@ async def test_calls_that_ended_while_down_end_once(
         await wait_for(lambda: _no_live_rows(db), what="live_calls emptied")
         assert svc.callcenter.counters["ended_while_down"] == 2
     finally:
-        await second.stop()
+        await svc.stop()
     # A third start finds nothing left to end: still exactly one row each.
-    third = Running(settings, [sim])
-    svc = await third.start()
+    svc = await start_service(settings, [sim], state_interval_s=0.05)
     try:
         assert svc.callcenter.counters["ended_while_down"] == 0
         assert await rows_for(db, [talking, waiting]) == {talking: 1, waiting: 1}
     finally:
-        await third.stop()
+        await svc.stop()
 
 
 async def ami_action(sim: AsteriskSimulator, fields: dict[str, str]) -> dict[str, str]:
