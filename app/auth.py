@@ -53,6 +53,7 @@ from app.errors import WebSocketClosed as WebSocketClosed
 from app.models import Role as ModelRole
 from app.models import User
 from app.settings import Settings
+from app.text import SingleLine
 
 logger = logging.getLogger(__name__)
 
@@ -403,7 +404,7 @@ async def _accept_and_close(websocket: WebSocket, code: int, reason: str) -> Non
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    username: str = Field(min_length=1, max_length=150)
+    username: Annotated[str, Field(min_length=1, max_length=150), SingleLine]
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -449,7 +450,7 @@ async def read_login_request(request: Request) -> LoginRequest:
     elif content_type in ("application/json", "") or content_type.endswith("+json"):
         try:
             data = json.loads(raw) if raw else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise InvalidJson("The request body could not be parsed as JSON.") from exc
     else:
         raise UnsupportedMediaType(

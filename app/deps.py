@@ -10,11 +10,13 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
@@ -42,7 +44,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         finally:
             # Explicit: anything the handler did not commit is discarded.
             if session.in_transaction():
-                await session.rollback()
+                # A lost connection must not turn the request's own error into another.
+                with contextlib.suppress(DBAPIError, OSError):
+                    await session.rollback()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

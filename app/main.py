@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from app import db as database
 from app import live
 from app.api import api_router
+from app.api.dberrors import install_database_error_handlers
 from app.auth import TokenVersions, ensure_admin, load_token_version
 from app.bodylimit import BodySizeLimitMiddleware
 from app.errors import ServiceUnavailable, install_error_handlers
@@ -182,6 +183,7 @@ def create_app(
         max_verifying=settings.auth.login_max_verifying,
     )
     install_error_handlers(app)
+    install_database_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(live.router)

@@ -19,10 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import models
 from app.api import schemas
-from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_time_id_cursor, encode_cursor
+from app.api.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    decode_time_id_cursor,
+    encode_cursor,
+    in_utc_range,
+)
 from app.auth import CurrentUser, Principal, Role
 from app.deps import SessionDep, reject_unknown_query
 from app.errors import Forbidden, NotFound, ValidationFailed
+from app.text import SingleLine
 from routing.commands import CallResult
 
 router = APIRouter(prefix="/calls", tags=["calls"])
@@ -87,10 +94,17 @@ async def list_calls(
 
 
 def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise ValidationFailed(
             f"{name} needs a time zone (e.g. 2026-01-31T08:00:00Z).",
             errors=[{"loc": ["query", name], "msg": "naive datetime", "type": "timezone_aware"}],
+        )
+    if not in_utc_range(value):  # e.g. 0001-01-01T00:00+05:00 is in year 0 in UTC
+        raise ValidationFailed(
+            f"{name} is outside the years 1-9999 once converted to UTC.",
+            errors=[{"loc": ["query", name], "msg": "out of range", "type": "datetime_range"}],
         )
     return value
 
@@ -108,8 +122,11 @@ async def get_calls(
         Query(alias="from", description="Arrived at or after (ISO 8601, with zone)"),
     ] = None,
     until: Annotated[datetime | None, Query(alias="to", description="Arrived before")] = None,
-    queue_id: int | None = None,
-    agent_id: Annotated[int | None, Query(description="Offered to or answered by")] = None,
+    queue_id: Annotated[int | None, Query(ge=1, le=schemas.INT4_MAX)] = None,
+    agent_id: Annotated[
+        int | None,
+        Query(ge=1, le=schemas.INT4_MAX, description="Offered to or answered by"),
+    ] = None,
     caller: Annotated[
         str | None,
         Query(
@@ -148,7 +165,7 @@ async def get_calls(
 async def get_call(
     session: SessionDep,
     principal: CurrentUser,
-    call_id: Annotated[str, Path(min_length=1, max_length=200)],
+    call_id: Annotated[str, Path(min_length=1, max_length=200), SingleLine],
 ) -> schemas.CallDetailRead:
     seat = _seat(principal)
     stmt = sa.select(models.Call).where(models.Call.call_id == call_id)

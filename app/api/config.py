@@ -23,7 +23,9 @@ from app.deps import SessionDep
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Id = Annotated[int, Path(ge=1, le=schemas.INT4_MAX)]
+# A filter by id: beyond the column's range it could match nothing, and is a 422.
+IdFilter = Annotated[int | None, Query(ge=1, le=schemas.INT4_MAX)]
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown id (problem details)"}}
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -212,8 +214,8 @@ agents = APIRouter(prefix="/agents", tags=["agents"])
 async def list_agents(
     session: SessionDep,
     _: SupervisorUser,
-    team_id: int | None = None,
-    queue_id: int | None = None,
+    team_id: IdFilter = None,
+    queue_id: IdFilter = None,
     active: bool | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
@@ -330,7 +332,7 @@ async def list_users(
     session: SessionDep,
     _: SupervisorUser,
     role: Role | None = None,
-    agent_id: int | None = None,
+    agent_id: IdFilter = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> schemas.Page[schemas.UserRead]:

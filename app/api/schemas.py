@@ -6,7 +6,10 @@ Invariants:
   (skills, queues, DNIS) replace the whole list when sent.
 - Skill levels are 1-5 everywhere; passwords are write-only (never in an ``XRead``).
 - Ids: agents and queues are integers in the database; the routing core sees them as
-  strings (``agent_id`` = ``str(id)`` = the extension dialled).
+  strings (``agent_id`` = ``str(id)`` = the extension dialled).  An id the database
+  column cannot hold (``DbId``: above 2**31-1) is a 422, never a failed query.
+- Text refuses NUL and other control characters (``app.text``: ``SingleLine`` for names,
+  codes, devices, passwords; ``MultiLine`` for descriptions); floats refuse Infinity/NaN.
 """
 
 from __future__ import annotations
@@ -26,16 +29,26 @@ from pydantic import (
 )
 
 from app.auth import Role
+from app.text import MultiLine, SingleLine, SingleLineText
 
 T = TypeVar("T")
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# PostgreSQL ``integer``: the id columns and the counters the API stores.
+INT4_MAX = 2**31 - 1
+DbId = Annotated[int, Field(ge=1, le=INT4_MAX)]
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
+]
+Description = Annotated[str, MultiLine]
 Code = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w.\-]+$"),
 ]
 Level = Annotated[int, Field(ge=1, le=5, description="Skill level 1 (novice) - 5 (expert)")]
-Password = Annotated[str, Field(min_length=8, max_length=1024, description="Write-only")]
+Password = Annotated[
+    str, Field(min_length=8, max_length=1024, description="Write-only"), SingleLine
+]
 Username = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=150, pattern=r"^[\w.@\-]+$"),
@@ -46,6 +59,7 @@ Device = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=3, max_length=200, pattern=r"^[A-Za-z]+/\S+$"
     ),
+    SingleLine,
 ]
 Dnis = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32, pattern=r"^\+?\d+$")
@@ -54,7 +68,7 @@ EXT_TARGET_RE = re.compile(r"^ext:[\w\-]+,[\w+*#\-]+$")
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class _Out(BaseModel):
@@ -73,12 +87,12 @@ class Page(BaseModel, Generic[T]):
 
 class SkillCreate(_In):
     name: Code
-    description: str | None = None
+    description: Description | None = None
 
 
 class SkillUpdate(_In):
     name: Code | None = None
-    description: str | None = None
+    description: Description | None = None
 
 
 class SkillRead(_Out):
@@ -89,12 +103,12 @@ class SkillRead(_Out):
 
 class TeamCreate(_In):
     name: Name
-    description: str | None = None
+    description: Description | None = None
 
 
 class TeamUpdate(_In):
     name: Name | None = None
-    description: str | None = None
+    description: Description | None = None
 
 
 class TeamRead(_Out):
@@ -159,11 +173,11 @@ class AgentLoginCreate(_In):
 class AgentCreate(_In):
     name: Name
     device: Device
-    team_id: int | None = None
+    team_id: DbId | None = None
     max_missed: int = Field(default=3, ge=1, le=100)
     active: bool = True
     skills: list[SkillLevel] = Field(default_factory=list)
-    queue_ids: list[int] = Field(default_factory=list)
+    queue_ids: list[DbId] = Field(default_factory=list)
     login: AgentLoginCreate | None = None
 
     _skills_unique = field_validator("skills")(_unique_skills)
@@ -173,11 +187,11 @@ class AgentCreate(_In):
 class AgentUpdate(_In):
     name: Name | None = None
     device: Device | None = None
-    team_id: int | None = None
+    team_id: DbId | None = None
     max_missed: int | None = Field(default=None, ge=1, le=100)
     active: bool | None = None
     skills: list[SkillLevel] | None = None
-    queue_ids: list[int] | None = None
+    queue_ids: list[DbId] | None = None
 
     _skills_unique = field_validator("skills")(_unique_skills)
     _queues_unique = field_validator("queue_ids")(_unique_ints)
@@ -286,7 +300,7 @@ class _QueueFields(_In):
 
 class QueueCreate(_QueueFields):
     name: Name
-    description: str | None = None
+    description: Description | None = None
     priority: int = Field(default=0, ge=-1000, le=1000)
     weight: int = Field(default=1, ge=1, le=1000)
     sl_target_s: float = Field(default=15.0, gt=0)
@@ -294,9 +308,9 @@ class QueueCreate(_QueueFields):
     ring_timeout_s: float = Field(default=15.0, gt=0, le=300)
     wrapup_s: float = Field(default=10.0, ge=0, le=3600)
     max_wait_s: float | None = Field(default=None, gt=0)
-    max_len: int | None = Field(default=None, ge=1)
-    overflow_queue_id: int | None = None
-    overflow_target: str | None = None
+    max_len: int | None = Field(default=None, ge=1, le=INT4_MAX)
+    overflow_queue_id: DbId | None = None
+    overflow_target: SingleLineText | None = None
     hours: QueueHours | None = None
     escalation: list[EscalationStepSchema] = Field(default_factory=list)
     vip_boost: int = Field(default=10, ge=0, le=1000)
@@ -308,7 +322,7 @@ class QueueCreate(_QueueFields):
 
 class QueueUpdate(_QueueFields):
     name: Name | None = None
-    description: str | None = None
+    description: Description | None = None
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     weight: int | None = Field(default=None, ge=1, le=1000)
     sl_target_s: float | None = Field(default=None, gt=0)
@@ -316,9 +330,9 @@ class QueueUpdate(_QueueFields):
     ring_timeout_s: float | None = Field(default=None, gt=0, le=300)
     wrapup_s: float | None = Field(default=None, ge=0, le=3600)
     max_wait_s: float | None = Field(default=None, gt=0)
-    max_len: int | None = Field(default=None, ge=1)
-    overflow_queue_id: int | None = None
-    overflow_target: str | None = None
+    max_len: int | None = Field(default=None, ge=1, le=INT4_MAX)
+    overflow_queue_id: DbId | None = None
+    overflow_target: SingleLineText | None = None
     hours: QueueHours | None = None
     escalation: list[EscalationStepSchema] | None = None
     vip_boost: int | None = Field(default=None, ge=0, le=1000)
@@ -360,7 +374,7 @@ class UserCreate(_In):
     username: Username
     password: Password
     role: Role = Role.AGENT
-    agent_id: int | None = Field(default=None, description="Required for the agent role")
+    agent_id: DbId | None = Field(default=None, description="Required for the agent role")
     active: bool = True
 
     @model_validator(mode="after")
@@ -373,7 +387,7 @@ class UserCreate(_In):
 class UserUpdate(_In):
     password: Password | None = None
     role: Role | None = None
-    agent_id: int | None = None
+    agent_id: DbId | None = None
     active: bool | None = None
 
 

@@ -497,7 +497,8 @@ async def _check_queue_refs(
     for i, step in enumerate(escalation or []):
         ids: list[int] = []
         for ref in step.add_queues:
-            if not ref.isdigit():
+            # ASCII digits within the id column's range ("²".isdigit() is True, too).
+            if not (ref.isascii() and ref.isdigit() and 0 < int(ref) <= schemas.INT4_MAX):
                 raise unknown_reference(
                     ["body", "escalation", str(i), "add_queues"], f"Unknown queue {ref!r}."
                 )

@@ -20,16 +20,22 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.auth import AgentSelfOrSupervisor, CurrentUser, SupervisorUser
 from app.errors import ServiceUnavailable
 from app.live.callcenter import CallCenter
+from app.text import MultiLine, SingleLine
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
+# Client text never carries NUL or control characters (``app.text``): it is persisted
+# with the agent's session, and one bad row must not reach the live-state writer.
 Device = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=3, max_length=200, pattern=r"^[A-Za-z]+/[^\s,|&;]+$"
     ),
+    SingleLine,
 ]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SingleLine
+]
 
 
 def get_live(request: Request) -> CallCenter:
@@ -58,9 +64,9 @@ class PauseBody(_In):
 
 class WrapUpBody(_In):
     disposition_code: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SingleLine
     ]
-    notes: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    notes: Annotated[str, StringConstraints(max_length=4000), MultiLine] | None = None
 
 
 class ForceBody(_In):
