@@ -1,8 +1,9 @@
 """AMI events parsed and dispatched per second, on one core, from a recorded stream.
 
 Rates are per CPU second of the process (``time.process_time``), i.e. what one core
-sustains; ``events_per_wall_s`` is also printed.  The answered and RONA captures (unfiltered sessions, README §5: ~98 events per answered
-call) are replicated with renumbered Uniqueids/Linkedids into one big stream, which is
+sustains; ``events_per_wall_s`` is also printed.  The answered and RONA captures
+(unfiltered sessions, tests/fixtures/ami/README.md §5: ~98 events per answered call) are
+replicated with renumbered Uniqueids/Linkedids into one big stream, which is
 fed in 64 KiB reads through the real ``AmiProtocol`` (byte buffering + ``FilteringParser``)
 and ``AmiConnection._on_message`` into the link's codec callback, exactly as on a live
 connection.  The offers the backend made in the capture are replayed with

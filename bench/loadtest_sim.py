@@ -3,8 +3,8 @@
 Controlled by the harness over JSON lines (``bench.loadtest_worker``): ``start``,
 ``callers``, ``traffic``, ``stop_traffic``, ``poll``, ``dump``, ``close``.
 
-Routing latency is measured here, on the simulator's clock (README of the brief: "the
-AMI event that makes a call routable → the Redirect arriving at the simulator"):
+Routing latency is measured here, on the simulator's clock (docs/loadtest.md, "What is
+measured, exactly": the AMI event that makes a call routable -> the Redirect handled):
 ``MeasuringSimulator`` records the wall time just before the ``ACDHold`` UserEvent is
 written (every entry into the holding context, also after RONA/busy) and the time the
 ``Redirect`` of the caller channel into the connect context is handled (the last of the
@@ -35,7 +35,8 @@ from cti.simulator.model import ROUTER_EVENTS, DeviceProfile, SimUser
 
 log = logging.getLogger(__name__)
 
-# A few Chinese names so UTF-8 caller names cross the AMI link under load (panoramisk defect 1).
+# A few Chinese names so UTF-8 caller names cross the AMI link under load (panoramisk's
+# defect 1, docs/ami-notes.md).
 _NAMES = (
     "张伟",
     "王芳",

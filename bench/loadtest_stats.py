@@ -107,7 +107,7 @@ class ObservedCall:
 def observed_kpis(
     calls: Sequence[ObservedCall], *, sl_threshold_s: float = 15.0, short_abandon_s: float = 5.0
 ) -> dict[str, object]:
-    """Service level, ASA, abandon rate and P(wait > 0) as DESIGN.md defines them.
+    """Service level, ASA, abandon rate and P(wait > 0) as docs/design.md defines them.
 
     SL = answered within T / (answered + abandoned after the short-abandon limit);
     ASA = mean wait of answered calls; abandon rate = abandoned / offered.
@@ -171,4 +171,4 @@ def linear_slope(points: Sequence[tuple[float, float]]) -> float | None:
     return sum((p[0] - mean_x) * (p[1] - mean_y) for p in points) / var
 
 
-SHORT_ABANDON_DEFAULT = 5.0  # DESIGN.md: a caller giving up within 5 s is a short abandon
+SHORT_ABANDON_DEFAULT = 5.0  # docs/design.md: a caller giving up within 5 s is a short abandon

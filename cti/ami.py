@@ -2,7 +2,7 @@
 
 panoramisk's ``Manager`` is the connector (``Manager.connect`` -> ``loop.create_connection``
 with our ``protocol_factory``); everything it gets wrong is replaced here, one workaround
-per defect listed in ``shared/AMI-NOTES.md``:
+per defect listed in ``docs/ami-notes.md`` (numbered the same):
 
 1. UTF-8 split across TCP reads: ``AmiProtocol`` buffers bytes and frames them with
    ``cti.wire.AmiParser`` (``FilteringParser``) before decoding; panoramisk's decoder is
@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 Headers = list[tuple[str, str]]
 
 # Events a call router never needs; dropped before they are parsed (an unfiltered
-# session receives about four of these for every event the codec reads, README §5).
+# session receives about four of these for every event the codec reads:
+# tests/fixtures/ami/README.md §5).
 NOISE_EVENTS = frozenset(
     {
         "VarSet",

@@ -8,12 +8,13 @@ production, the ``;2`` leg of a Local pair in the lab).  Its id is
 ``DestUniqueid`` of a ``DialBegin`` made by the caller channel in the connect context
 while an offer is open.  Everything is keyed by Uniqueid, never by channel name (names
 change on masquerade, Uniqueids do not) and never by event order across channels
-(README §6.29: only the per-channel order is stable).
+(only the per-channel order is stable: tests/fixtures/ami/README.md §6.29; the other §
+numbers below are that file's too).
 
 State per call: at most one open *offer* (agent id, the agent legs dialled for it,
 answered or not).  ``encode(OfferCall)`` (or ``note_offer``) opens it and forgets the
 previous one, so a late ``DialEnd CANCEL`` / ``DialEnd ANSWER`` / ``ACDDialResult`` of an
-earlier attempt is recognised by its DestUniqueid / AgentId and ignored (§19).
+earlier attempt is recognised by its DestUniqueid / AgentId and ignored (§6.19).
 
 Event -> routing event
 - ``UserEvent: ACDArrive`` (optional, top of the inbound dialplan) -> ``CallerArriving``
@@ -25,7 +26,7 @@ Event -> routing event
 - ``DialEnd`` NOANSWER/BUSY/CONGESTION/CHANUNAVAIL of the last ringing leg, or
   ``ACDDialResult`` with such a status for the open offer's agent -> ``OfferFailed`` (once).
   ``DialEnd CANCEL`` yields nothing: it is our own re-route, or the caller hanging up
-  (whose ``Hangup`` follows; there is no ACDDialResult then, §25).
+  (whose ``Hangup`` follows; there is no ACDDialResult then, §6.25).
 - ``Hangup`` of the caller channel            -> ``CallHungUp`` (the call is forgotten).
 - ``Hangup`` of the answering agent leg       -> ``AgentHungUp`` (the caller may stay up).
   After the caller's own Hangup nothing more is said about the call, so a caller hangup
@@ -388,7 +389,7 @@ class AmiCodec:
             return []
         offer = call.offer
         if offer is None or dest not in offer.legs or call.left:
-            # A leg of an attempt we already replaced (our own re-route's CANCEL, §19).
+            # A leg of an attempt we already replaced (our own re-route's CANCEL, §6.19).
             del self._legs[dest]
             return []
         status = msg.get("DialStatus").upper()
@@ -434,7 +435,7 @@ class AmiCodec:
         # caller who stays (AgentHungUp) or the caller went (nothing until its Hangup).
         # BridgeNumChannels (the count left behind, computed under the bridge lock) tells
         # the order even when the two BridgeLeave events arrive swapped; the Hangup events
-        # of the two legs do not (README §6.29), so they are only the fallback.
+        # of the two legs do not (§6.29), so they are only the fallback.
         uid = msg.get("Uniqueid")
         remaining = _int(msg.get("BridgeNumChannels"))
         call = self._calls.get(uid)
@@ -909,9 +910,9 @@ def encode_originate(
     timeout_s: float = 30.0,
     other_channel_id: str = "",
 ) -> Action:
-    """An ``Originate`` (outbound callback), always ``Async: true`` (AMI-NOTES defect 7).
+    """An ``Originate`` (outbound callback), always ``Async: true`` (docs/ami-notes.md, defect 7).
 
-    ``ChannelId`` pre-assigns the Uniqueid (and so the Linkedid) of the call (§17).
+    ``ChannelId`` pre-assigns the Uniqueid (and so the Linkedid) of the call (§6.17).
     """
     if not channel or not channel_id:
         raise CodecError("originate needs a channel and a channel_id")

@@ -6,7 +6,8 @@ Invariants
   failed attempt) and ``OriginateResult``.  An exception raised by the sink is logged and
   never stops a connection.
 - ``execute`` never raises and never blocks: the actions of a command are written at once
-  and back to back (Setvar, Setvar, Redirect pipelined, README "Measured"), then checked
+  and back to back (Setvar, Setvar, Redirect pipelined: docs/ami-notes.md, "Measured on a
+  real Asterisk 22"), then checked
   in a task owned by the link.  A failed action becomes a routing event:
   ``OfferFailed(LINK)`` for an offer (only if that offer is still the open one): the
   offer never reached the agent's phone, a system failure the routing core does not
@@ -14,7 +15,7 @@ Invariants
   ``CallFailed`` when the call is gone ("channel gone" answers are given a grace period
   for the caller's own Hangup event, so an abandon still reads as ``CallHungUp``).
   While a server is disconnected its commands fail at once (nothing is queued for later,
-  AMI-NOTES defect 11); the routing core re-decides after the resync.
+  docs/ami-notes.md, defect 11); the routing core re-decides after the resync.
 - After every login the link resynchronises before it reports the server ready:
   ``CoreShowChannels`` -> ``AmiCodec.reconcile`` (vanished calls end: ``CallHungUp`` after
   a reconnect, ``CallFailed`` after an Asterisk restart; offers answered / failed while
@@ -66,7 +67,8 @@ from routing.events import CallFailed, OfferFailed, OfferFailure
 
 log = logging.getLogger(__name__)
 
-# Asterisk's answers when the channel named in an action does not exist (README §6.23).
+# Asterisk's answers when the channel named in an action does not exist
+# (tests/fixtures/ami/README.md §6.23).
 _GONE = ("no such channel", "channel does not exist", "channel specified does not exist")
 _GONE_GRACE_S = 2.0
 

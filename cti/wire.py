@@ -2,7 +2,8 @@
 
 Invariants:
 - Bytes are buffered and split on the blank line *before* decoding, so a multi-byte
-  UTF-8 character split across TCP reads is never corrupted (panoramisk 1.4 defect 1).
+  UTF-8 character split across TCP reads is never corrupted (panoramisk 1.4's defect 1,
+  docs/ami-notes.md).
 - Both CRLF and bare LF line ends are accepted on input; output always uses CRLF.
 - The banner (``Asterisk Call Manager/x.y.z``) is a single line with no blank line after
   it; ``AmiParser`` yields it as a message ``{"Banner": "..."}``.

@@ -9,7 +9,7 @@ agents, FIFO, nobody abandons.  Offered load A = lambda*AHT (in Erlangs).
 
 Invariant: for N <= A the queue is unstable: P_wait = 1, ASA = inf, SL = 0.
 
-Worked example (``DESIGN.md``): lambda = 100 calls / 30 min, AHT = 180 s, N = 14 -> A = 10,
+Worked example (``docs/design.md``): lambda = 100 calls / 30 min, AHT = 180 s, N = 14 -> A = 10,
 ``p_wait(14, 10) ~ 0.1741``, ``service_level(14, 10, 180, 20) ~ 0.888``.
 
 Erlang B is computed with the stable recurrence B(k) = A*B(k-1)/(k + A*B(k-1)), then

@@ -1,8 +1,9 @@
 """AMI action handlers of the simulator, with Asterisk 22's exact response texts.
 
 Invariants:
-- Every handler writes its response before it causes any event (README §6.9).
-- Texts come from the captures (README §6.23, ``errors.ami``, ``queries-*.ami``); list
+- Every handler writes its response before it causes any event (§6.9; every § here is a
+  section of the recordings' notes, tests/fixtures/ami/README.md).
+- Texts come from the captures (§6.23, ``errors.ami``, ``queries-*.ami``); list
   actions answer ``EventList: start``, items carrying the ActionID, then ``…Complete``
   with ``ListItems`` (``StatusComplete`` also ``Items``; ``Status`` items put
   ``Privilege: Call`` first and the ActionID last, §6.6).
@@ -371,7 +372,7 @@ def a_originate(sim: AsteriskSimulator, s: AmiSession, msg: Message, aid: str) -
             log.warning("sim %s: async Originate could not start: %s", sim.name, error)
         return
     # Synchronous: the session answers only when the originated channel answered or failed,
-    # and processes nothing else meanwhile (AMI-NOTES: "stalls event delivery").
+    # and processes nothing else meanwhile (docs/ami-notes.md: one action at a time).
     s.hold()
     answered: list[bool] = []
 

@@ -21,7 +21,8 @@ Theory of operation
 
 * Ordering: an action's response is written before the events it causes.  Between
   channels the simulator uses the order seen in the captures, which real Asterisk does
-  not guarantee (README §6.13, §6.29); clients must not rely on it.
+  not guarantee (§6.13, §6.29; every § here is a section of the recordings' notes,
+  tests/fixtures/ami/README.md); clients must not rely on it.
 
 * Channel styles: ``Local/...`` devices and Originates make the lab's ``;1``/``;2``
   pairs (faithful to the captures for the router-class events); ``PJSIP/...`` makes one
@@ -338,7 +339,7 @@ class AsteriskSimulator:
         self.overflow_context = overflow_context
         self.agents_context = agents_context
         self.customers_context = customers_context
-        # Answer() on a Local channel waits ~0.5 s for media (README §6.14); PJSIP does not.
+        # Answer() on a Local channel waits ~0.5 s for media (§6.14); PJSIP does not.
         self.answer_delay_s = (
             answer_delay_s
             if answer_delay_s is not None
@@ -922,7 +923,7 @@ class AsteriskSimulator:
         if call is None:
             return
         if ch is not call.caller:
-            # Redirecting an agent leg (README §6.22): the agent leaves and the caller's
+            # Redirecting an agent leg (§6.22): the agent leaves and the caller's
             # Dial ends as answered.  Simplified: the leg is hung up.
             d = call.dial
             if d is not None and ch in (d.agent, d.phone):

@@ -1,7 +1,8 @@
 """One AMI TCP session of the simulator (the server side of a manager connection).
 
 Invariants:
-- The banner is written on connect, one CRLF line, no blank line (README §6.1).
+- The banner is written on connect, one CRLF line, no blank line
+  (tests/fixtures/ami/README.md §6.1).
 - Actions are handled strictly one at a time and in order; while one is pending (a
   configured response delay, a failed login's sleep, a synchronous Originate) later
   actions wait in ``_pending``.  A response is always written before the events the

@@ -1,4 +1,7 @@
-"""The codec against every recorded Asterisk 22 stream, plus hand-made edge cases."""
+"""The codec against every recorded Asterisk 22 stream, plus hand-made edge cases.
+
+A § number is a section of the recordings' notes, tests/fixtures/ami/README.md.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ EXPECTED: dict[str, list[object]] = {
         AgentHungUp(cid("1795306396.71"), "1001"),
         CallHungUp(cid("1795306396.71")),
     ],
-    # The customer hangs up first: no AgentHungUp, no ACDDialResult (§25).
+    # The customer hangs up first: no AgentHungUp, no ACDDialResult (§6.25).
     "caller-hangup.ami": [
         OfferAnswered(cid("1795306285.5"), "1002"),
         CallHungUp(cid("1795306285.5")),
@@ -123,7 +126,7 @@ def test_capture_replay_yields_exact_routing_events(name: str) -> None:
         assert call.caller_num == "13800138000"
         assert call.caller_name == "Customer"
         assert call.dnis == "5000"
-        assert call.linkedid != call.uniqueid  # Linkedid = the customer ;1 leg (§16)
+        assert call.linkedid != call.uniqueid  # Linkedid = the customer ;1 leg (§6.16)
 
 
 def test_filtered_and_unfiltered_sessions_give_the_same_events() -> None:
@@ -274,7 +277,7 @@ def _channels_of(msg: Message) -> set[str]:
 
 
 def _reordered(items: list[tuple[str, object, set[str]]], rng: random.Random) -> list[int]:
-    """A random order of ``items`` that keeps each channel's own order (README §6.29)."""
+    """A random order of ``items`` that keeps each channel's own order (§6.29)."""
     queues: dict[str, list[int]] = {}
     for idx, (_, _, chans) in enumerate(items):
         for chan in chans:

@@ -1,5 +1,5 @@
-"""The load test's own arithmetic: Erlang C against DESIGN.md's worked example, percentiles,
-observed KPIs as DESIGN.md defines them, and the option checks of the harness CLI."""
+"""The load test's own arithmetic: Erlang C against docs/design.md's worked example, percentiles,
+observed KPIs as docs/design.md defines them, and the option checks of the harness CLI."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from bench.loadtest_stats import (
 
 
 def test_erlang_c_matches_the_design_example() -> None:
-    # DESIGN.md: lambda = 100 calls / 30 min, AHT = 180 s, N = 14 -> A = 10,
+    # docs/design.md: lambda = 100 calls / 30 min, AHT = 180 s, N = 14 -> A = 10,
     # P_wait ~ 0.1741, SL(20 s) ~ 0.888.
     p = erlang_prediction(arrival_rate=100 / 1800, aht_s=180, agents=14, sl_threshold_s=20)
     assert p.offered_load == pytest.approx(10.0)

@@ -40,7 +40,7 @@ from routing.events import (
 @pytest.mark.parametrize(
     ("n", "a", "expected_p_wait"),
     [
-        (14, 10.0, 0.1741),  # DESIGN.md
+        (14, 10.0, 0.1741),  # docs/design.md
         (1, 0.5, 0.5),  # M/M/1: P_wait = rho
         (2, 1.0, 1 / 3),  # M/M/2: 2 rho^2 / (1 + rho) with rho = 1/2
         (10, 10.0, 1.0),  # unstable
@@ -130,7 +130,7 @@ def simulate(
 @pytest.mark.parametrize(
     ("agents", "rate", "aht", "sl_t", "seed"),
     [
-        (14, 100 / 1800, 180.0, 20.0, 1),  # DESIGN.md: A = 10, P_wait 0.1741, SL(20) 0.888
+        (14, 100 / 1800, 180.0, 20.0, 1),  # docs/design.md: A = 10, P_wait 0.1741, SL(20) 0.888
         (8, 0.1, 60.0, 15.0, 2),  # A = 6 on 8 agents: P_wait 0.357, SL(15) 0.783
     ],
 )

@@ -3,7 +3,8 @@
 Channels are matched by *role*: a channel name with its 8-hex counter removed
 (``Local/1001@sim-agents-#;1``) plus its ordinal among channels with that name, both in
 the capture and in the simulator's stream.  Events are compared per role, because the
-order between channels is not deterministic in Asterisk (README §6.13, §6.29).
+order between channels is not deterministic in Asterisk (tests/fixtures/ami/README.md
+§6.13, §6.29).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Simulator behaviour beyond the captures: PJSIP style, traces, faults, slow readers."""
+"""Simulator behaviour beyond the captures: PJSIP style, traces, faults, slow readers.
+
+A § number is a section of the recordings' notes, tests/fixtures/ami/README.md.
+"""
 
 from __future__ import annotations
 
