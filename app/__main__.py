@@ -45,21 +45,21 @@ def tune_gc() -> Callable[[], None]:
 
     - The routing state loaded at start lives as long as the service: once started,
       ``freeze_now`` moves it out of the collector's view, so full collections stop
-      rescanning it (they caused the multi-millisecond decision stalls measured in
-      bench/routing_bench.py).
+      rescanning it (each rescan is a routing decision stalled).
     - A call's objects (screen pop, metadata, records) live for its whole talk time, so
       they survive the young generations and, at tens of calls per second, keep triggering
-      full collections, each stopping the event loop for up to a second (docs/loadtest.md).
-      Young collections stay cheap with a larger first threshold; full ones become ~10x
-      rarer.  Most objects are freed by reference counting anyway; only cyclic garbage
-      waits longer.
+      full collections, each of which stops the event loop.  Young collections stay cheap
+      with a larger first threshold; full ones become ~10x rarer.  Most objects are freed
+      by reference counting anyway; only cyclic garbage waits longer.
     - The middle generation holds what survived the young collections since its last
-      collection; at 20 young collections per middle one that was ~200,000 objects and a
-      150 ms pause under load.  At 4 it stays near 20,000 (~15 ms).
+      collection, and its pause grows with it: collecting it every 4 young collections
+      instead of 20 keeps it about ten times smaller.
     - What logs in after start (agents' sessions and indexes) is long-lived too: each full
       collection is followed by a freeze, so the next one scans only what is newer.
       (Cyclic garbage made of objects frozen while alive is never collected; reference
       counting frees everything else.)
+
+    The measurements behind each point: docs/loadtest.md, "History of measurements".
     """
     previous = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
