@@ -318,6 +318,7 @@ class AsteriskSimulator:
         time_scale: float = 1.0,
         arrive_event: bool = False,
         greeting_s: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if greeting_s < 0:
             raise ValueError("greeting_s must be >= 0")
@@ -330,6 +331,7 @@ class AsteriskSimulator:
         self.name = name
         self.host = host
         self.port = port
+        self._monotonic = monotonic  # the clock of the reported Uptime (tests advance it)
         self.users: dict[str, SimUser] = dict(users) if users is not None else lab_users()
         self.channel_style = channel_style
         self.login_fail_delay_s = login_fail_delay_s
@@ -383,7 +385,7 @@ class AsteriskSimulator:
         self._server: asyncio.Server | None = None
         self._uid_counter = 0
         self._chan_counter = 0
-        self._started_mono = time.monotonic()
+        self._started_mono = self._monotonic()
         self._started_epoch = time.time()
         self._reload_epoch = self._started_epoch
         self._processed_calls = 0
@@ -395,7 +397,7 @@ class AsteriskSimulator:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._started_mono = time.monotonic()
+        self._started_mono = self._monotonic()
         self._started_epoch = self._reload_epoch = time.time()
         await self._listen()
         log.info(
@@ -447,7 +449,7 @@ class AsteriskSimulator:
         if self._server is not None:
             await self._server.wait_closed()
         self._clear_world("lost")
-        self._started_mono = time.monotonic()
+        self._started_mono = self._monotonic()
         self._started_epoch = self._reload_epoch = time.time()
         await self._listen()
 
@@ -486,7 +488,7 @@ class AsteriskSimulator:
         return time.time()
 
     def uptime_s(self) -> int:
-        return int(time.monotonic() - self._started_mono)
+        return int(self._monotonic() - self._started_mono)
 
     # ================================================================ introspection
 

@@ -165,10 +165,11 @@ async def test_drop_connections_resets_sessions(pjsip_sim: AsteriskSimulator) ->
 
 
 async def test_restart_drops_channels_and_uptime_goes_down() -> None:
-    sim = AsteriskSimulator(time_scale=0.02)
+    clock = [1000.0]
+    sim = AsteriskSimulator(time_scale=0.02, monotonic=lambda: clock[0])
     await sim.start()
     try:
-        sim._started_mono -= 100  # pretend it has been up for 100 s
+        clock[0] += 100  # it has been up for 100 s
         c = await TestClient.connect(sim.port)
         await c.login()
         booted = await c.wait_event(lambda m: m.name == "FullyBooted")
