@@ -16,10 +16,11 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from app import models
 from app.api import schemas, service
-from app.api.notify import config_changed
+from app.api.notify import calls_in_queue, config_changed
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.auth import AdminUser, CurrentUser, Role, SupervisorUser, token_versions
 from app.deps import SessionDep
+from app.errors import QueueInUse
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
@@ -299,10 +300,24 @@ async def get_queue(session: SessionDep, _: SupervisorUser, queue_id: Id) -> sch
     return await service.get_queue(session, queue_id=queue_id)
 
 
+def _refuse_if_in_use(request: Request, queue_id: int, action: str) -> None:
+    # Consistent with the routing core, which keeps a queue that holds calls: refuse
+    # before the database changes (a call arriving during the commit is the one gap).
+    calls = calls_in_queue(request, queue_id)
+    if calls:
+        raise QueueInUse(
+            f"Queue {queue_id} still holds {calls} call(s); {action} it once they are gone.",
+            queue_id=str(queue_id),
+            calls=calls,
+        )
+
+
 @queues.patch("/{queue_id}", summary="Change a queue", responses=NOT_FOUND | CONFLICT)
 async def update_queue(
     request: Request, session: SessionDep, _: AdminUser, queue_id: Id, body: schemas.QueueUpdate
 ) -> schemas.QueueRead:
+    if body.active is False:
+        _refuse_if_in_use(request, queue_id, "deactivate")
     queue = await service.update_queue(session, queue_id=queue_id, data=body)
     await config_changed(request, queue_ids=[queue_id])
     return queue
@@ -311,12 +326,13 @@ async def update_queue(
 @queues.delete(
     "/{queue_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete a queue",
-    responses=NOT_FOUND,
+    summary="Delete a queue (409 queue-in-use while it holds calls)",
+    responses=NOT_FOUND | CONFLICT,
 )
 async def delete_queue(
     request: Request, session: SessionDep, _: AdminUser, queue_id: Id
 ) -> Response:
+    _refuse_if_in_use(request, queue_id, "delete")
     members = await service.delete_queue(session, queue_id=queue_id)
     await config_changed(request, agent_ids=members, queue_ids=[queue_id])
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -15,7 +15,26 @@ from typing import Any
 
 from fastapi import Request
 
+from routing.errors import RoutingError
+
 logger = logging.getLogger(__name__)
+
+
+def calls_in_queue(request: Request, queue_id: int) -> int:
+    """Calls the routing core holds in ``queue_id`` now (0 without a live call center).
+
+    The routing core refuses to remove a queue that holds calls; the REST layer asks
+    first, so the database and the router never disagree about a deleted queue.
+    """
+    callcenter: Any = getattr(request.app.state, "callcenter", None)
+    engine = getattr(callcenter, "engine", None)
+    if engine is None:
+        return 0
+    try:
+        waiting: int = engine.queue_stats(str(queue_id)).waiting
+    except RoutingError:  # not in the router (inactive): nothing can wait in it
+        return 0
+    return waiting
 
 
 async def config_changed(
