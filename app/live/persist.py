@@ -15,6 +15,11 @@ Invariants:
   mid-way (``close``) puts its marks back, so ``close`` writes them.
 - ``close`` stops the flusher and writes whatever is marked: after a clean stop the
   tables hold exactly the agents' last states and the calls still in progress.
+- One row the database refuses for its data (e.g. a NUL in a caller name from the PBX)
+  does not stop the others: a batch failing that way is written again row by row, each
+  in a savepoint, and only the refused rows are dropped (logged with their key; the
+  item's next change marks it again).  A transient failure (connection, server) still
+  keeps every item marked for the next flush.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AgentSession, Base, Call, LiveCall
-from app.writer import SLICE_ROWS, Flusher, execute_in_slices
+from app.writer import SLICE_ROWS, Flusher, execute_in_slices, is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -274,15 +279,60 @@ class StateStore:
                     deletes.append(call_id)
                 else:
                     upserts.append({**row, "updated_at": now})
-            async with self._sessionmaker() as session, session.begin():
-                if sessions:
-                    await execute_in_slices(session, _UPSERT_SESSIONS, sessions)
-                if upserts:
-                    await execute_in_slices(session, _UPSERT_LIVE, upserts)
-                if deletes:
-                    await session.execute(sa.delete(_live).where(_live.c.call_id.in_(deletes)))
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    if sessions:
+                        await execute_in_slices(session, _UPSERT_SESSIONS, sessions)
+                    if upserts:
+                        await execute_in_slices(session, _UPSERT_LIVE, upserts)
+                    if deletes:
+                        await session.execute(_delete_live(deletes))
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                await self._write_row_by_row(sessions, upserts, deletes, exc)
         except BaseException:
             # Not written (or not known to be): mark again; rows are rebuilt next time.
             self._agents |= agents
             self._calls |= calls
             raise
+
+    async def _write_row_by_row(
+        self,
+        sessions: list[dict[str, Any]],
+        upserts: list[dict[str, Any]],
+        deletes: list[str],
+        cause: BaseException,
+    ) -> None:
+        """The batch failed for its data: write each row in a savepoint, skip the refused."""
+        logger.warning(
+            "live state: batch refused (%s); writing %d rows one by one",
+            type(cause).__name__,
+            len(sessions) + len(upserts),
+        )
+        async with self._sessionmaker() as session, session.begin():
+            for statement, rows, key in (
+                (_UPSERT_SESSIONS, sessions, "agent_id"),
+                (_UPSERT_LIVE, upserts, "call_id"),
+            ):
+                for i, row in enumerate(rows):
+                    if i and not i % SLICE_ROWS:
+                        await asyncio.sleep(0)
+                    try:
+                        async with session.begin_nested():
+                            await session.execute(statement, [row])
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        logger.error(
+                            "live state: %s %s not saved, the database refuses its data (%s)",
+                            key,
+                            row[key],
+                            type(exc).__name__,
+                        )
+            if deletes:
+                await session.execute(_delete_live(deletes))
+
+
+def _delete_live(call_ids: list[str]) -> sa.Delete:
+    return sa.delete(_live).where(_live.c.call_id.in_(call_ids))
