@@ -311,6 +311,20 @@ async def get_principal(
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
+async def optional_principal(request: Request) -> Principal | None:
+    """The principal of a valid, unrevoked bearer token, else ``None`` (never an error):
+    for routes that answer everyone but tell more to some (``/ready``)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        principal = decode_access_token(token.strip(), request.app.state.settings)
+        await token_versions(request.app.state).check(principal)
+    except Exception:  # bad token, revoked, or the version unknown (database down)
+        return None
+    return principal
+
+
 def require_role(role: Role | str) -> Any:
     """A dependency that admits principals with at least ``role``.
 

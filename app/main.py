@@ -14,8 +14,8 @@ Invariants:
   whole ``live_runtime``, never by patching.
 - Process-wide policies (garbage-collector tuning, logging) are the entry point's
   (``app.__main__``), not this factory's: tests build many apps in one process.
-- Every route requires a bearer token except ``/health``, ``/ready``, the token endpoint
-  and the OpenAPI documents.
+- Every route requires a bearer token except ``/health``, ``/ready`` (which tells only
+  ready / not ready without one), the token endpoint and the OpenAPI documents.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from app import db as database
 from app import live
 from app.api import api_router
 from app.api.dberrors import install_database_error_handlers
-from app.auth import TokenVersions, ensure_admin, load_token_version
+from app.auth import Role, TokenVersions, ensure_admin, load_token_version, optional_principal
 from app.bodylimit import BodySizeLimitMiddleware
 from app.errors import ServiceUnavailable, install_error_handlers
 from app.live.runtime import LiveOptions
@@ -74,9 +74,11 @@ class ServerStatusRead(BaseModel):
 
 
 class ReadyRead(BaseModel):
+    """``status`` for anyone; ``database`` and ``ami`` only for a supervisor's token."""
+
     status: str
-    database: bool
-    ami: list[ServerStatusRead]
+    database: bool | None = None
+    ami: list[ServerStatusRead] | None = None
 
 
 async def _start_live(
@@ -197,13 +199,24 @@ def create_app(
         "/ready",
         tags=["health"],
         summary="Readiness: database reachable and every AMI server connected",
+        description=(
+            "Without a token only ready / not ready; with a supervisor's token also the "
+            "database and each AMI server (names, errors)."
+        ),
         responses={503: {"description": "Not ready (problem details)"}},
+        response_model_exclude_none=True,
     )
     async def ready(request: Request) -> ReadyRead:
         db = request.app.state.db
         db_ok = db is not None and await database.check(db)
         servers = _server_statuses(request.app.state.callcenter)
         ok = db_ok and all(s.connected for s in servers)
+        # A probe needs no more; PBX names and errors (hosts, ports) are for staff only.
+        principal = await optional_principal(request)
+        if principal is None or not principal.has_role(Role.SUPERVISOR):
+            if not ok:
+                raise ServiceUnavailable("Not ready.")
+            return ReadyRead(status="ready")
         if not ok:
             down = [s.name for s in servers if not s.connected]
             raise ServiceUnavailable(

@@ -110,16 +110,25 @@ async def test_openapi_lists_every_endpoint_with_bearer_security(api: Api) -> No
 
 async def test_health_and_ready(api: Api) -> None:
     assert (await api.client.get("/health")).json() == {"status": "ok"}
-    r = await api.client.get("/ready")
+    r = await api.client.get("/ready", headers=api.admin)
     assert r.status_code == 200 and r.json()["database"] is True
+    # Without a token (or with a bad one): ready or not, nothing more.
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        assert (await api.client.get("/ready", headers=headers)).json() == {"status": "ready"}
     api.callcenter.servers = [
         ServerStatus(name="pbx1", connected=True),
-        ServerStatus(name="pbx2", connected=False, last_error="refused"),
+        ServerStatus(name="pbx2", connected=False, last_error="connect 10.0.0.5:5038 refused"),
     ]
     try:
-        body = assert_problem(await api.client.get("/ready"), 503, "service-unavailable")
+        body = assert_problem(
+            await api.client.get("/ready", headers=api.admin), 503, "service-unavailable"
+        )
         assert "pbx2" in body["detail"]
         assert [s["name"] for s in body["ami"]] == ["pbx1", "pbx2"]
+        r = await api.client.get("/ready")
+        body = assert_problem(r, 503, "service-unavailable")
+        assert "ami" not in body and "database" not in body
+        assert "pbx" not in r.text and "10.0.0.5" not in r.text and "5038" not in r.text
     finally:
         api.callcenter.servers = []
 
