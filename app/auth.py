@@ -63,6 +63,7 @@ TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
 # Websocket close codes (4000-4999 are for applications, RFC 6455 section 7.4.2).
 WS_CLOSE_UNAUTHORIZED = 4401
 WS_CLOSE_FORBIDDEN = 4403
+WS_CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": the token could not be checked now
 WS_BEARER_SUBPROTOCOL = "bearer"
 
 
@@ -384,8 +385,9 @@ async def authenticate_websocket(
 ) -> Principal:
     """The principal of a websocket handshake, before ``accept``.
 
-    On a missing/invalid token (or a role below ``role``) the socket is accepted and at
-    once closed with ``WS_CLOSE_UNAUTHORIZED`` (4401) / ``WS_CLOSE_FORBIDDEN`` (4403) --
+    On a missing/invalid/revoked token (or a role below ``role``) the socket is accepted
+    and at once closed with ``WS_CLOSE_UNAUTHORIZED`` (4401) / ``WS_CLOSE_FORBIDDEN`` (4403),
+    or ``WS_CLOSE_TRY_AGAIN`` (1013) if the token's version cannot be read now --
     accepting first is the only way the client sees the code -- and ``WebSocketClosed``
     is raised; ``install_error_handlers`` makes that a quiet end of the endpoint.
     On success the caller accepts: ``await websocket.accept(subprotocol=websocket_subprotocol(websocket))``.
@@ -400,6 +402,13 @@ async def authenticate_websocket(
         logger.info("websocket %s refused: %s", websocket.url.path, exc.detail)
         await _accept_and_close(websocket, WS_CLOSE_UNAUTHORIZED, exc.detail)
         raise WebSocketClosed(WS_CLOSE_UNAUTHORIZED, exc.detail) from exc
+    except Exception as exc:  # the user's token version could not be read (database down)
+        detail = "The service is unavailable; try again shortly."
+        logger.warning(
+            "websocket %s: token not checked (%s)", websocket.url.path, type(exc).__name__
+        )
+        await _accept_and_close(websocket, WS_CLOSE_TRY_AGAIN, detail)
+        raise WebSocketClosed(WS_CLOSE_TRY_AGAIN, detail) from exc
     if not principal.has_role(role):
         detail = f"This channel requires the {Role(role).value} role."
         await _accept_and_close(websocket, WS_CLOSE_FORBIDDEN, detail)

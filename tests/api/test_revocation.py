@@ -3,9 +3,29 @@ deleted, changes password or logs out -- not when it expires."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from tests.api.conftest import Api
+import pytest
+import uvicorn
+from fastapi import FastAPI, WebSocket
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from app.auth import (
+    WS_CLOSE_TRY_AGAIN,
+    WS_CLOSE_UNAUTHORIZED,
+    Principal,
+    Role,
+    TokenVersions,
+    VersionLoader,
+    authenticate_websocket,
+    create_access_token,
+    websocket_subprotocol,
+)
+from app.errors import install_error_handlers
+from app.settings import DatabaseSettings
+from tests.api.conftest import Api, make_settings
 from tests.api.test_auth_api import make_agent, make_supervisor
 from tests.api.test_config_api import assert_problem
 
@@ -124,3 +144,45 @@ async def test_token_without_version_is_refused(api: Api) -> None:
 async def assert_revoked_or_invalid(api: Api, token: str) -> None:
     r = await api.client.get("/api/v1/auth/me", headers=api.auth(token))
     assert_problem(r, 401, "unauthorized")
+
+
+async def _version_1(user_id: int) -> int:
+    return 1
+
+
+async def _database_down(user_id: int) -> int:
+    raise ConnectionRefusedError("database down")
+
+
+@pytest.mark.parametrize(
+    ("load", "code"), [(_version_1, WS_CLOSE_UNAUTHORIZED), (_database_down, WS_CLOSE_TRY_AGAIN)]
+)
+async def test_websocket_handshake_checks_the_token_version(load: VersionLoader, code: int) -> None:
+    """A revoked token is refused at the handshake (4401); an unreadable version is 1013."""
+    settings = make_settings(DatabaseSettings())
+    app = FastAPI()
+    install_error_handlers(app)
+    app.state.token_versions = TokenVersions(load)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await authenticate_websocket(websocket, settings, role=Role.AGENT)
+        await websocket.accept(subprotocol=websocket_subprotocol(websocket))
+        await websocket.close()
+
+    token = create_access_token(Principal("7", "old", Role.SUPERVISOR, token_version=0), settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="error")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/ws?token={token}") as client:
+            with pytest.raises(ConnectionClosed) as info:
+                await client.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == code
+    finally:
+        server.should_exit = True
+        await task
