@@ -66,6 +66,7 @@ QUEUES = [
     (1, "Support", "6000", 10.0, 120.0),  # long wrap-up: ended by the disposition
     (2, "Wallboard line", "6001", 10.0, 1.0),
     (3, "Supervision", "6002", 10.0, 1.0),
+    (4, "Resync line", "6003", 10.0, 1.0),  # no agents: its callers wait, then give up
 ]
 AGENTS = {  # agent id -> (queue ids, team)
     1001: ((1,), "After-sales"),

@@ -342,12 +342,13 @@ async def test_wallboard_resyncs_after_a_sequence_gap(service: Service, open_pag
     await page.route_web_socket(re.compile(r"/ws/wallboard"), route)
     await sign_in(page, "/wallboard", *SUPERVISOR)
     await expect(page.locator("#conn")).to_have_text("Live")
-    # Traffic so that deltas flow: a caller waits (nobody is ready) and then gives up.
-    service.place_call("6001", UNKNOWN_PHONE, patience_s=4.0)
+    # Traffic so that deltas flow: a caller waits (nobody serves this queue) and then gives
+    # up.  Its own queue: the wallboard test counts queue 2's calls from zero.
+    service.place_call("6003", UNKNOWN_PHONE, patience_s=4.0)
     await wait_for(lambda: lost, what="a delta to drop")
     await expect(page.locator("body")).to_have_attribute("data-resyncs", "1")
-    await expect(tile_metric(page, "2", "waiting")).to_have_text("1")
-    await expect(tile_metric(page, "2", "waiting")).to_have_text("0", timeout=10_000)
+    await expect(tile_metric(page, "4", "waiting")).to_have_text("1")
+    await expect(tile_metric(page, "4", "waiting")).to_have_text("0", timeout=10_000)
 
 
 async def test_supervisor_filters_and_forces_a_pause(service: Service, open_page: Any) -> None:
