@@ -27,19 +27,11 @@ from routing.commands import OfferCall
 from routing.events import CallFailed, CallHungUp, OfferAnswered, OfferFailed, OfferFailure
 from tests.cti.amipeer import AmiPeer, PeerChannel, hold_event
 from tests.cti.replay import capture_bytes, stripped
+from tests.polling import wait_for
 
 from cti.link import TelephonyLink  # isort: skip
 
 SECRET = "s3cret-peer"
-
-
-async def until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 @pytest_asyncio.fixture
@@ -96,13 +88,15 @@ def make_link(
 async def ready_link(peer: AmiPeer, sink: Sink, **kw: Unpack[LinkTimings]) -> TelephonyLink:
     link = make_link(peer, sink, **kw)
     await link.start()
-    await until(lambda: any(s.connected for s in sink.statuses()))
+    await wait_for(lambda: any(s.connected for s in sink.statuses()))
     return link
 
 
 async def arrive(peer: AmiPeer, sink: Sink, uid: str, channel: str | None = None) -> str:
     await peer.push_event(hold_event(uid, channel or f"PJSIP/trunk-{uid}"))
-    await until(lambda: any(isinstance(e, IncomingCall) and e.uniqueid == uid for e in sink.events))
+    await wait_for(
+        lambda: any(isinstance(e, IncomingCall) and e.uniqueid == uid for e in sink.events)
+    )
     return f"pbx1/{uid}"
 
 
@@ -140,10 +134,10 @@ async def test_defect1_handled_utf8_split_across_tcp_reads(peer: AmiPeer) -> Non
         first_part_read = conn.bytes_received + cut
 
         async def first_part_arrived() -> None:
-            await until(lambda: conn.bytes_received >= first_part_read)
+            await wait_for(lambda: conn.bytes_received >= first_part_read)
 
         await peer.push(data, split_at=cut, between=first_part_arrived)
-        await until(lambda: bool(sink.of(IncomingCall)))
+        await wait_for(lambda: bool(sink.of(IncomingCall)))
         (call,) = sink.of(IncomingCall)
         assert isinstance(call, IncomingCall) and call.caller_name == "张伟"
     finally:
@@ -168,11 +162,11 @@ async def test_defect2_raising_callback_does_not_kill_the_connection(peer: AmiPe
     )
     await conn.start()
     try:
-        await until(lambda: conn.ready)
+        await wait_for(lambda: conn.ready)
         await peer.push(
             encode(hold_event("boom", "PJSIP/t-1")) + encode(hold_event("after", "PJSIP/t-2"))
         )
-        await until(lambda: "after" in seen)
+        await wait_for(lambda: "after" in seen)
         resp = await conn.action([("Action", "Ping")])
         assert resp.response.get("Ping") == "Pong"
         assert peer.connections == 1 and conn.reconnects == 0
@@ -191,11 +185,13 @@ async def test_raising_sink_does_not_stop_the_link(peer: AmiPeer) -> None:
     link = make_link(peer, sink)
     await link.start()
     try:
-        await until(lambda: any(isinstance(e, ServerStatus) and e.connected for e in got))
+        await wait_for(lambda: any(isinstance(e, ServerStatus) and e.connected for e in got))
         await peer.push(
             encode(hold_event("boom", "PJSIP/t-1")) + encode(hold_event("after", "PJSIP/t-2"))
         )
-        await until(lambda: any(isinstance(e, IncomingCall) and e.uniqueid == "after" for e in got))
+        await wait_for(
+            lambda: any(isinstance(e, IncomingCall) and e.uniqueid == "after" for e in got)
+        )
         assert peer.connections == 1
     finally:
         await link.close()
@@ -211,7 +207,7 @@ async def test_defect3_action_timeout_becomes_offer_failed(peer: AmiPeer) -> Non
         call_id = await arrive(peer, sink, "u1")
         peer.mute.add("Redirect")
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
-        await until(lambda: bool(sink.of(OfferFailed)))
+        await wait_for(lambda: bool(sink.of(OfferFailed)))
         assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.LINK)]
         conn = link.connection("pbx1")
         assert conn.pending_actions == 0  # the stale entry was dropped
@@ -232,7 +228,7 @@ async def test_action_timeout_raises_on_the_connection(peer: AmiPeer) -> None:
     )
     await conn.start()
     try:
-        await until(lambda: conn.ready)
+        await wait_for(lambda: conn.ready)
         with pytest.raises(AmiActionTimeout):
             await conn.action([("Action", "Getvar"), ("Variable", "X")], timeout_s=0.1)
         assert conn.pending_actions == 0
@@ -248,9 +244,9 @@ async def test_defect4_watchdog_aborts_a_half_open_connection(peer: AmiPeer) -> 
     link = await ready_link(peer, sink, ping_interval_s=0.1, action_timeout_s=0.2)
     try:
         peer.mute.add("Ping")  # the socket stays open, nothing answers
-        await until(lambda: peer.logins >= 2)
+        await wait_for(lambda: peer.logins >= 2)
         peer.mute.discard("Ping")
-        await until(lambda: sum(1 for s in sink.statuses() if s.connected) >= 2)
+        await wait_for(lambda: sum(1 for s in sink.statuses() if s.connected) >= 2)
         down = [s for s in sink.statuses() if not s.connected]
         assert down and "ping timed out" in (down[0].last_error or "")
         assert link.status()[0].reconnects >= 1
@@ -267,7 +263,7 @@ async def test_defect5_close_stops_reconnecting(peer: AmiPeer) -> None:
     conn = link.connection("pbx1")
     peer.secret = "rotated"  # every attempt now fails, so the link keeps retrying
     peer.drop()
-    await until(lambda: peer.login_attempts >= 2 and conn.reconnect_at is not None)
+    await wait_for(lambda: peer.login_attempts >= 2 and conn.reconnect_at is not None)
     due = conn.reconnect_at  # a reconnect is scheduled: close() must stop it
     assert due is not None
     attempts = conn.attempts
@@ -307,7 +303,7 @@ async def test_defect6_wrong_secret_reported_with_backoff(
     link = make_link(peer, sink, secret=wrong, reconnect_max_s=0.2)
     await link.start()
     try:
-        await until(lambda: peer.login_attempts >= 3)
+        await wait_for(lambda: peer.login_attempts >= 3)
         down = [s for s in sink.statuses() if not s.connected and s.last_error]
         assert down and "login refused for user 'switchboard'" in (down[-1].last_error or "")
         assert "Authentication failed" in (down[-1].last_error or "")
@@ -355,7 +351,7 @@ async def test_defect7_originate_is_async_and_reports_its_result(peer: AmiPeer) 
                 ("Reason", "4"),
             ]
         )
-        await until(lambda: bool(sink.of(OriginateResult)))
+        await wait_for(lambda: bool(sink.of(OriginateResult)))
         assert sink.of(OriginateResult) == [OriginateResult("pbx1", "cb-1-agent", True, "4", 100.0)]
     finally:
         await link.close()
@@ -373,13 +369,13 @@ async def test_defect8_event_with_pending_actionid_goes_to_the_event_callback(
     )
     await conn.start()
     try:
-        await until(lambda: conn.ready)
+        await wait_for(lambda: conn.ready)
         peer.mute.add("UserEvent")
         pending = conn.send_action([("Action", "UserEvent"), ("UserEvent", "ACDTest")])
-        await until(lambda: bool(peer.actions("UserEvent")))
+        await wait_for(lambda: bool(peer.actions("UserEvent")))
         aid = pending.action_id
         await peer.push_event([("Event", "UserEvent"), ("UserEvent", "ACDTest"), ("ActionID", aid)])
-        await until(lambda: any(m.get("ActionID") == aid for m in seen))
+        await wait_for(lambda: any(m.get("ActionID") == aid for m in seen))
         assert not pending.future.done()
         await peer.push(encode([("Response", "Success"), ("ActionID", aid)]))
         resp = await conn.wait(pending)
@@ -431,7 +427,7 @@ async def test_defect11_commands_fail_fast_while_disconnected(peer: AmiPeer) -> 
         peer.channels = [PeerChannel("u1", "PJSIP/trunk-u1", "acd-hold", "s")]
         peer.secret = "rotated"
         peer.drop()
-        await until(lambda: not link.status()[0].connected)
+        await wait_for(lambda: not link.status()[0].connected)
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
         # Reported synchronously, before any reconnect.
         assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.LINK)]
@@ -439,7 +435,7 @@ async def test_defect11_commands_fail_fast_while_disconnected(peer: AmiPeer) -> 
         with pytest.raises(AmiNotConnected):
             await conn.action([("Action", "Ping")])
         peer.secret = SECRET
-        await until(lambda: link.status()[0].connected)
+        await wait_for(lambda: link.status()[0].connected)
         # A Ping answered on the new session: anything re-sent at login (panoramisk's
         # queue is flushed after FullyBooted) was written before it, and so has arrived.
         await conn.action([("Action", "Ping")])
@@ -459,7 +455,7 @@ async def test_offer_actions_are_pipelined(peer: AmiPeer) -> None:
         call_id = await arrive(peer, sink, "u1")
         peer.hold_until = "Redirect"  # no answer before all three actions arrived
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
-        await until(lambda: len(peer.actions("Redirect")) == 1)
+        await wait_for(lambda: len(peer.actions("Redirect")) == 1)
         await link.settled()  # the offer's check has run: all three answered in time
         assert sink.of(OfferFailed) == []
         names = [m.name for m in peer.received if m.name in ("Setvar", "Redirect")]
@@ -482,7 +478,7 @@ async def test_channel_gone_fails_the_offer_then_the_call(peer: AmiPeer) -> None
         peer.errors["Setvar"] = "No such channel"
         peer.errors["Redirect"] = "Channel does not exist: PJSIP/trunk-u1"
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
-        await until(lambda: bool(sink.of(CallFailed)))
+        await wait_for(lambda: bool(sink.of(CallFailed)))
         assert sink.of(OfferFailed) == [OfferFailed(call_id, "1001", OfferFailure.LINK)]
         assert sink.of(CallFailed) == [CallFailed(call_id, "channel gone")]
     finally:
@@ -496,9 +492,9 @@ async def test_channel_gone_then_hangup_event_reads_as_hangup(peer: AmiPeer) -> 
         call_id = await arrive(peer, sink, "u1")
         peer.errors["Redirect"] = "Channel does not exist: PJSIP/trunk-u1"
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
-        await until(lambda: bool(sink.of(OfferFailed)))
+        await wait_for(lambda: bool(sink.of(OfferFailed)))
         await peer.push_event([("Event", "Hangup"), ("Uniqueid", "u1"), ("Cause", "16")])
-        await until(lambda: bool(sink.of(CallHungUp)))
+        await wait_for(lambda: bool(sink.of(CallHungUp)))
         await link.settled()  # the grace period is over and its check has run
         assert sink.of(CallHungUp) == [CallHungUp(call_id)]
         assert sink.of(CallFailed) == []  # ended exactly once
@@ -513,7 +509,7 @@ async def test_resync_after_reconnect(peer: AmiPeer) -> None:
         gone = await arrive(peer, sink, "a")
         answered = await arrive(peer, sink, "b")
         link.execute(OfferCall(answered, "1001", "PJSIP/1001", 15, "q"))
-        await until(lambda: len(peer.actions("Redirect")) == 1)
+        await wait_for(lambda: len(peer.actions("Redirect")) == 1)
         peer.channels = [
             PeerChannel("b", "PJSIP/trunk-b", "acd-connect", "1001", bridge_id="br-1"),
             PeerChannel("b-agent", "PJSIP/1001-0001", "agents", "", bridge_id="br-1"),
@@ -521,7 +517,7 @@ async def test_resync_after_reconnect(peer: AmiPeer) -> None:
         ]
         peer.uptime += 60
         peer.drop()
-        await until(lambda: sum(1 for s in sink.statuses() if s.connected) == 2)
+        await wait_for(lambda: sum(1 for s in sink.statuses() if s.connected) == 2)
         assert sink.of(CallHungUp) == [CallHungUp(gone)]
         assert sink.of(OfferAnswered) == [OfferAnswered(answered, "1001")]
         adopted = [
@@ -555,7 +551,7 @@ async def test_offer_in_flight_when_the_connection_drops_is_settled_by_the_resyn
         call_id = await arrive(peer, sink, "c")
         peer.mute.add("Redirect")  # written, never answered
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
-        await until(lambda: len(peer.actions("Redirect")) == 1)
+        await wait_for(lambda: len(peer.actions("Redirect")) == 1)
         if carried_out:  # the agent took the call while we were away
             peer.channels = [
                 PeerChannel("c", "PJSIP/trunk-c", "acd-connect", "1001", bridge_id="br-9"),
@@ -565,7 +561,7 @@ async def test_offer_in_flight_when_the_connection_drops_is_settled_by_the_resyn
             peer.channels = [PeerChannel("c", "PJSIP/trunk-c", "acd-hold", "s")]
         peer.drop()
         peer.mute.discard("Redirect")
-        await until(lambda: sum(1 for s in sink.statuses() if s.connected) == 2)
+        await wait_for(lambda: sum(1 for s in sink.statuses() if s.connected) == 2)
         if carried_out:
             assert sink.of(OfferAnswered) == [OfferAnswered(call_id, "1001")]
             assert sink.of(OfferFailed) == []
@@ -585,7 +581,7 @@ async def test_resync_after_asterisk_restart(peer: AmiPeer) -> None:
         peer.channels = []
         peer.uptime = 1  # went down: the process restarted
         peer.drop()
-        await until(lambda: sum(1 for s in sink.statuses() if s.connected) == 2)
+        await wait_for(lambda: sum(1 for s in sink.statuses() if s.connected) == 2)
         assert sink.of(CallFailed) == [CallFailed(call_id, "asterisk restarted")]
         assert link.status()[0].restarts == 1
     finally:

@@ -21,6 +21,7 @@ from app.outcomes import CallEventRow, CallOutcome, OutcomeWriter, purge_expired
 from app.settings import DatabaseSettings
 from routing.commands import CallRecord, CallResult
 from tests.db.pgproxy import PgProxy
+from tests.polling import wait_for
 
 T0 = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
 
@@ -147,11 +148,7 @@ async def test_wrapup_before_during_and_after_the_call_row(db: Database, tmp_pat
 async def _settle(w: OutcomeWriter) -> None:
     """Until every recorded row is committed: a batch leaves ``pending`` only after its
     commit (and the wrap-up parking it changed), so nothing is still in flight then."""
-    for _ in range(1000):
-        if w.stats.pending == 0:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"writer did not drain: {w.stats}")
+    await wait_for(lambda: w.stats.pending == 0, what="every recorded row committed")
 
 
 async def test_no_outcome_lost_when_the_database_drops_mid_run(
