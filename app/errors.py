@@ -20,18 +20,22 @@ Exception tree::
           ├── Unauthorized                 401   unauthorized
           ├── Forbidden                    403   forbidden
           ├── NotFound                     404   not-found     (member ``resource``)
+          │    └── AgentNotFound           404   unknown-agent
           ├── MethodNotAllowed             405   method-not-allowed
           ├── Conflict                     409   conflict
           │    ├── RoutingConflict         409   routing-error
           │    ├── IllegalTransition       409   illegal-transition
           │    ├── DuplicateCall           409   duplicate-call
-          │    └── QueueInUse              409   queue-in-use
+          │    ├── QueueInUse              409   queue-in-use
+          │    └── NothingToWrapUp         409   nothing-to-wrap-up
           ├── PayloadTooLarge              413   payload-too-large
           ├── UnsupportedMediaType         415   unsupported-media-type
           ├── TooManyRequests              429   too-many-requests  (``Retry-After``)
           ├── ValidationFailed             422   validation-failed
           │    ├── InvalidPhoneNumber      422   invalid-phone-number
-          │    └── InvalidConfig           422   invalid-config
+          │    ├── InvalidConfig           422   invalid-config
+          │    ├── UnknownDisposition      422   unknown-disposition
+          │    └── InvalidForcedState      422   invalid-forced-state
           ├── ServiceUnavailable           503   service-unavailable
           └── InternalError                500   internal-error
      └── WebSocketClosed   (websocket already closed with a 4xxx code; ends quietly)
@@ -230,6 +234,26 @@ class InvalidConfig(ValidationFailed):
 
     error_id = "invalid-config"
     title = "Configuration cannot be routed"
+
+
+class UnknownDisposition(ValidationFailed):
+    error_id = "unknown-disposition"
+    title = "Unknown disposition code"
+
+
+class InvalidForcedState(ValidationFailed):
+    error_id = "invalid-forced-state"
+    title = "A supervisor can force only ready, paused or logged_out"
+
+
+class NothingToWrapUp(Conflict):
+    error_id = "nothing-to-wrap-up"
+    title = "The agent has no call to wrap up"
+
+
+class AgentNotFound(NotFound):
+    error_id = "unknown-agent"
+    title = "Unknown agent"
 
 
 class ServiceUnavailable(ProblemError):

@@ -96,10 +96,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 after, placed_after = _histogram(), sim.stats.placed
                 grew = {k: after[k] - before.get(k, 0) for k in after}
                 structures = {
-                    "calls": len(cc._calls),
-                    "pending_lookups": len(cc._pending),
-                    "prefetched": len(cc._prefetched),
-                    "action_chains": len(cc._chains),
+                    "calls": len(cc.state.calls),
+                    "pending_lookups": len(cc.state.pending),
+                    "prefetched": len(cc.state.prefetched),
+                    "action_chains": len(cc.actions.chains),
                     "engine_calls": len(cc.engine._calls),
                     "engine_timer_heap": len(cc.engine._timers),
                     "engine_timers_live": cc.engine._timers_live,

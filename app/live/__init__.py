@@ -9,7 +9,9 @@ Contract with ``app.main``:
   holds what callers may change; demo mode's simulator is ``app.demo``'s, not this
   package's.
 
-Modules: ``callcenter`` (the asyncio driver around the routing core), ``routes`` (REST),
+Modules: ``callcenter`` (the asyncio driver around the routing core, with its parts
+``classify``, ``actions``, ``restore``, ``views``, ``records``, ``tracking`` and the typed
+collaborators in ``contracts``), ``routes`` (REST),
 ``ws`` (websockets), ``hub`` (bounded fan-out), ``wallboard`` (KPIs), ``loader``
 (configuration from the database), ``runtime`` (composition).
 """

@@ -167,9 +167,9 @@ class Service:
         from routing.commands import HangupCall
 
         cc = self.callcenter
-        for call_id in list(cc._calls):
+        for call_id in list(cc.state.calls):
             cc.link.execute(HangupCall(call_id))  # failures come back through the sink
-        await wait_for(lambda: not cc._calls, what="all calls ended")
+        await wait_for(lambda: not cc.state.calls, what="all calls ended")
 
     @property
     def callcenter(self) -> Any:

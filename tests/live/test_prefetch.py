@@ -46,12 +46,12 @@ async def test_pop_prefetched_during_greeting_is_ready_at_hold(
             call_id = call_id_of(service, 0, uid)
             # The lookup ran during the greeting: done before the caller reached hold.
             await wait_for(lambda: delta(cc, before, "prefetch_started") == 1, what="prefetch")
-            assert call_id not in cc._calls and call_id in cc._prefetched
+            assert call_id not in cc.state.calls and call_id in cc.state.prefetched
             offer = await ws.wait("offer", timeout=10)
         # Found ready at ACDHold: classified (VIP, entitled) and offered without waiting.
         assert delta(cc, before, "prefetch_ready") == 1
         assert delta(cc, before, "prefetch_waited") == 0
-        assert call_id not in cc._prefetched and call_id not in cc._pending
+        assert call_id not in cc.state.prefetched and call_id not in cc.state.pending
         assert offer["call"]["call_id"] == call_id
         assert offer["call"]["vip"] is True and offer["call"]["entitled"] is True
         assert offer["pop"]["customer"]["name"] == "张伟"
@@ -70,7 +70,7 @@ async def test_lookup_slower_than_the_greeting_is_waited_for(service: Service, a
     sim = service.sims[0]
     cc = service.callcenter
     sim.set_device(f"PJSIP/{a}", DeviceProfile(ring_s=0.3, talk_s=0.5, agent_hangs_up_prob=1.0))
-    real_lookup = cc._lookup
+    real_lookup = cc.classifier.lookup
     released = asyncio.Event()
 
     async def slow_lookup(phone: str, now: float) -> Any:
@@ -79,13 +79,13 @@ async def test_lookup_slower_than_the_greeting_is_waited_for(service: Service, a
 
     ws = Recorder(await service.ws(f"/ws/agents/{a}", role="agent", agent_id=a))
     before = dict(cc.counters)
-    cc._lookup = slow_lookup
+    cc.classifier.lookup = slow_lookup
     try:
         await ready_agent(service, a)
         with greeting(sim, 0.1):
             uid = sim.place_call(dnis="5002", caller_num=VIP_PHONE)
             call_id = call_id_of(service, 0, uid)
-            await wait_for(lambda: call_id in cc._pending, what="call in hold, lookup running")
+            await wait_for(lambda: call_id in cc.state.pending, what="call in hold, lookup running")
         assert delta(cc, before, "prefetch_waited") == 1
         await asyncio.sleep(0.3)
         assert not ws.of("offer")  # not offered unclassified: VIP priority needs the pop
@@ -96,7 +96,7 @@ async def test_lookup_slower_than_the_greeting_is_waited_for(service: Service, a
         assert delta(cc, before, "prefetch_ready") == 0
         await outcome(service, call_id, result="answered", vip=True)
     finally:
-        cc._lookup = real_lookup
+        cc.classifier.lookup = real_lookup
         released.set()
         await ws.close()
 
@@ -117,12 +117,12 @@ async def test_caller_gone_during_greeting_leaves_no_call_and_its_prefetch_expir
             gone = sim.place_call(dnis="5000", caller_num=PLAIN_PHONE, patience_s=0.2)
             gone_id = call_id_of(service, 1, gone)
             await wait_for(lambda: sim.calls[gone].result == "abandoned", what="hung up")
-            assert gone_id in cc._prefetched and gone_id not in cc._calls
+            assert gone_id in cc.state.prefetched and gone_id not in cc.state.calls
             await asyncio.sleep(0.4)  # past the TTL: the next arrival drops it
             uid = sim.place_call(dnis="5000", caller_num=VIP_PHONE)
             row = await outcome(service, call_id_of(service, 1, uid), result="answered")
         assert row.answered_by == int(a)
-        assert gone_id not in cc._prefetched
+        assert gone_id not in cc.state.prefetched
         assert delta(cc, before, "prefetch_dropped") == 1
         assert delta(cc, before, "prefetch_started") == 2
         # It never reached the ACD queue: no call, no outcome row (an IVR abandon).
@@ -176,15 +176,13 @@ async def test_hangup_in_the_same_burst_as_the_arrival_still_ends_the_call(
     for call_id in ids:
         row = await outcome(service, call_id, timeout=10)
         assert row.result in ("short_abandoned", "abandoned")
-        assert call_id not in cc._pending and call_id not in cc._calls
-        assert call_id not in cc._prefetched
+        assert call_id not in cc.state.pending and call_id not in cc.state.calls
+        assert call_id not in cc.state.prefetched
 
 
 async def test_consumer_lets_the_loop_run_during_a_backlog(service: Service) -> None:
     # A backlog of events must not keep the loop from reading sockets until Asterisk's
     # writetimeout cuts the AMI session: the consumer yields every few dozen items.
-    from app.live.callcenter import _Run
-
     cc = service.callcenter
     ticks = 0
     seen: list[int] = []
@@ -199,7 +197,7 @@ async def test_consumer_lets_the_loop_run_during_a_backlog(service: Service) -> 
     try:
         await asyncio.sleep(0)
         for _ in range(1000):
-            cc._inbox.put_nowait((_Run(lambda: seen.append(ticks)), time.perf_counter()))
+            cc.inject_callable(lambda: seen.append(ticks))
         await wait_for(lambda: len(seen) == 1000, what="backlog processed")
     finally:
         task.cancel()

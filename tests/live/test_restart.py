@@ -328,4 +328,4 @@ async def test_blind_transfer_ends_answered_transferred_and_agent_wraps_up(
     assert row.reason == "transferred" and row.answered_by == int(a)
     view = await wait_state(service, a, "wrap_up")
     assert view["call_id"] == call_id
-    assert call_id not in service.callcenter._calls  # left ACD control: nothing more to do
+    assert call_id not in service.callcenter.state.calls  # left ACD control: nothing more to do
