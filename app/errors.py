@@ -20,7 +20,7 @@ Exception tree::
           ├── Unauthorized                 401   unauthorized
           ├── Forbidden                    403   forbidden
           ├── NotFound                     404   not-found     (member ``resource``)
-          │    └── AgentNotFound           404   unknown-agent
+          │    └── AgentNotFound           404   not-found     (``resource: agent``)
           ├── MethodNotAllowed             405   method-not-allowed
           ├── Conflict                     409   conflict
           │    ├── RoutingConflict         409   routing-error
@@ -252,8 +252,11 @@ class NothingToWrapUp(Conflict):
 
 
 class AgentNotFound(NotFound):
-    error_id = "unknown-agent"
-    title = "Unknown agent"
+    """An unknown agent on a live route: ``not-found`` naming the resource, the same
+    problem as the configuration routes and the routing core's ``UnknownAgent``."""
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, **{"resource": "agent", **extra})
 
 
 class ServiceUnavailable(ProblemError):

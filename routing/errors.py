@@ -7,7 +7,9 @@ because real AMI streams produce them all the time.
 Invariant: when ``handle`` raises one of these, the engine's state is exactly what it
 was before the call (every handler validates before it mutates).
 
-Exception tree (``error_id`` values are part of the API — never rename them)::
+Exception tree (``error_id`` values are the core's stable names for its errors; the HTTP
+API maps each class to its own problem, ``app.errors.ROUTING_PROBLEMS``, whose public ids
+are listed in ``docs/errors.md``)::
 
     RoutingError                "routing-error"
     ├── UnknownAgent            "unknown-agent"

@@ -63,6 +63,10 @@ async def test_permissions_and_unknown_agent(service: Service, agents: Any) -> N
     async with service.client() as c:  # supervisor
         r = await c.post("/api/v1/agents/999999/login", json={})
         assert r.status_code == 404
+        # The same id as the configuration routes give an unknown agent (docs/errors.md).
+        assert (r.json()["error_id"], r.json()["resource"]) == ("not-found", "agent")
+        r = await c.get("/api/v1/agents/999999/state")
+        assert (r.status_code, r.json()["error_id"]) == (404, "not-found")
         r = await c.post(f"/api/v1/agents/{b}/login", json={"device": "bad device"})
         assert r.status_code == 422
         assert (await service.agent_state(b))["state"] == "logged_out"
