@@ -67,7 +67,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from cti.types import CallerArriving, Dialplan, IncomingCall
+from cti.types import CallerArriving, CodecItem, Dialplan, IncomingCall
 from cti.wire import Message
 from routing.commands import HangupCall, OfferCall, OverflowCall, ReturnToHold
 from routing.events import (
@@ -134,7 +134,7 @@ class ChannelInfo:
 class Resync:
     """What ``reconcile`` found: routing events, waiting channels to adopt, actions to redo."""
 
-    events: list[object]
+    events: list[CodecItem]
     orphans: list[ChannelInfo]
     retries: list[Action]
 
@@ -219,7 +219,7 @@ class AmiCodec:
         # Channels found by a resync and not yet adopted (their DNIS is being read): their
         # state is tracked, their routing events are held back until ``adopt``.
         self._adopting: set[str] = set()
-        self._dispatch: dict[str, Callable[[Message, float], list[object]]] = {
+        self._dispatch: dict[str, Callable[[Message, float], list[CodecItem]]] = {
             "UserEvent": self._on_user_event,
             "DialBegin": self._on_dial_begin,
             "DialEnd": self._on_dial_end,
@@ -252,7 +252,7 @@ class AmiCodec:
 
     # --- events --------------------------------------------------------------------------
 
-    def feed(self, msg: Message, now: float) -> list[object]:
+    def feed(self, msg: Message, now: float) -> list[CodecItem]:
         """Apply one AMI message; return the routing events it implies (often none)."""
         headers = msg.headers
         if not headers:
@@ -283,7 +283,7 @@ class AmiCodec:
             ]
         return events
 
-    def _on_user_event(self, msg: Message, now: float) -> list[object]:
+    def _on_user_event(self, msg: Message, now: float) -> list[CodecItem]:
         sub = msg.get("UserEvent")
         if sub == self.dialplan.hold_user_event:
             return self._on_hold(msg, now)
@@ -293,7 +293,7 @@ class AmiCodec:
             return self._on_arrive(msg, now)
         return []
 
-    def _on_arrive(self, msg: Message, now: float) -> list[object]:
+    def _on_arrive(self, msg: Message, now: float) -> list[CodecItem]:
         uid = msg.get("Uniqueid")
         if not uid or uid in self._calls:
             return []  # a known call back in the inbound context: not news
@@ -308,7 +308,7 @@ class AmiCodec:
             )
         ]
 
-    def _on_hold(self, msg: Message, now: float) -> list[object]:
+    def _on_hold(self, msg: Message, now: float) -> list[CodecItem]:
         uid = msg.get("Uniqueid")
         if not uid:
             log.debug("server=%s ACDHold without Uniqueid skipped", self.server)
@@ -347,7 +347,7 @@ class AmiCodec:
         # acted yet: the same call, nothing to say.
         return []
 
-    def _on_dial_result(self, msg: Message) -> list[object]:
+    def _on_dial_result(self, msg: Message) -> list[CodecItem]:
         call = self._calls.get(msg.get("Uniqueid"))
         if call is None or call.left:
             return []
@@ -364,7 +364,7 @@ class AmiCodec:
         self._drop_legs(offer)
         return [OfferFailed(call.call_id, agent, _FAILURES.get(status, OfferFailure.FAILED))]
 
-    def _on_dial_begin(self, msg: Message, now: float) -> list[object]:
+    def _on_dial_begin(self, msg: Message, now: float) -> list[CodecItem]:
         call = self._calls.get(msg.get("Uniqueid"))
         if call is None or call.left:
             return []
@@ -382,7 +382,7 @@ class AmiCodec:
         self._legs[dest] = call
         return []
 
-    def _on_dial_end(self, msg: Message, now: float) -> list[object]:
+    def _on_dial_end(self, msg: Message, now: float) -> list[CodecItem]:
         dest = msg.get("DestUniqueid")
         call = self._legs.get(dest)
         if call is None:
@@ -417,7 +417,7 @@ class AmiCodec:
         call.offer = None
         return [OfferFailed(call.call_id, offer.agent_id, failure)]
 
-    def _on_bridge_enter(self, msg: Message, now: float) -> list[object]:
+    def _on_bridge_enter(self, msg: Message, now: float) -> list[CodecItem]:
         uid = msg.get("Uniqueid")
         call = self._legs.get(uid)
         if call is None or call.left:
@@ -430,7 +430,7 @@ class AmiCodec:
         offer.legs = [uid]
         return [OfferAnswered(call.call_id, offer.agent_id)]
 
-    def _on_bridge_leave(self, msg: Message, now: float) -> list[object]:
+    def _on_bridge_leave(self, msg: Message, now: float) -> list[CodecItem]:
         # Who left the agent<->caller bridge first decides whether the agent hung up on a
         # caller who stays (AgentHungUp) or the caller went (nothing until its Hangup).
         # BridgeNumChannels (the count left behind, computed under the bridge lock) tells
@@ -464,7 +464,7 @@ class AmiCodec:
         call.agent_gone = True
         return [AgentHungUp(call.call_id, offer.agent_id)] if remaining > 0 else []
 
-    def _on_blind_transfer(self, msg: Message, now: float) -> list[object]:
+    def _on_blind_transfer(self, msg: Message, now: float) -> list[CodecItem]:
         if msg.get("Result") != "Success":
             return []
         call = self._calls.get(msg.get("TransfereeUniqueid"))
@@ -475,7 +475,7 @@ class AmiCodec:
         log.info("server=%s uniqueid=%s blind transfer to %s", self.server, call.uniqueid, target)
         return [CallTransferred(call.call_id, target)]
 
-    def _on_hangup(self, msg: Message, now: float) -> list[object]:
+    def _on_hangup(self, msg: Message, now: float) -> list[CodecItem]:
         uid = msg.get("Uniqueid")
         if self._resync_before is not None:
             self._resync_hangups.add(uid)
@@ -495,7 +495,7 @@ class AmiCodec:
         call.agent_gone = True
         return [AgentHungUp(call.call_id, offer.agent_id)]
 
-    def _on_rename(self, msg: Message, now: float) -> list[object]:
+    def _on_rename(self, msg: Message, now: float) -> list[CodecItem]:
         call = self._calls.get(msg.get("Uniqueid"))
         if call is not None and msg.get("Newname"):
             call.channel = msg.get("Newname")
@@ -596,7 +596,7 @@ class AmiCodec:
             return [_hangup(call.channel, cmd.cause)]
         raise CodecError(f"not a telephony command: {type(cmd).__name__}")
 
-    def fail_call(self, call_id: str, reason: str) -> list[object]:
+    def fail_call(self, call_id: str, reason: str) -> list[CodecItem]:
         """End a call the link cannot carry on (its channel is gone, server lost)."""
         try:
             uid = self._uid(call_id)
@@ -649,7 +649,7 @@ class AmiCodec:
             if chan.bridge_id:
                 by_bridge.setdefault(chan.bridge_id, []).append(chan)
         dp = self.dialplan
-        events: list[object] = []
+        events: list[CodecItem] = []
         retries: list[Action] = []
         for uid in sorted(before):
             call = self._calls.get(uid)
@@ -771,7 +771,7 @@ class AmiCodec:
         info: ChannelInfo,
         by_bridge: Mapping[str, list[ChannelInfo]],
         live: Mapping[str, ChannelInfo],
-    ) -> list[object]:
+    ) -> list[CodecItem]:
         dp = self.dialplan
         in_connect = info.context == dp.connect_context
         if not offer.answered:

@@ -60,7 +60,7 @@ from cti.codec import (
     UnknownCall,
     encode_originate,
 )
-from cti.types import AmiServer, Dialplan, OriginateResult, ServerStatus
+from cti.types import AmiServer, Dialplan, LinkItem, OriginateResult, ServerStatus
 from cti.wire import Message
 from routing.commands import Command, HangupCall, OfferCall, OverflowCall, ReturnToHold
 from routing.events import CallFailed, OfferFailed, OfferFailure
@@ -96,7 +96,7 @@ class TelephonyLink:
     def __init__(
         self,
         servers: Sequence[AmiServer],
-        sink: Callable[[object], None],
+        sink: Callable[[LinkItem], None],
         *,
         dialplan: Dialplan = DEFAULT_DIALPLAN,
         action_timeout_s: float = 5.0,
@@ -185,13 +185,13 @@ class TelephonyLink:
 
     # --- sink -------------------------------------------------------------------------------------
 
-    def _emit(self, event: object) -> None:
+    def _emit(self, event: LinkItem) -> None:
         try:
             self._sink(event)
         except Exception:
             log.exception("sink failed on %r", event)
 
-    def _emit_all(self, events: Sequence[object]) -> None:
+    def _emit_all(self, events: Sequence[LinkItem]) -> None:
         for event in events:
             self._emit(event)
 

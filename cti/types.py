@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from routing.events import (
+    AgentHungUp,
+    CallFailed,
+    CallHungUp,
+    CallTransferred,
+    OfferAnswered,
+    OfferFailed,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class AmiServer:
@@ -105,3 +114,13 @@ class OriginateResult:
     success: bool
     reason: str
     at: float
+
+
+CallEvent = AgentHungUp | CallFailed | CallHungUp | CallTransferred | OfferAnswered | OfferFailed
+"""The routing events (``routing.events``) the telephony side reports about calls."""
+
+CodecItem = IncomingCall | CallerArriving | CallEvent
+"""What ``AmiCodec`` derives from AMI events."""
+
+LinkItem = CodecItem | ServerStatus | OriginateResult
+"""Everything ``TelephonyLink`` hands its sink, in order."""

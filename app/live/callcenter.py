@@ -58,9 +58,8 @@ import asyncio
 import contextlib
 import logging
 import time
-import typing
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any
+from typing import Any, assert_never
 
 from app import errors as problems
 from app.errors import AgentNotFound, InvalidForcedState, NothingToWrapUp, UnknownDisposition
@@ -77,10 +76,17 @@ from app.live.hub import Hub
 from app.live.persist import StateStore
 from app.live.records import Recorder
 from app.live.restore import Restorer, is_routing_error
-from app.live.tracking import Classified, LastCall, LiveState, Run
+from app.live.tracking import Classified, InboxItem, LastCall, LiveState, Run
 from app.live.views import LiveViews
 from app.live.wallboard import Wallboard
-from cti.types import CallerArriving, IncomingCall, ServerStatus
+from cti.types import (
+    CallerArriving,
+    CallEvent,
+    IncomingCall,
+    LinkItem,
+    OriginateResult,
+    ServerStatus,
+)
 from routing.commands import (
     AgentState,
     AgentStateChanged,
@@ -122,8 +128,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_ROUTING_EVENTS: tuple[type, ...] = typing.get_args(Event)
-
 # Events handled by the consumer before it lets the event loop run (sockets, timers).
 _CONSUME_SLICE = 64
 
@@ -164,7 +168,7 @@ class CallCenter:
         self.hours_interval_s = hours_interval_s
         self.store = store
 
-        self._inbox: asyncio.Queue[tuple[Any, float]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[InboxItem, float]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()  # every task this object started
         self._loops: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -360,11 +364,11 @@ class CallCenter:
 
     # --- the inbox ---------------------------------------------------------------------------
 
-    def sink(self, item: Any) -> None:
+    def sink(self, item: LinkItem) -> None:
         """Called by the telephony link for every event; never blocks, never raises."""
         self._inbox.put_nowait((item, time.perf_counter()))
 
-    def inject(self, event: Event) -> None:
+    def inject(self, event: CallEvent) -> None:
         """Feed an event the driver itself generated (a failed action) through the inbox,
         ordered with the link's events: processed exactly as if the link had sent it."""
         self._inbox.put_nowait((event, time.perf_counter()))
@@ -373,7 +377,7 @@ class CallCenter:
         """Run ``fn`` on the consumer, ordered with the link's events."""
         self._inbox.put_nowait((Run(fn), time.perf_counter()))
 
-    def enqueue(self, item: object, received: float) -> None:
+    def enqueue(self, item: Classified, received: float) -> None:
         """A part's item (a look-up's ``Classified``) for the consumer."""
         self._inbox.put_nowait((item, received))
 
@@ -394,7 +398,7 @@ class CallCenter:
                 done = 0
                 await asyncio.sleep(0)
 
-    def _process(self, item: Any, received: float) -> None:
+    def _process(self, item: InboxItem, received: float) -> None:
         if isinstance(item, IncomingCall):
             self.classifier.incoming(item, received)
         elif isinstance(item, CallerArriving):
@@ -405,11 +409,13 @@ class CallCenter:
             self._server_status(item)
         elif isinstance(item, Run):
             item.fn()
-        elif isinstance(item, _ROUTING_EVENTS):
-            self.telephony_event(typing.cast(Event, item), received)
-        else:
-            # e.g. cti.types.OriginateResult (callbacks): not for the routing core.
+        elif isinstance(item, OriginateResult):
+            # Outbound calls (callbacks) are not for the routing core.
             logger.debug("telephony item ignored: %r", item)
+        elif isinstance(item, CallEvent):
+            self.telephony_event(item, received)
+        else:
+            assert_never(item)
 
     def _server_status(self, item: ServerStatus) -> None:
         state = self.state
@@ -443,7 +449,7 @@ class CallCenter:
             self.counters["resumed_calls"] += len(ids)
             self.handle(CallsResumed(ids), time.perf_counter())
 
-    def telephony_event(self, event: Event, received: float) -> None:
+    def telephony_event(self, event: CallEvent, received: float) -> None:
         """A routing event from the link: held while its call's look-up runs, else fed
         to the core (a routing error of a late event is counted and dropped)."""
         if self.classifier.hold(event, received):

@@ -31,7 +31,7 @@ from app.live.hub import dumps
 from app.live.records import Recorder
 from app.live.restore import Restorer, is_routing_error
 from app.live.tracking import CallMeta, Classified, LiveState, Prefetch, incoming_of
-from cti.types import CallerArriving, IncomingCall
+from cti.types import CallerArriving, CallEvent, IncomingCall
 from routing.commands import CallRecord, CallResult, HangupCall
 from routing.events import CallAdopted, CallArrived, CallFailed, CallHungUp, Event
 
@@ -224,11 +224,9 @@ class Classifier:
             meta.vip = item.vip
             meta.entitled = item.entitled
 
-    def hold(self, event: Event, received: float) -> bool:
+    def hold(self, event: CallEvent, received: float) -> bool:
         """Hold ``event`` if its call's lookup is still running (True: held)."""
-        call_id = getattr(event, "call_id", None)
-        if call_id is None:
-            return False
+        call_id = event.call_id
         meta = self.state.pending.get(call_id)
         if meta is None:
             return False

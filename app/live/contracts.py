@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.live.tracking import Classified
 from app.outcomes import CallEventRow, CallOutcome, OutcomeStats
-from cti.types import ServerStatus
+from cti.types import CallEvent, ServerStatus
 from routing.commands import Command
 from routing.events import Event
 
@@ -71,13 +72,13 @@ class Driver(Protocol):
     def handle(self, event: Event, received: float | None) -> None:
         """``engine.handle`` and dispatch of its commands (raises routing errors)."""
 
-    def telephony_event(self, event: Event, received: float) -> None:
+    def telephony_event(self, event: CallEvent, received: float) -> None:
         """A telephony event for the core (routing errors of late events are dropped)."""
 
-    def inject(self, event: Event) -> None:
+    def inject(self, event: CallEvent) -> None:
         """Feed ``event`` through the inbox, ordered with the link's events."""
 
-    def enqueue(self, item: object, received: float) -> None:
+    def enqueue(self, item: Classified, received: float) -> None:
         """Put a driver item (a look-up's result, work to run) into the inbox."""
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 
 from app.live import loader
 from app.live.persist import SavedCall, SavedSession, StateStore
-from cti.types import IncomingCall, ServerStatus
+from cti.types import CallEvent, IncomingCall, LinkItem, ServerStatus
 from routing.engine import RoutingEngine
-from routing.events import Event
 
 
 @dataclass(slots=True)
@@ -29,7 +28,7 @@ class CallMeta:
     pop: str | None = None  # the screen pop as JSON text (one object for the GC, not a tree)
     vip: bool = False
     entitled: bool = False
-    held: list[tuple[Event, float]] = field(default_factory=list)
+    held: list[tuple[CallEvent, float]] = field(default_factory=list)
     lookup: asyncio.Task[None] | None = None
     classified: bool = False
     saved: SavedCall | None = None  # left in progress by the previous run (restart)
@@ -71,6 +70,10 @@ class LastCall:
     ended_at: float
     wrapup_ended_at: float | None = None
     dispositioned: bool = False
+
+
+InboxItem = LinkItem | Classified | Run
+"""What the driver's inbox carries: the link's items and the driver's own."""
 
 
 def incoming_of(saved: SavedCall, at: float) -> IncomingCall:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from cti.ami import NOISE_EVENTS, FilteringParser
 from cti.codec import AmiCodec, ChannelInfo, CodecError, UnknownCall, encode_originate
-from cti.types import CallerArriving, IncomingCall
+from cti.types import CallerArriving, CodecItem, IncomingCall
 from cti.wire import AmiParser, Message, encode
 from routing.commands import HangupCall, OfferCall, OverflowCall, ReturnToHold
 from routing.events import (
@@ -249,7 +249,7 @@ def test_bad_input_is_skipped_and_the_rest_carries_on() -> None:
 class HangupBugCodec(AmiCodec):
     """A codec whose Hangup handler has a bug."""
 
-    def _on_hangup(self, msg: Message, now: float) -> list[object]:
+    def _on_hangup(self, msg: Message, now: float) -> list[CodecItem]:
         raise RuntimeError("codec bug")
 
 
