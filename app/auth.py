@@ -50,6 +50,7 @@ from app.errors import (
     ValidationFailed,
 )
 from app.errors import WebSocketClosed as WebSocketClosed
+from app.live.protocol import Close
 from app.models import Role as ModelRole
 from app.models import User
 from app.settings import Settings
@@ -61,9 +62,6 @@ JWT_ALGORITHM = "HS256"
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
 
 # Websocket close codes (4000-4999 are for applications, RFC 6455 section 7.4.2).
-WS_CLOSE_UNAUTHORIZED = 4401
-WS_CLOSE_FORBIDDEN = 4403
-WS_CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": the token could not be checked now
 WS_BEARER_SUBPROTOCOL = "bearer"
 
 
@@ -386,8 +384,8 @@ async def authenticate_websocket(
     """The principal of a websocket handshake, before ``accept``.
 
     On a missing/invalid/revoked token (or a role below ``role``) the socket is accepted
-    and at once closed with ``WS_CLOSE_UNAUTHORIZED`` (4401) / ``WS_CLOSE_FORBIDDEN`` (4403),
-    or ``WS_CLOSE_TRY_AGAIN`` (1013) if the token's version cannot be read now --
+    and at once closed with ``Close.UNAUTHORIZED`` (4401) / ``Close.FORBIDDEN`` (4403),
+    or ``Close.TRY_AGAIN`` (1013) if the token's version cannot be read now --
     accepting first is the only way the client sees the code -- and ``WebSocketClosed``
     is raised; ``install_error_handlers`` makes that a quiet end of the endpoint.
     On success the caller accepts: ``await websocket.accept(subprotocol=websocket_subprotocol(websocket))``.
@@ -400,19 +398,19 @@ async def authenticate_websocket(
         await token_versions(websocket.app.state).check(principal)
     except Unauthorized as exc:
         logger.info("websocket %s refused: %s", websocket.url.path, exc.detail)
-        await _accept_and_close(websocket, WS_CLOSE_UNAUTHORIZED, exc.detail)
-        raise WebSocketClosed(WS_CLOSE_UNAUTHORIZED, exc.detail) from exc
+        await _accept_and_close(websocket, Close.UNAUTHORIZED, exc.detail)
+        raise WebSocketClosed(Close.UNAUTHORIZED, exc.detail) from exc
     except Exception as exc:  # the user's token version could not be read (database down)
         detail = "The service is unavailable; try again shortly."
         logger.warning(
             "websocket %s: token not checked (%s)", websocket.url.path, type(exc).__name__
         )
-        await _accept_and_close(websocket, WS_CLOSE_TRY_AGAIN, detail)
-        raise WebSocketClosed(WS_CLOSE_TRY_AGAIN, detail) from exc
+        await _accept_and_close(websocket, Close.TRY_AGAIN, detail)
+        raise WebSocketClosed(Close.TRY_AGAIN, detail) from exc
     if not principal.has_role(role):
         detail = f"This channel requires the {Role(role).value} role."
-        await _accept_and_close(websocket, WS_CLOSE_FORBIDDEN, detail)
-        raise WebSocketClosed(WS_CLOSE_FORBIDDEN, detail)
+        await _accept_and_close(websocket, Close.FORBIDDEN, detail)
+        raise WebSocketClosed(Close.FORBIDDEN, detail)
     return principal
 
 

@@ -36,9 +36,12 @@ from app.api.dberrors import install_database_error_handlers
 from app.auth import Role, TokenVersions, ensure_admin, load_token_version, optional_principal
 from app.bodylimit import BodySizeLimitMiddleware
 from app.errors import ServiceUnavailable, install_error_handlers
+from app.live import routes as live_routes
+from app.live import ws as live_ws
 from app.live.runtime import LiveOptions
 from app.loginlimit import LoginLimiter
 from app.pages import router as pages_router
+from app.redact import install_token_redaction
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -137,6 +140,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Here, not at import: whoever runs the app (uvicorn) has configured logging by now.
+        install_token_redaction()
         settings.check_secrets()
         settings.check_database()
         async with database.open_database(settings.database) as db:
@@ -188,7 +193,8 @@ def create_app(
     install_database_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)
-    app.include_router(live.router)
+    app.include_router(live_routes.router)
+    app.include_router(live_ws.router)
     app.include_router(pages_router)
 
     @app.get("/health", tags=["health"], summary="Liveness: the process answers")

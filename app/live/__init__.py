@@ -1,8 +1,10 @@
 """Live call handling: the call-center driver, agent actions, websockets, wallboard.
 
 Contract with ``app.main``:
-- ``router``: an ``APIRouter`` with the agent-action and live-view routes (``/api/v1``)
-  and the websocket channels (``/ws/agents/{agent_id}``, ``/ws/wallboard``).
+- ``routes.router`` (the agent-action and live-view routes, ``/api/v1``) and
+  ``ws.router`` (the websocket channels ``/ws/agents/{agent_id}``, ``/ws/wallboard``).
+  This package does not import them itself: ``app.auth`` imports ``protocol`` (the close
+  codes), and the routes import ``app.auth``.
 - ``live_runtime(settings, database, options)``: an async context manager that starts
   the routing engine, the telephony link, the outcome writer and the websocket hubs,
   yields the ``CallCenter``, and stops them on exit.  ``LiveOptions`` (frozen, typed)
@@ -11,21 +13,14 @@ Contract with ``app.main``:
 
 Modules: ``callcenter`` (the asyncio driver around the routing core, with its parts
 ``classify``, ``actions``, ``restore``, ``views``, ``records``, ``tracking`` and the typed
-collaborators in ``contracts``), ``routes`` (REST),
-``ws`` (websockets), ``hub`` (bounded fan-out), ``wallboard`` (KPIs), ``loader``
+collaborators in ``contracts``), ``routes`` (REST), ``ws`` (websockets), ``protocol``
+(the websocket frames and close codes), ``hub`` (bounded fan-out), ``wallboard`` (KPIs), ``loader``
 (configuration from the database), ``runtime`` (composition).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
-from app.live import routes, ws
 from app.live.callcenter import CallCenter
 from app.live.runtime import LiveOptions, live_runtime
 
-router = APIRouter()
-router.include_router(routes.router)
-router.include_router(ws.router)
-
-__all__ = ["CallCenter", "LiveOptions", "live_runtime", "router"]
+__all__ = ["CallCenter", "LiveOptions", "live_runtime"]

@@ -1,10 +1,10 @@
-"""Fan-out of JSON messages to websocket subscribers with bounded per-client queues.
+"""Fan-out of websocket frames (``app.live.protocol``) to subscribers with bounded queues.
 
 Invariants:
-- Publishing never awaits: a message is serialised once and put on every matching
+- Publishing never awaits: a frame is serialised once (``protocol.encode``) and put on every matching
   subscriber's bounded queue with ``put_nowait``.  Routing never waits for a socket.
 - A subscriber whose queue is full (a slow or dead client) is dropped at once: it is
-  marked closed with ``CLOSE_SLOW`` and its websocket pump closes the socket; the other
+  marked closed with ``Close.TOO_SLOW`` and its websocket pump closes the socket; the other
   subscribers are not affected.
 - A message may carry a ``delivered`` future, resolved by the pump once the message has
   been written to the socket (the agent's offer + screen pop is written before the
@@ -23,15 +23,13 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-logger = logging.getLogger(__name__)
+from app.live.protocol import Close, Frame, encode
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_SLOW = 4408  # named after HTTP 408: the client did not keep up
-CLOSE_REPLACED = 4409
+logger = logging.getLogger(__name__)
 
 
 def dumps(message: dict[str, Any]) -> str:
+    # Interim: the call center's frames until they are built by ``app.live.protocol``.
     return json.dumps(message, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
@@ -44,7 +42,7 @@ class Subscriber:
         self.key = key
         self.queue: asyncio.Queue[tuple[str, asyncio.Future[bool] | None]] = asyncio.Queue(maxsize)
         self.closed = asyncio.Event()
-        self.close_code = CLOSE_NORMAL
+        self.close_code: int = Close.NORMAL
         self.close_reason = ""
         self.sent = 0
         self.dropped = False
@@ -58,7 +56,7 @@ class Subscriber:
         try:
             self.queue.put_nowait((text, delivered))
         except asyncio.QueueFull:
-            self.close(CLOSE_SLOW, "client too slow: send queue full")
+            self.close(Close.TOO_SLOW, "client too slow: send queue full")
             self.dropped = True
             if delivered is not None and not delivered.done():
                 delivered.set_result(False)
@@ -98,7 +96,7 @@ class Hub:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.key]
-        sub.close(CLOSE_GOING_AWAY, "unsubscribed")
+        sub.close(Close.GOING_AWAY, "unsubscribed")
 
     def subscribers(self, key: str | None = None) -> list[Subscriber]:
         if key is None:
@@ -106,32 +104,32 @@ class Hub:
         return list(self._subs.get(key, ()))
 
     def publish(
-        self, key: str, message: dict[str, Any], *, want_delivery: bool = False
+        self, key: str, frame: Frame | dict[str, Any], *, want_delivery: bool = False
     ) -> list[asyncio.Future[bool]]:
         """Send to the subscribers of ``key`` and of ``"*"``; returns delivery futures."""
         targets: list[Subscriber] = list(self._subs.get(key, ()))
         if key != "*":
             targets.extend(self._subs.get("*", ()))
-        return self._send(targets, message, want_delivery)
+        return self._send(targets, frame, want_delivery)
 
     def publish_text(
         self, key: str, text: str, *, want_delivery: bool = False
     ) -> list[asyncio.Future[bool]]:
-        """``publish`` for a message already serialised (one JSON object)."""
+        """``publish`` for a frame already serialised by ``app.live.protocol``."""
         targets: list[Subscriber] = list(self._subs.get(key, ()))
         if key != "*":
             targets.extend(self._subs.get("*", ()))
         return self._send_text(targets, text, want_delivery)
 
-    def broadcast(self, message: dict[str, Any]) -> None:
-        self._send(self.subscribers(), message, False)
+    def broadcast(self, frame: Frame | dict[str, Any]) -> None:
+        self._send(self.subscribers(), frame, False)
 
     def _send(
-        self, targets: list[Subscriber], message: dict[str, Any], want_delivery: bool
+        self, targets: list[Subscriber], frame: Frame | dict[str, Any], want_delivery: bool
     ) -> list[asyncio.Future[bool]]:
         if not targets:
             return []
-        return self._send_text(targets, dumps(message), want_delivery)
+        return self._send_text(targets, encode(frame), want_delivery)
 
     def _send_text(
         self, targets: list[Subscriber], text: str, want_delivery: bool
@@ -161,7 +159,7 @@ async def pump(websocket: WebSocket, sub: Subscriber, *, send_timeout_s: float =
     """Write the subscriber's queue to the socket until either side goes away.
 
     Reads (and ignores) what the client sends so a disconnect is noticed promptly.  A send
-    that takes longer than ``send_timeout_s`` drops the client with ``CLOSE_SLOW``.
+    that takes longer than ``send_timeout_s`` drops the client with ``Close.TOO_SLOW``.
     """
 
     async def reader() -> None:
@@ -172,7 +170,7 @@ async def pump(websocket: WebSocket, sub: Subscriber, *, send_timeout_s: float =
                     break
         except (WebSocketDisconnect, RuntimeError):
             pass
-        sub.close(CLOSE_GOING_AWAY, "client went away")
+        sub.close(Close.GOING_AWAY, "client went away")
 
     read_task = asyncio.create_task(reader(), name=f"ws-reader-{sub.key}")
     closed_wait = asyncio.create_task(sub.closed.wait(), name=f"ws-closed-{sub.key}")
@@ -190,12 +188,12 @@ async def pump(websocket: WebSocket, sub: Subscriber, *, send_timeout_s: float =
                 await asyncio.wait_for(websocket.send_text(text), send_timeout_s)
             except TimeoutError:
                 sub.dropped = True
-                sub.close(CLOSE_SLOW, "client too slow: send timed out")
+                sub.close(Close.TOO_SLOW, "client too slow: send timed out")
                 if delivered is not None and not delivered.done():
                     delivered.set_result(False)
                 break
             except (WebSocketDisconnect, RuntimeError, OSError):
-                sub.close(CLOSE_GOING_AWAY, "client went away")
+                sub.close(Close.GOING_AWAY, "client went away")
                 if delivered is not None and not delivered.done():
                     delivered.set_result(False)
                 break

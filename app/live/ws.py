@@ -1,23 +1,8 @@
 """Websocket channels: ``/ws/agents/{agent_id}`` and ``/ws/wallboard``.
 
-Protocol (server -> client, JSON text frames; the client sends nothing that matters):
-
-agent channel (token of the agent itself, or of a supervisor)::
-
-    {"type": "hello", "agent_id": "1001", "state": {...agent view...}}
-    {"type": "offer", "agent_id": ..., "call": {...}, "pop": ScreenPop | null,
-     "ring_timeout_s": 15.0}                 # written before the phone rings
-    {"type": "state", "agent_id": ..., "state": "ready", "previous": ..., "reason": ...,
-     "call_id": ..., "at": ...}
-    {"type": "call", "event": "answered" | "ended", "call_id": ..., ...}
-
-wallboard channel (supervisor or admin)::
-
-    {"type": "snapshot", "seq": n, "overall": {...}, "queues": {id: {...}}}
-    {"type": "delta", "seq": n+1, "at": ..., "overall": {...changed...}, "queues": {...}}
-
-Close codes: 4401 no/invalid/revoked token (also while open), 4403 not allowed, 4404 unknown agent,
-4408 client too slow (its bounded send queue overflowed), 1001 service stopping.
+The frames and close codes are ``app.live.protocol``'s, documented for clients in
+``docs/websocket.md``.  Authentication: ``Sec-WebSocket-Protocol: bearer, <token>`` (the
+pages) or ``?token=`` (other clients; redacted in the logs).
 
 Invariants:
 - The snapshot and the subscription are taken in one step (no await in between), so
@@ -32,27 +17,25 @@ import logging
 from fastapi import APIRouter, WebSocket
 
 from app.auth import (
-    WS_CLOSE_UNAUTHORIZED,
     Role,
     authenticate_websocket,
     token_versions,
     websocket_subprotocol,
 )
 from app.errors import WebSocketClosed
+from app.live import protocol
 from app.live.callcenter import CallCenter
-from app.live.hub import Subscriber, dumps, pump
+from app.live.hub import Subscriber, pump
+from app.live.protocol import Close
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
-CLOSE_UNKNOWN_AGENT = 4404
-CLOSE_UNAVAILABLE = 1013  # try again later
-
 
 def _revoked(sub: Subscriber) -> None:
     # The pump sees the subscriber closed and closes the socket with this code.
-    sub.close(WS_CLOSE_UNAUTHORIZED, "token revoked")
+    sub.close(Close.UNAUTHORIZED, "token revoked")
 
 
 def _callcenter(websocket: WebSocket) -> CallCenter | None:
@@ -66,18 +49,20 @@ async def agent_channel(websocket: WebSocket, agent_id: str) -> None:
     principal = await authenticate_websocket(websocket, settings, role=Role.AGENT)
     if not principal.may_act_for_agent(agent_id):
         await websocket.accept(subprotocol=websocket_subprotocol(websocket))
-        await websocket.close(code=4403, reason="An agent may watch only itself.")
-        raise WebSocketClosed(4403, "An agent may watch only itself.")
+        await websocket.close(code=Close.FORBIDDEN, reason="An agent may watch only itself.")
+        raise WebSocketClosed(Close.FORBIDDEN, "An agent may watch only itself.")
     live = _callcenter(websocket)
     await websocket.accept(subprotocol=websocket_subprotocol(websocket))
     if live is None:
-        await websocket.close(code=CLOSE_UNAVAILABLE, reason="live call center not running")
+        await websocket.close(code=Close.TRY_AGAIN, reason="live call center not running")
         return
     if agent_id not in live.agents:
-        await websocket.close(code=CLOSE_UNKNOWN_AGENT, reason="unknown agent")
+        await websocket.close(code=Close.UNKNOWN_AGENT, reason="unknown agent")
         return
     sub = live.agent_hub.subscribe(agent_id)
-    sub.offer(dumps({"type": "hello", "agent_id": agent_id, "state": live.agent_view(agent_id)}))
+    sub.offer(
+        protocol.encode({"type": "hello", "agent_id": agent_id, "state": live.agent_view(agent_id)})
+    )
     logger.info("agent channel opened agent=%s by=%s", agent_id, principal.username)
     unwatch = token_versions(websocket.app.state).watch(principal, lambda: _revoked(sub))
     try:
@@ -95,11 +80,11 @@ async def wallboard_channel(websocket: WebSocket) -> None:
     live = _callcenter(websocket)
     await websocket.accept(subprotocol=websocket_subprotocol(websocket))
     if live is None:
-        await websocket.close(code=CLOSE_UNAVAILABLE, reason="live call center not running")
+        await websocket.close(code=Close.TRY_AGAIN, reason="live call center not running")
         return
     # Snapshot and subscription in one step: the next delta is relative to this snapshot.
     sub = live.wallboard_hub.subscribe("*")
-    sub.offer(dumps(live.wallboard_snapshot()))
+    sub.offer(protocol.encode(live.wallboard_snapshot()))
     logger.info("wallboard opened by=%s", principal.username)
     unwatch = token_versions(websocket.app.state).watch(principal, lambda: _revoked(sub))
     try:

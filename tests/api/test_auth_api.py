@@ -14,8 +14,6 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from app.auth import (
-    WS_CLOSE_FORBIDDEN,
-    WS_CLOSE_UNAUTHORIZED,
     AgentSelfOrSupervisor,
     Principal,
     Role,
@@ -27,6 +25,7 @@ from app.auth import (
     websocket_subprotocol,
 )
 from app.errors import install_error_handlers
+from app.live.protocol import Close
 from app.settings import DatabaseSettings
 from tests.api.conftest import ADMIN_PASSWORD, Api, make_settings
 from tests.api.test_config_api import assert_problem
@@ -247,10 +246,10 @@ async def test_websocket_authentication() -> None:
             assert ws.subprotocol == "bearer"
             assert json.loads(await ws.recv()) == {"user": "sup"}
         refusals: list[tuple[str, list[Subprotocol] | None, int]] = [
-            (base, None, WS_CLOSE_UNAUTHORIZED),
-            (f"{base}?token=bad", None, WS_CLOSE_UNAUTHORIZED),
-            (base, [Subprotocol("bearer"), Subprotocol("x.y.z")], WS_CLOSE_UNAUTHORIZED),
-            (f"{base}?token={agent}", None, WS_CLOSE_FORBIDDEN),
+            (base, None, Close.UNAUTHORIZED),
+            (f"{base}?token=bad", None, Close.UNAUTHORIZED),
+            (base, [Subprotocol("bearer"), Subprotocol("x.y.z")], Close.UNAUTHORIZED),
+            (f"{base}?token={agent}", None, Close.FORBIDDEN),
         ]
         for url, protocols, code in refusals:
             async with connect(url, subprotocols=protocols) as ws:

@@ -13,8 +13,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.auth import (
-    WS_CLOSE_TRY_AGAIN,
-    WS_CLOSE_UNAUTHORIZED,
     Principal,
     Role,
     TokenVersions,
@@ -24,6 +22,7 @@ from app.auth import (
     websocket_subprotocol,
 )
 from app.errors import install_error_handlers
+from app.live.protocol import Close
 from app.settings import DatabaseSettings
 from tests.api.conftest import Api, make_settings
 from tests.api.test_auth_api import make_agent, make_supervisor
@@ -155,7 +154,7 @@ async def _database_down(user_id: int) -> int:
 
 
 @pytest.mark.parametrize(
-    ("load", "code"), [(_version_1, WS_CLOSE_UNAUTHORIZED), (_database_down, WS_CLOSE_TRY_AGAIN)]
+    ("load", "code"), [(_version_1, Close.UNAUTHORIZED), (_database_down, Close.TRY_AGAIN)]
 )
 async def test_websocket_handshake_checks_the_token_version(load: VersionLoader, code: int) -> None:
     """A revoked token is refused at the handshake (4401); an unreadable version is 1013."""

@@ -152,8 +152,12 @@ async def test_agent_call_with_screen_pop_wrapup_and_outcome(
     sim = service.sims[0]
     sim.set_device("PJSIP/1001", DeviceProfile(ring_s=2.0, talk_s=2.5, agent_hangs_up_prob=1.0))
     page, errors = await open_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
     await sign_in(page, "/agent", "agent1001", AGENT_PASSWORD)
     await expect(page.locator("#conn")).to_have_text("Connected")
+    # The token travels as the subprotocol, never in a URL (URLs end up in logs).
+    assert sockets and not [url for url in sockets if "token" in url], sockets
     badge = page.locator("#state-badge")
     await expect(badge).to_have_text("Logged out")
     await screenshot(page, "agent-logged-out")

@@ -7,7 +7,7 @@ import contextlib
 import copy
 from typing import Any
 
-from app.live.hub import CLOSE_SLOW
+from app.live.protocol import Close
 from app.live.wallboard import apply_delta
 from tests.live.conftest import Recorder, Service
 from tests.polling import wait_for
@@ -163,7 +163,7 @@ async def test_slow_wallboard_client_dropped_without_stalling_others(
                 await wait_for(
                     lambda w=want: client_view()["overall"]["agents"] == w, what=f"change {i}"
                 )
-        assert stuck.closed.is_set() and stuck.close_code == CLOSE_SLOW
+        assert stuck.closed.is_set() and stuck.close_code == Close.TOO_SLOW
         assert stuck not in cc.wallboard_hub.subscribers()
         assert cc.wallboard_hub.dropped_total >= 1
         assert ws.closed is None  # the healthy client is still connected and receiving

@@ -6,9 +6,11 @@
 //   what the page shows comes from GET .../state and the agent websocket's messages.
 // - The screen pop is rendered from the `offer` message itself, before the phone rings,
 //   and announced through an aria-live region.
+// - Messages are read in the one shape docs/websocket.md documents (app/live/protocol.py):
+//   the agent view of REST and `hello`, the `state`, `offer` and `call` frames.
 // - After a call ends, Ready stays disabled until a wrap-up with a disposition is saved.
 import {
-  api, connectWs, el, $, fmtDuration, fmtDate, fmtDateTime, normState, stateBadge,
+  api, connectWs, el, $, fmtDuration, fmtDate, fmtDateTime, stateBadge,
   requireSession, wireSignOut, showWho,
 } from "/assets/common.js";
 
@@ -44,7 +46,7 @@ async function act(path, body, button) {
   if (button) button.disabled = true;
   try {
     const resp = await api("POST", `/api/v1/agents/${encodeURIComponent(agentId)}/${path}`, body ?? {});
-    if (resp && typeof resp === "object") applyState(resp);
+    applyView(resp);
     return resp;
   } catch (err) {
     setError(err.message);
@@ -56,28 +58,31 @@ async function act(path, body, button) {
 }
 
 // ---------- state ----------
-function pick(obj, ...keys) {
-  for (const k of keys) if (obj && obj[k] !== undefined && obj[k] !== null) return obj[k];
-  return null;
+// An agent view (REST responses, `hello`'s `state`): the whole state.
+function applyView(agent) {
+  if (!agent || typeof agent !== "object") return;
+  applyChange(agent.state, agent.reason, agent.call_id, agent.time_in_state_s);
+  view.pending = agent.pending;
+  if (agent.device) view.device = agent.device;
+  render();
 }
 
+// A `state` frame: the transition (the view's pending/device do not change with it).
 function applyState(msg) {
-  if (!msg || typeof msg !== "object") return;
-  const st = msg.state && typeof msg.state === "object" ? msg.state : msg;
-  const raw = pick(st, "state", "status");
-  if (raw === null) return;
+  applyChange(msg.state, msg.reason, msg.call_id, null);
+  // What was pending (pause or log out after the call) has been applied or dropped.
+  if (view.state === "logged_out" || view.state === "ready" || view.state === "paused") view.pending = null;
+  render();
+}
+
+function applyChange(state, reason, callId, elapsed) {
   const prev = view.state;
-  view.state = normState(raw);
-  view.reason = pick(st, "reason", "pause_reason");
+  view.state = state;
+  view.reason = reason;
   // Time in state is measured on this browser's clock: from the server's elapsed seconds
   // when given, else from the moment the change reached us (server clocks may differ).
-  const elapsed = pick(st, "time_in_state_s");
-  if (elapsed !== null) view.since = Date.now() - Number(elapsed) * 1000;
+  if (elapsed !== null && elapsed !== undefined) view.since = Date.now() - Number(elapsed) * 1000;
   else if (prev !== view.state || view.since === null) view.since = Date.now();
-  view.pending = pick(st, "pending");
-  const callId = pick(st, "call_id");
-  const dev = pick(st, "device");
-  if (dev) view.device = dev;
   if (view.state === "wrap_up") view.wrapupPending = true;
   if (view.state === "logged_out") {
     view.wrapupPending = false;
@@ -90,7 +95,6 @@ function applyState(msg) {
       && (!callId || callId === view.callId)) {
     clearOffer();
   }
-  render();
 }
 
 function clearOffer() {
@@ -103,24 +107,21 @@ function clearOffer() {
 }
 
 function onMessage(msg) {
-  const type = msg.type || msg.event_type;
-  if (type === "hello") {
+  if (msg.type === "hello") {
+    applyView(msg.state);
+  } else if (msg.type === "state") {
     applyState(msg);
-  } else if (type === "state") {
-    applyState(msg);
-  } else if (type === "offer") {
+  } else if (msg.type === "offer") {
     onOffer(msg);
-  } else if (type === "call") {
+  } else if (msg.type === "call") {
     onCall(msg);
-  } else if (type === "error") {
-    setError(msg.detail || msg.message || "The server reported an error.");
   }
 }
 
 function onOffer(msg) {
-  const call = msg.call || {};
-  view.offer = { call, pop: msg.pop || null, ringTimeout: msg.ring_timeout_s ?? null, receivedAt: Date.now() };
-  view.callId = call.call_id || call.id || msg.call_id || null;
+  const call = msg.call;
+  view.offer = { call, pop: msg.pop, ringTimeout: msg.ring_timeout_s, receivedAt: Date.now() };
+  view.callId = call.call_id;
   view.answeredAt = null;
   view.endedAt = null;
   view.wrapupPending = false;
@@ -133,19 +134,18 @@ function onOffer(msg) {
 }
 
 function onCall(msg) {
-  const ev = String(msg.event || "").toLowerCase();
-  const callId = msg.call_id || (msg.call && (msg.call.call_id || msg.call.id)) || view.callId;
+  const callId = msg.call_id;
   if (view.callId && callId !== view.callId) return; // about another (earlier) call
-  if (ev === "answered" || ev === "connected") {
+  if (msg.event === "answered") {
     view.callId = callId;
     view.answeredAt = Date.now();
     view.endedAt = null;
     view.state = "on_call";
     view.since = view.answeredAt;
-  } else if (ev === "ended" || ev === "hangup") {
+  } else if (msg.event === "ended") {
     view.endedAt = Date.now();
     // Only a call this agent answered needs a wrap-up.
-    if (view.answeredAt && msg.answered !== false) view.wrapupPending = true;
+    if (view.answeredAt && msg.answered) view.wrapupPending = true;
     else clearOffer();
   }
   render();
@@ -186,11 +186,10 @@ function renderCallBanner() {
     return;
   }
   const call = view.offer.call;
-  const pop = view.offer.pop || {};
-  const customer = pop.customer || {};
+  const customer = view.offer.pop ? view.offer.pop.customer : {};
   const who = customer.name || call.caller_name || call.caller || "Unknown caller";
-  const number = call.caller || call.caller_id || "";
-  const queue = call.queue_name || call.queue_id || call.queue || "";
+  const number = call.caller || "";
+  const queue = call.queue_name || call.queue_id;
   let cls = "offer-banner";
   let headline;
   let detail;
@@ -232,25 +231,10 @@ function renderCallBanner() {
 }
 
 // ScreenPop (app/crm.py): top-level entitled / entitlement_reason / entitled_until, and per
-// product an `entitlement` {entitled, reason, until}.  Older shapes are accepted too.
-function productEnt(p) {
-  const e = p.entitlement && typeof p.entitlement === "object" ? p.entitlement : null;
-  return {
-    entitled: !!(e ? e.entitled : p.entitled),
-    reason: e ? e.reason : p.entitlement_reason,
-    until: e ? e.until : p.until,
-  };
-}
-
+// product an `entitlement` {entitled, reason, until}.
 function entitlementOf(pop) {
-  const products = pop.products || [];
-  const best = products.map((p) => ({ p, e: productEnt(p) })).find((x) => x.e.entitled && (!pop.entitled_until || x.e.until === pop.entitled_until));
-  if (typeof pop.entitled === "boolean") {
-    return { entitled: pop.entitled, reason: pop.entitlement_reason, until: pop.entitled_until, product: best ? best.p.model || best.p.name : null };
-  }
-  const e = pop.entitlement;
-  if (e && typeof e === "object") return e;
-  return best ? { entitled: true, reason: best.e.reason, until: best.e.until, product: best.p.model || best.p.name } : { entitled: false };
+  const best = pop.products.find((p) => p.entitlement.entitled && (!pop.entitled_until || p.entitlement.until === pop.entitled_until));
+  return { entitled: pop.entitled, reason: pop.entitlement_reason, until: pop.entitled_until, product: best ? best.model : null };
 }
 
 function reasonText(reason, until) {
@@ -265,31 +249,31 @@ function reasonText(reason, until) {
 }
 
 function renderPop() {
-  const pop = (view.offer && view.offer.pop) || null;
+  const pop = view.offer ? view.offer.pop : null;
   const body = $("#pop-body");
   $("#pop").hidden = false;
-  if (!pop || (!pop.customer && !(pop.products || []).length)) {
+  if (!pop) {
     body.replaceChildren(el("p", { class: "empty", id: "pop-unknown" }, "No customer record for this number."));
     return;
   }
-  const c = pop.customer || {};
+  const c = pop.customer;
   const ent = entitlementOf(pop);
-  const entReason = ent.reason || ent.entitlement_reason;
+  const entReason = ent.reason;
   const entBox = el("div", { class: `entitlement ${ent.entitled ? "yes" : "no"}`, id: "pop-entitlement", dataset: { entitled: ent.entitled ? "yes" : "no" } },
     el("strong", null, ent.entitled ? "Entitled to free technical support" : "Not entitled to free support"),
     ent.entitled ? el("div", null, [ent.product && `${ent.product}: `, reasonText(entReason, ent.until)].filter(Boolean).join("")) : (entReason ? el("div", null, String(entReason)) : null),
   );
 
-  const products = pop.products || [];
+  const products = pop.products;
   const productTable = products.length
     ? el("table", { id: "pop-products" },
         el("caption", { class: "visually-hidden" }, "Products"),
         el("thead", null, el("tr", null, el("th", { scope: "col" }, "Product"), el("th", { scope: "col" }, "Purchased"),
           el("th", { scope: "col" }, "Protection plan ends"), el("th", { scope: "col" }, "Support"))),
         el("tbody", null, products.map((p) => {
-          const pe = productEnt(p);
+          const pe = p.entitlement;
           return el("tr", { dataset: { entitled: pe.entitled ? "yes" : "no" } },
-            el("td", null, p.model || p.name || p.sku || "Product",
+            el("td", null, p.model,
               el("div", { class: "hint" }, [p.sku && p.sku !== p.model ? p.sku : null, p.serial && `S/N ${p.serial}`].filter(Boolean).join(" · "))),
             el("td", { class: "nowrap" }, fmtDate(p.purchase_date)),
             el("td", { class: "nowrap" }, p.protection_plan_end ? fmtDate(p.protection_plan_end) : "None"),
@@ -299,20 +283,20 @@ function renderPop() {
         })))
     : el("p", { class: "empty" }, "No products on record.");
 
-  const interactions = pop.interactions || pop.last_interactions || [];
+  const interactions = pop.interactions;
   const interList = interactions.length
     ? el("ul", { class: "plain", id: "pop-interactions" }, interactions.slice(0, 5).map((i) => el("li", null,
-        el("strong", null, fmtDateTime(i.at || i.occurred_at || i.started_at || i.created_at)), " · ",
-        [i.channel, i.kind || i.type, i.agent_id && `agent ${i.agent_id}`].filter(Boolean).join(" · "),
-        i.summary || i.notes || i.disposition_code ? el("div", null, i.summary || i.notes || i.disposition_code) : null,
+        el("strong", null, fmtDateTime(i.at)), " · ",
+        [i.channel, i.agent_id && `agent ${i.agent_id}`].filter(Boolean).join(" · "),
+        i.summary ? el("div", null, i.summary) : null,
       )))
     : el("p", { class: "empty" }, "No earlier interactions.");
 
-  const cases = pop.open_cases || pop.cases || [];
+  const cases = pop.open_cases;
   const caseList = cases.length
     ? el("ul", { class: "plain", id: "pop-cases" }, cases.map((k) => el("li", null,
-        el("strong", null, `#${k.id ?? k.case_id ?? ""}`), " ",
-        k.subject || k.title || "",
+        el("strong", null, `#${k.id}`), " ",
+        k.subject,
         " ", k.severity ? el("span", { class: `badge ${k.severity === "urgent" || k.severity === "special" ? "bad" : "warn"}` }, k.severity) : null,
         k.overdue ? [" ", el("span", { class: "badge bad" }, "Overdue")] : null,
         el("div", { class: "hint" }, [k.kind, k.opened_at && `opened ${fmtDate(k.opened_at)}`, k.due_at && `due ${fmtDateTime(k.due_at)}`].filter(Boolean).join(" · ")),
@@ -325,7 +309,7 @@ function renderPop() {
 
   body.replaceChildren(
     el("div", { class: "status-line" }, el("span", { class: "customer-name", id: "pop-name" }, c.name || "Unknown customer"), badges),
-    el("p", { class: "hint" }, [c.id !== undefined && `Customer #${c.id}`, pop.phone || (view.offer.call && view.offer.call.caller)].filter(Boolean).join(" · ")),
+    el("p", { class: "hint" }, [`Customer #${c.id}`, pop.phone].filter(Boolean).join(" · ")),
     entBox,
     el("div", { class: "pop-grid" },
       el("section", { "aria-labelledby": "h-products", class: "pop-products" }, el("h3", { id: "h-products" }, "Products"), productTable),
@@ -388,7 +372,7 @@ $("#wrapup-form").addEventListener("submit", async (ev) => {
     view.wrapupPending = false;
     $("#wrapup-form").reset();
     clearOffer();
-    if (resp && typeof resp === "object") applyState(resp);
+    applyView(resp);
     render();
     $("#ready-btn").focus();
   } catch (e) {
@@ -420,7 +404,7 @@ async function loadDispositions() {
 
 async function loadState() {
   try {
-    applyState(await api("GET", `/api/v1/agents/${encodeURIComponent(agentId)}/state`));
+    applyView(await api("GET", `/api/v1/agents/${encodeURIComponent(agentId)}/state`));
   } catch (err) {
     setError(err.message);
   }

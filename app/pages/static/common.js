@@ -5,7 +5,8 @@
 // - Server data only ever reaches the DOM as text (el()/textContent), never as HTML, so a
 //   customer name like "<img onerror=...>" is shown, not run.
 // - The bearer token lives in sessionStorage (per tab, gone when the tab closes); it is
-//   never logged nor put in a URL except the websocket's ?token=, which the API requires.
+//   never logged nor put in a URL: websockets carry it as the subprotocol
+//   ["bearer", <token>] (docs/websocket.md), never as ?token=.
 // - A 401 from the API clears the session and sends the user to sign in again.
 
 const SESSION_KEY = "switchboard.session";
@@ -118,16 +119,17 @@ export function connectWs(path, { onMessage, onStatus, onOpen, onFatal }) {
   let timer = null;
 
   function url() {
-    const s = session.get();
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const sep = path.includes("?") ? "&" : "?";
-    return `${proto}//${location.host}${path}${sep}token=${encodeURIComponent((s && s.token) || "")}`;
+    return `${proto}//${location.host}${path}`;
   }
 
   function open() {
     clearTimeout(timer);
     onStatus && onStatus(attempt === 0 ? "connecting" : "lost");
-    const sock = new WebSocket(url());
+    const s = session.get();
+    // The token travels in Sec-WebSocket-Protocol, not in the URL (URLs end up in logs).
+    // Without one, offer only "bearer": the server then closes with 4401 (sign in again).
+    const sock = new WebSocket(url(), s && s.token ? ["bearer", s.token] : ["bearer"]);
     ws = sock;
     sock.onopen = () => {
       if (ws !== sock) return;
@@ -147,8 +149,10 @@ export function connectWs(path, { onMessage, onStatus, onOpen, onFatal }) {
     };
     sock.onclose = (ev) => {
       if (ws !== sock || closed) return;
-      // 4401: the token is no longer accepted: sign in again.  4403 (role not allowed) and
-      // 4404 (unknown agent) will not change by retrying: stop and tell the page.
+      // Close codes: docs/websocket.md.  4401: the token is no longer accepted: sign in
+      // again.  4403 (role not allowed) and 4404 (unknown agent) will not change by
+      // retrying: stop and tell the page.  Anything else (1001 stopping, 1013 try again
+      // later, 4408 too slow, a lost connection): reconnect with backoff.
       if (ev.code === 4401) {
         session.clear();
         location.replace("/signin?expired=1&next=" + encodeURIComponent(location.pathname));

@@ -59,7 +59,7 @@ function applyDelta(target, delta) {
 
 function onMessage(msg) {
   if (msg.type === "snapshot") {
-    state = { overall: msg.overall || {}, queues: msg.queues || {} };
+    state = { overall: msg.overall, queues: msg.queues };
     seq = msg.seq;
   } else if (msg.type === "delta") {
     if (state === null || seq === null || msg.seq !== seq + 1) {
