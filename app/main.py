@@ -8,7 +8,8 @@ Invariants:
   simulator] -> live runtime (routing engine, telephony, outcome writer, websocket hubs)
   -> [demo mode: simulated phones, ready agents, Poisson callers].
 - ``app.state`` carries ``settings``, ``token_versions`` and ``login_limiter`` (from
-  ``create_app``) and, while the lifespan runs, ``db`` and ``callcenter``.  Handlers
+  ``create_app``) and, while the lifespan runs, ``db`` and ``callcenter`` (a
+  ``LiveService``, stored and read with ``app.liveservice``'s typed accessors).  Handlers
   reach them through ``app.deps``.
 - Tests swap parts through ``create_app(settings, live_options=LiveOptions(...))`` or a
   whole ``live_runtime``, never by patching.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import asdict, is_dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,6 +40,7 @@ from app.errors import ServiceUnavailable, install_error_handlers
 from app.live import routes as live_routes
 from app.live import ws as live_ws
 from app.live.runtime import LiveOptions
+from app.liveservice import LiveService, live_service, set_live_service
 from app.loginlimit import LoginLimiter
 from app.pages import router as pages_router
 from app.redact import install_token_redaction
@@ -90,7 +92,7 @@ async def _start_live(
     settings: Settings,
     db: database.Database,
     options: LiveOptions,
-) -> Any:
+) -> LiveService:
     """The live runtime, wrapped in the demo center in demo mode (no servers given)."""
     if not (settings.demo_mode and options.servers is None):
         return await stack.enter_async_context(runtime(settings, db, options))
@@ -100,23 +102,23 @@ async def _start_live(
     callcenter = await stack.enter_async_context(
         runtime(settings, db, replace(options, servers=demo.servers))
     )
+    if not isinstance(callcenter, live.CallCenter):
+        raise TypeError("demo mode drives the real call center, not a double")
     await stack.enter_async_context(demo.drive(callcenter))
     return callcenter
 
 
-def _server_statuses(callcenter: Any) -> list[ServerStatusRead]:
-    server_status = getattr(callcenter, "server_status", None)
-    if server_status is None:
+def _server_statuses(callcenter: LiveService | None) -> list[ServerStatusRead]:
+    if callcenter is None:
         return []
-    out = []
-    for status in server_status():
-        data = asdict(status) if is_dataclass(status) and not isinstance(status, type) else status
-        out.append(ServerStatusRead.model_validate(data))
-    return out
+    return [ServerStatusRead.model_validate(status) for status in callcenter.server_status()]
 
 
-LiveRuntime = Callable[[Settings, database.Database, LiveOptions], AbstractAsyncContextManager[Any]]
-"""``app.live.live_runtime``'s shape: ``(settings, db, options)`` -> yields the call center."""
+LiveRuntime = Callable[
+    [Settings, database.Database, LiveOptions], AbstractAsyncContextManager[LiveService]
+]
+"""``app.live.live_runtime``'s shape: ``(settings, db, options)`` -> yields the call center
+(or, in REST tests, a double of the ``LiveService`` it is to the REST layer)."""
 
 
 def create_app(
@@ -149,13 +151,14 @@ def create_app(
             app.state.db = db
             try:
                 async with AsyncExitStack() as stack:
-                    app.state.callcenter = await _start_live(stack, runtime, settings, db, options)
+                    service = await _start_live(stack, runtime, settings, db, options)
+                    set_live_service(app.state, service)
                     logger.info("service started (demo=%s)", settings.demo_mode)
                     if on_started is not None:
                         on_started()
                     yield
             finally:
-                app.state.callcenter = None
+                set_live_service(app.state, None)
                 app.state.db = None
         logger.info("service stopped")
 
@@ -174,7 +177,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = None
-    app.state.callcenter = None
+    set_live_service(app.state, None)
 
     async def load_version(user_id: int) -> int | None:
         db = app.state.db
@@ -215,7 +218,7 @@ def create_app(
     async def ready(request: Request) -> ReadyRead:
         db = request.app.state.db
         db_ok = db is not None and await database.check(db)
-        servers = _server_statuses(request.app.state.callcenter)
+        servers = _server_statuses(live_service(request.app.state))
         ok = db_ok and all(s.connected for s in servers)
         # A probe needs no more; PBX names and errors (hosts, ports) are for staff only.
         principal = await optional_principal(request)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from fastapi import Request
 
-from routing.errors import RoutingError
+from app.liveservice import live_service
 
 logger = logging.getLogger(__name__)
 
@@ -26,15 +25,8 @@ def calls_in_queue(request: Request, queue_id: int) -> int:
     The routing core refuses to remove a queue that holds calls; the REST layer asks
     first, so the database and the router never disagree about a deleted queue.
     """
-    callcenter: Any = getattr(request.app.state, "callcenter", None)
-    engine = getattr(callcenter, "engine", None)
-    if engine is None:
-        return 0
-    try:
-        waiting: int = engine.queue_stats(str(queue_id)).waiting
-    except RoutingError:  # not in the router (inactive): nothing can wait in it
-        return 0
-    return waiting
+    callcenter = live_service(request.app.state)
+    return 0 if callcenter is None else callcenter.calls_in_queue(str(queue_id))
 
 
 async def config_changed(
@@ -44,12 +36,11 @@ async def config_changed(
     queues = sorted({str(q) for q in queue_ids})
     if not agents and not queues:
         return
-    callcenter: Any = getattr(request.app.state, "callcenter", None)
-    hook = getattr(callcenter, "config_changed", None)
-    if hook is None:
+    callcenter = live_service(request.app.state)
+    if callcenter is None:
         return
     try:
-        await hook(agent_ids=agents, queue_ids=queues)
+        await callcenter.config_changed(agent_ids=agents, queue_ids=queues)
     except Exception:  # the change is committed; the runtime reloads it on its next sync
         logger.exception(
             "live runtime could not apply config change agents=%s queues=%s", agents, queues

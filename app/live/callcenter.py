@@ -100,6 +100,7 @@ from routing.commands import (
 )
 from routing.config import AgentConfig, QueueConfig
 from routing.engine import RoutingEngine
+from routing.errors import RoutingError
 from routing.events import (
     AgentLogin,
     AgentLogout,
@@ -739,3 +740,10 @@ class CallCenter:
     def agent_config(self, agent_id: str) -> AgentConfig | None:
         row = self.state.agents.get(agent_id)
         return row.config if row else None
+
+    def calls_in_queue(self, queue_id: str) -> int:
+        """Calls the routing core holds in ``queue_id`` now (``LiveService``)."""
+        try:
+            return self.engine.queue_stats(queue_id).waiting
+        except RoutingError:  # not in the router (inactive): nothing can wait in it
+            return 0

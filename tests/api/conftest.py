@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -30,14 +30,19 @@ JWT_SECRET = "test-jwt-secret-0123456789-abcdefghijklmnop"
 
 @dataclass
 class RecordingCallCenter:
+    """A ``LiveService`` double: records configuration changes, reports set servers."""
+
     changes: list[tuple[list[str], list[str]]] = field(default_factory=list)
     servers: list[ServerStatus] = field(default_factory=list)
 
     async def config_changed(self, *, agent_ids: list[str], queue_ids: list[str]) -> None:
         self.changes.append((list(agent_ids), list(queue_ids)))
 
-    def server_status(self) -> list[ServerStatus]:
-        return list(self.servers)
+    def server_status(self) -> list[dict[str, object]]:
+        return [asdict(s) for s in self.servers]
+
+    def calls_in_queue(self, queue_id: str) -> int:
+        return 0  # no routing core: nothing waits
 
 
 def recording_runtime(callcenter: RecordingCallCenter) -> LiveRuntime:
