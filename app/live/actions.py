@@ -17,10 +17,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
+from app.live import protocol
 from app.live.contracts import Driver, TelephonyLinkLike
-from app.live.hub import Hub, dumps
+from app.live.hub import Hub
 from app.live.tracking import LiveState
 from routing.commands import HangupCall, OfferCall, OverflowCall, ReturnToHold
 from routing.events import OfferFailed, OfferFailure
@@ -53,10 +53,13 @@ class ActionRunner:
         """Push the offer (with its screen pop) to the agent, then ring the agent."""
         state = self.state
         meta = state.calls.get(cmd.call_id)
-        call: dict[str, Any] = {"call_id": cmd.call_id, "queue_id": cmd.queue_id}
-        if meta is not None:
+        if meta is None:  # adopted without its arrival (restart): no details
+            call = protocol.OfferedCall(call_id=cmd.call_id, queue_id=cmd.queue_id)
+        else:
             inc = meta.incoming
-            call.update(
+            call = protocol.OfferedCall(
+                call_id=cmd.call_id,
+                queue_id=cmd.queue_id,
                 server=inc.server,
                 uniqueid=inc.uniqueid,
                 caller=inc.caller_num,
@@ -69,18 +72,12 @@ class ActionRunner:
         queue = state.queues.get(cmd.queue_id)
         if queue is not None:
             call["queue_name"] = queue.name
-        head = dumps(
-            {
-                "type": "offer",
-                "agent_id": cmd.agent_id,
-                "call": call,
-                "ring_timeout_s": cmd.ring_timeout_s,
-                "sent_at": state.clock(),  # epoch s: lets a client measure pop delivery
-            }
+        head = protocol.offer_head(
+            cmd.agent_id, call, ring_timeout_s=cmd.ring_timeout_s, sent_at=state.clock()
         )
-        pop = meta.pop if meta is not None and meta.pop is not None else "null"
+        pop = meta.pop if meta is not None else None
         delivered = self.agent_hub.publish_text(
-            cmd.agent_id, f'{head[:-1]},"pop":{pop}}}', want_delivery=True
+            cmd.agent_id, protocol.encode_offer(head, pop), want_delivery=True
         )
         self.run(cmd, received, delivered)
 

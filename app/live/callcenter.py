@@ -63,7 +63,7 @@ from typing import Any, assert_never
 
 from app import errors as problems
 from app.errors import AgentNotFound, InvalidForcedState, NothingToWrapUp, UnknownDisposition
-from app.live import loader
+from app.live import loader, protocol
 from app.live.actions import TELEPHONY_ACTIONS, ActionRunner
 from app.live.classify import Classifier
 from app.live.contracts import (
@@ -77,7 +77,7 @@ from app.live.persist import StateStore
 from app.live.records import Recorder
 from app.live.restore import Restorer, is_routing_error
 from app.live.tracking import Classified, InboxItem, LastCall, LiveState, Run
-from app.live.views import LiveViews
+from app.live.views import LiveViews, WrappedUp
 from app.live.wallboard import Wallboard
 from cti.types import (
     CallerArriving,
@@ -523,14 +523,7 @@ class CallCenter:
                 state.mark_call(cmd.call_id)
                 record(cmd.call_id, "answered", cmd.at, cmd.agent_id, {"queue_id": cmd.queue_id})
                 self.agent_hub.publish(
-                    cmd.agent_id,
-                    {
-                        "type": "call",
-                        "event": "answered",
-                        "call_id": cmd.call_id,
-                        "queue_id": cmd.queue_id,
-                        "at": cmd.at,
-                    },
+                    cmd.agent_id, protocol.call_answered(cmd.call_id, cmd.queue_id, cmd.at)
                 )
             elif isinstance(cmd, CallEnded):
                 self._call_ended(cmd)
@@ -541,15 +534,14 @@ class CallCenter:
         self.state.mark_agent(cmd.agent_id)
         self.agent_hub.publish(
             cmd.agent_id,
-            {
-                "type": "state",
-                "agent_id": cmd.agent_id,
-                "state": cmd.state.value,
-                "previous": cmd.previous.value if cmd.previous else None,
-                "reason": cmd.reason,
-                "call_id": cmd.call_id,
-                "at": cmd.at,
-            },
+            protocol.state_changed(
+                cmd.agent_id,
+                cmd.state.value,
+                previous=cmd.previous.value if cmd.previous else None,
+                reason=cmd.reason,
+                call_id=cmd.call_id,
+                at=cmd.at,
+            ),
         )
 
     def _call_ended(self, cmd: CallEnded) -> None:
@@ -569,14 +561,12 @@ class CallCenter:
         if agent is not None:
             self.agent_hub.publish(
                 agent,
-                {
-                    "type": "call",
-                    "event": "ended",
-                    "call_id": rec.call_id,
-                    "result": rec.result.value,
-                    "answered": rec.answered_by == agent,
-                    "at": rec.ended_at,
-                },
+                protocol.call_ended(
+                    rec.call_id,
+                    result=rec.result.value,
+                    answered=rec.answered_by == agent,
+                    at=rec.ended_at,
+                ),
             )
         if rec.answered_by is not None:
             self.state.last_call[rec.answered_by] = LastCall(rec.call_id, rec.ended_at)
@@ -611,28 +601,28 @@ class CallCenter:
                 raise
             raise mapped from exc
 
-    async def login(self, agent_id: str, device: str | None = None) -> dict[str, Any]:
+    async def login(self, agent_id: str, device: str | None = None) -> protocol.AgentView:
         row = self.state.agents.get(agent_id)
         if row is None:
             raise AgentNotFound(f"Agent {agent_id} does not exist.")
         self._action(AgentLogin(agent_id, device or row.device))
         return self.agent_view(agent_id)
 
-    async def ready(self, agent_id: str) -> dict[str, Any]:
+    async def ready(self, agent_id: str) -> protocol.AgentView:
         self._action(AgentReady(agent_id))
         return self.agent_view(agent_id)
 
-    async def pause(self, agent_id: str, reason: str) -> dict[str, Any]:
+    async def pause(self, agent_id: str, reason: str) -> protocol.AgentView:
         self._action(AgentPause(agent_id, reason))
         return self.agent_view(agent_id)
 
-    async def logout(self, agent_id: str) -> dict[str, Any]:
+    async def logout(self, agent_id: str) -> protocol.AgentView:
         self._action(AgentLogout(agent_id))
         return self.agent_view(agent_id)
 
     async def wrap_up(
         self, agent_id: str, disposition_code: str, notes: str | None = None
-    ) -> dict[str, Any]:
+    ) -> WrappedUp:
         """Record the disposition of the agent's last call and end its wrap-up."""
         if agent_id not in self.state.agents:
             raise AgentNotFound(f"Agent {agent_id} does not exist.")
@@ -651,13 +641,11 @@ class CallCenter:
             self._action(AgentReady(agent_id))  # ends the wrap-up: WrapUpEnded is emitted
         last.dispositioned = True
         self.recorder.wrapup(last.call_id, disposition_code, notes, last.wrapup_ended_at)
-        view = self.agent_view(agent_id)
-        view["wrapped_call_id"] = last.call_id
-        return view
+        return WrappedUp(view=self.agent_view(agent_id), wrapped_call_id=last.call_id)
 
     async def force_state(
         self, agent_id: str, state: str, reason: str | None = None, *, by: str | None = None
-    ) -> dict[str, Any]:
+    ) -> protocol.AgentView:
         """A supervisor moves an agent to ready, paused (with a reason) or logged out."""
         if state == AgentState.READY.value:
             event: Event = AgentReady(agent_id)
@@ -673,12 +661,12 @@ class CallCenter:
 
     # --- live views (``app.live.views``) ------------------------------------------------------
 
-    def agent_view(self, agent_id: str) -> dict[str, Any]:
+    def agent_view(self, agent_id: str) -> protocol.AgentView:
         return self.views.agent_view(agent_id)
 
     def agent_states(
         self, *, queue_id: str | None = None, team: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[protocol.AgentView]:
         return self.views.agent_states(queue_id=queue_id, team=team)
 
     def live_calls(self) -> dict[str, Any]:
@@ -696,7 +684,7 @@ class CallCenter:
     def latency_samples(self, since: float = 0.0) -> list[tuple[str, float, float]]:
         return self.views.latency_samples(since)
 
-    def wallboard_snapshot(self) -> dict[str, Any]:
+    def wallboard_snapshot(self) -> protocol.SnapshotFrame:
         return self.views.wallboard_snapshot()
 
     # --- periodic work ------------------------------------------------------------------------

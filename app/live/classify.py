@@ -27,7 +27,7 @@ from typing import Any
 from app.jsonable import jsonable
 from app.live.actions import ActionRunner
 from app.live.contracts import Driver, Lookup
-from app.live.hub import dumps
+from app.live.protocol import encode_pop
 from app.live.records import Recorder
 from app.live.restore import Restorer, is_routing_error
 from app.live.tracking import CallMeta, Classified, LiveState, Prefetch, incoming_of
@@ -46,7 +46,7 @@ def classify(call_id: str, pop: Any, latency: float | None) -> Classified:
     customer = getattr(pop, "customer", None)
     return Classified(
         call_id,
-        dumps(jsonable(pop)),
+        encode_pop(jsonable(pop)),
         bool(getattr(customer, "vip", False) or getattr(pop, "vip", False)),
         bool(getattr(pop, "entitled", False)),
         latency,

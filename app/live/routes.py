@@ -75,6 +75,8 @@ class ForceBody(_In):
 
 
 class AgentStateRead(BaseModel):
+    """``app.live.protocol.AgentView``: the same fields as the agent channel's ``hello``."""
+
     agent_id: str
     name: str
     team: str | None = None
@@ -86,8 +88,14 @@ class AgentStateRead(BaseModel):
     since: float | None = None
     time_in_state_s: float | None = None
     pending: str | None = None
-    missed_in_row: int | None = None
-    wrapped_call_id: str | None = None
+    missed_in_row: int = 0
+    until: float | None = None
+
+
+class WrapUpRead(AgentStateRead):
+    """The agent's view after a wrap-up, and the call the disposition was recorded for."""
+
+    wrapped_call_id: str
 
 
 class LiveCallRead(BaseModel):
@@ -155,9 +163,9 @@ async def logout(agent_id: str, principal: AgentSelfOrSupervisor, live: LiveDep)
 )
 async def wrap_up(
     agent_id: str, body: WrapUpBody, principal: AgentSelfOrSupervisor, live: LiveDep
-) -> AgentStateRead:
-    view = await live.wrap_up(agent_id, body.disposition_code, body.notes)
-    return AgentStateRead.model_validate(view)
+) -> WrapUpRead:
+    done = await live.wrap_up(agent_id, body.disposition_code, body.notes)
+    return WrapUpRead.model_validate({**done.view, "wrapped_call_id": done.wrapped_call_id})
 
 
 @router.get("/agents/{agent_id}/state", summary="An agent's live state")

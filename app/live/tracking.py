@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from app.live import loader
 from app.live.persist import SavedCall, SavedSession, StateStore
+from app.live.protocol import PopJson
 from cti.types import CallEvent, IncomingCall, LinkItem, ServerStatus
 from routing.engine import RoutingEngine
 
@@ -25,7 +26,7 @@ class CallMeta:
     incoming: IncomingCall
     queue_id: str
     received: float  # perf_counter when the link delivered it
-    pop: str | None = None  # the screen pop as JSON text (one object for the GC, not a tree)
+    pop: PopJson | None = None  # the screen pop as JSON text (one object for the GC, not a tree)
     vip: bool = False
     entitled: bool = False
     held: list[tuple[CallEvent, float]] = field(default_factory=list)
@@ -39,7 +40,7 @@ class Classified:
     """A screen-pop look-up's result as the call keeps it (re-enters the inbox)."""
 
     call_id: str
-    pop: str | None  # JSON text of the screen pop, None: no pop (unknown caller, failure)
+    pop: PopJson | None  # JSON text of the screen pop, None: no pop (unknown caller, failure)
     vip: bool
     entitled: bool
     pop_latency_s: float | None

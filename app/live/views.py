@@ -7,16 +7,16 @@ import contextlib
 import enum
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.errors import AgentNotFound
 from app.jsonable import jsonable
-from app.live import loader
+from app.live import loader, protocol
 from app.live.contracts import TelephonyLinkLike
+from app.live.protocol import AgentView, SnapshotFrame
 from app.live.tracking import LiveState
 from app.live.wallboard import Wallboard
 from app.stats import quantile
-from routing.commands import AgentState
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,13 @@ def percentiles(samples: Iterable[float]) -> dict[str, Any]:
         "max_ms": round(data[-1] * 1000, 3),
         "mean_ms": round(sum(data) / len(data) * 1000, 3),
     }
+
+
+class WrappedUp(NamedTuple):
+    """An agent's view after its wrap-up, with the call the disposition was recorded for."""
+
+    view: AgentView
+    wrapped_call_id: str
 
 
 class LiveViews:
@@ -56,44 +63,33 @@ class LiveViews:
         state = getattr(view, "state", None)
         return state.value if isinstance(state, enum.Enum) else state
 
-    def agent_view(self, agent_id: str) -> dict[str, Any]:
+    def agent_view(self, agent_id: str) -> AgentView:
         row = self.state.agents.get(agent_id)
         if row is None:
             raise AgentNotFound(f"Agent {agent_id} does not exist.")
-        view = self.state.engine.agent(agent_id)
-        return self._agent_dict(row, view)
+        return self._agent_view(row)
 
-    def _agent_dict(self, row: loader.AgentRow, view: Any) -> dict[str, Any]:
-        now = self.state.clock()
-        data: dict[str, Any] = jsonable(view) if view is not None else {}
-        since = data.get("since") or data.get("state_since")
-        out: dict[str, Any] = {
-            "agent_id": row.config.agent_id,
-            "name": row.name,
-            "team": row.config.team,
-            "queues": list(row.config.queues),
-            "state": data.get("state", AgentState.LOGGED_OUT.value),
-            "reason": data.get("reason"),
-            "call_id": data.get("call_id"),
-            "device": data.get("device"),
-            "since": since,
-            "time_in_state_s": round(now - since, 1) if isinstance(since, int | float) else None,
-        }
-        for key, value in data.items():
-            out.setdefault(key, value)
-        return out
+    def _agent_view(self, row: loader.AgentRow) -> AgentView:
+        config = row.config
+        return protocol.agent_view(
+            agent_id=config.agent_id,
+            name=row.name,
+            team=config.team,
+            queues=list(config.queues),
+            engine=self.state.engine.agent(config.agent_id),
+            now=self.state.clock(),
+        )
 
     def agent_states(
         self, *, queue_id: str | None = None, team: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[AgentView]:
         out = []
-        engine = self.state.engine
-        for agent_id, row in self.state.agents.items():
+        for row in self.state.agents.values():
             if queue_id is not None and queue_id not in row.config.queues:
                 continue
             if team is not None and team not in (row.config.team, str(row.team_id)):
                 continue
-            out.append(self._agent_dict(row, engine.agent(agent_id)))
+            out.append(self._agent_view(row))
         return out
 
     def live_calls(self) -> dict[str, Any]:
@@ -188,5 +184,5 @@ class LiveViews:
         out.reverse()
         return out
 
-    def wallboard_snapshot(self) -> dict[str, Any]:
+    def wallboard_snapshot(self) -> SnapshotFrame:
         return self.wallboard.snapshot(self.state.clock())

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.live import protocol
+from app.live.protocol import DeltaFrame, Kpis, ScopeFigures, SnapshotFrame, WallboardState
 from routing.commands import (
     AgentState,
     AgentStateChanged,
@@ -95,7 +97,7 @@ class Wallboard:
         self._minute = int(start // 60)
         self._day = _local_day(start)
         self.seq = 0
-        self._published: dict[str, Any] = {}
+        self._published: WallboardState | None = None
 
     # --- configuration ----------------------------------------------------------------
 
@@ -258,56 +260,51 @@ class Wallboard:
     # --- output ---------------------------------------------------------------------------
 
     @staticmethod
-    def _kpis(c: list[float]) -> dict[str, Any]:
+    def _kpis(c: list[float]) -> Kpis:
         answered, abandoned = c[_ANSWERED], c[_ABANDONED]
         denominator = answered + abandoned
-        return {
-            "offered": int(c[_OFFERED]),
-            "answered": int(answered),
-            "answered_in_sl": int(c[_ANSWERED_SL]),
-            "abandoned": int(abandoned),
-            "short_abandoned": int(c[_SHORT]),
-            "overflowed": int(c[_OVERFLOWED]),
-            "failed": int(c[_FAILED]),
-            "service_level": round(c[_ANSWERED_SL] / denominator, 4) if denominator else None,
-            "abandon_rate": round(abandoned / denominator, 4) if denominator else None,
-            "asa_s": round(c[_WAIT_SUM] / answered, 1) if answered else None,
-            "aht_s": round(c[_HANDLE_SUM] / c[_HANDLED], 1) if c[_HANDLED] else None,
-        }
+        return Kpis(
+            offered=int(c[_OFFERED]),
+            answered=int(answered),
+            answered_in_sl=int(c[_ANSWERED_SL]),
+            abandoned=int(abandoned),
+            short_abandoned=int(c[_SHORT]),
+            overflowed=int(c[_OVERFLOWED]),
+            failed=int(c[_FAILED]),
+            service_level=round(c[_ANSWERED_SL] / denominator, 4) if denominator else None,
+            abandon_rate=round(abandoned / denominator, 4) if denominator else None,
+            asa_s=round(c[_WAIT_SUM] / answered, 1) if answered else None,
+            aht_s=round(c[_HANDLE_SUM] / c[_HANDLED], 1) if c[_HANDLED] else None,
+        )
 
-    def _item(self, scope: _Scope, now: float) -> dict[str, Any]:
+    def _item(self, scope: _Scope, now: float) -> ScopeFigures:
         longest = now - min(scope.waiting.values()) if scope.waiting else 0.0
-        return {
-            "waiting": len(scope.waiting),
-            "longest_wait_s": round(max(0.0, longest), 0),
-            "agents": dict(scope.agents),
-            "windows": {
+        return ScopeFigures(
+            waiting=len(scope.waiting),
+            longest_wait_s=round(max(0.0, longest), 0),
+            agents=dict(scope.agents),
+            windows={
                 **{name: self._kpis(scope.sums[name]) for name, _ in WINDOWS},
                 "today": self._kpis(scope.today),
             },
-        }
+        )
 
-    def state(self, now: float) -> dict[str, Any]:
+    def state(self, now: float) -> WallboardState:
         """The full current state: ``{"overall": {...}, "queues": {queue_id: {...}}}``."""
         self._advance(now)
-        out: dict[str, Any] = {"queues": {}}
+        queues: dict[str, ScopeFigures] = {}
         for queue_id, scope in self._scopes.items():
-            item = self._item(scope, now)
-            if queue_id == OVERALL:
-                out["overall"] = item
-            else:
-                out["queues"][queue_id] = item
-        return out
+            if queue_id != OVERALL:
+                queues[queue_id] = self._item(scope, now)
+        return WallboardState(overall=self._item(self._scopes[OVERALL], now), queues=queues)
 
-    def snapshot(self, now: float) -> dict[str, Any]:
+    def snapshot(self, now: float) -> SnapshotFrame:
         """The last published state (what the following deltas are relative to)."""
-        if not self._published:
+        if self._published is None:
             self._published = self.state(now)
-        return {"type": "snapshot", "seq": self.seq, **self._published}
+        return protocol.snapshot(self.seq, self._published)
 
-    async def publish_async(
-        self, clock: Callable[[], float], chunk: int = 16
-    ) -> dict[str, Any] | None:
+    async def publish_async(self, clock: Callable[[], float], chunk: int = 16) -> DeltaFrame | None:
         """Advance to the current state; return the delta (only what changed) or None.
 
         The service's 1 Hz tick: computed and diffed ``chunk`` queues at a time, yielding to the event loop in between: a centre with hundreds of queues
@@ -315,10 +312,12 @@ class Wallboard:
         instant, within milliseconds of the others)."""
         # The first tick diffs against nothing: its delta is the whole state.
         previous = self._published
-        prev_queues: dict[str, Any] = previous.get("queues", {})
-        current: dict[str, Any] = {"queues": {}}
-        delta: dict[str, Any] = {}
-        queues: dict[str, Any] = {}
+        prev_overall: dict[str, Any] = dict(previous["overall"]) if previous else {}
+        prev_queues: dict[str, ScopeFigures] = previous["queues"] if previous else {}
+        current_overall: ScopeFigures | None = None
+        current_queues: dict[str, ScopeFigures] = {}
+        overall: dict[str, Any] = {}
+        queues: dict[str, dict[str, Any]] = {}
         ids = list(self._scopes)
         for i in range(0, len(ids), chunk):
             now = clock()
@@ -329,26 +328,25 @@ class Wallboard:
                     continue  # removed meanwhile
                 item = self._item(scope, now)
                 if queue_id == OVERALL:
-                    current["overall"] = item
-                    changed = _diff(previous.get("overall", {}), item)
-                    if changed:
-                        delta["overall"] = changed
+                    current_overall = item
+                    overall = _diff(prev_overall, dict(item))
                 else:
-                    current["queues"][queue_id] = item
-                    changed = _diff(prev_queues.get(queue_id, {}), item)
+                    current_queues[queue_id] = item
+                    before = prev_queues.get(queue_id)
+                    changed = _diff(dict(before) if before else {}, dict(item))
                     if changed:
                         queues[queue_id] = changed
             await asyncio.sleep(0)
-        removed = [q for q in prev_queues if q not in current["queues"]]
-        if queues:
-            delta["queues"] = queues
-        if removed:
-            delta["removed_queues"] = removed
-        self._published = current
-        if not delta:
+        removed = [q for q in prev_queues if q not in current_queues]
+        if current_overall is None:  # the overall scope is never removed
+            current_overall = self._item(self._scopes[OVERALL], clock())
+        self._published = WallboardState(overall=current_overall, queues=current_queues)
+        if not (overall or queues or removed):
             return None
         self.seq += 1
-        return {"type": "delta", "seq": self.seq, "at": clock(), **delta}
+        return protocol.delta(
+            self.seq, clock(), overall=overall, queues=queues, removed_queues=removed
+        )
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
