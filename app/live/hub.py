@@ -17,20 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.live.protocol import Close, Frame, encode
 
 logger = logging.getLogger(__name__)
-
-
-def dumps(message: dict[str, Any]) -> str:
-    # Interim: the call center's frames until they are built by ``app.live.protocol``.
-    return json.dumps(message, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 class Subscriber:
@@ -104,7 +97,7 @@ class Hub:
         return list(self._subs.get(key, ()))
 
     def publish(
-        self, key: str, frame: Frame | dict[str, Any], *, want_delivery: bool = False
+        self, key: str, frame: Frame, *, want_delivery: bool = False
     ) -> list[asyncio.Future[bool]]:
         """Send to the subscribers of ``key`` and of ``"*"``; returns delivery futures."""
         targets: list[Subscriber] = list(self._subs.get(key, ()))
@@ -121,11 +114,11 @@ class Hub:
             targets.extend(self._subs.get("*", ()))
         return self._send_text(targets, text, want_delivery)
 
-    def broadcast(self, frame: Frame | dict[str, Any]) -> None:
+    def broadcast(self, frame: Frame) -> None:
         self._send(self.subscribers(), frame, False)
 
     def _send(
-        self, targets: list[Subscriber], frame: Frame | dict[str, Any], want_delivery: bool
+        self, targets: list[Subscriber], frame: Frame, want_delivery: bool
     ) -> list[asyncio.Future[bool]]:
         if not targets:
             return []

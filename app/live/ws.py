@@ -60,9 +60,7 @@ async def agent_channel(websocket: WebSocket, agent_id: str) -> None:
         await websocket.close(code=Close.UNKNOWN_AGENT, reason="unknown agent")
         return
     sub = live.agent_hub.subscribe(agent_id)
-    sub.offer(
-        protocol.encode({"type": "hello", "agent_id": agent_id, "state": live.agent_view(agent_id)})
-    )
+    sub.offer(protocol.encode(protocol.hello(agent_id, live.agent_view(agent_id))))
     logger.info("agent channel opened agent=%s by=%s", agent_id, principal.username)
     unwatch = token_versions(websocket.app.state).watch(principal, lambda: _revoked(sub))
     try:

@@ -22,9 +22,7 @@ def _same(rest: dict[str, Any], frame: dict[str, Any]) -> None:
         assert rest[key] == frame[key], key
 
 
-async def test_rest_and_websocket_carry_the_same_agent_view(
-    service: Service, agents: Any
-) -> None:
+async def test_rest_and_websocket_carry_the_same_agent_view(service: Service, agents: Any) -> None:
     (a,) = agents(1)
     async with service.client("agent", a) as c:
         r = await c.post(f"/api/v1/agents/{a}/login", json={})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Callable
+from typing import Any
 
 from app.live.wallboard import OVERALL, Wallboard, apply_delta
 from routing.commands import (
@@ -128,7 +129,7 @@ def clock_at(now: float) -> Callable[[], float]:
 async def test_snapshot_plus_deltas_reproduce_state() -> None:
     wb = Wallboard(now=T0)
     wb.set_queues(["q"])
-    client = copy.deepcopy(wb.snapshot(T0))
+    client: dict[str, Any] = dict(copy.deepcopy(wb.snapshot(T0)))
     seq = client.pop("seq")
     client.pop("type")
     t = T0
@@ -139,7 +140,7 @@ async def test_snapshot_plus_deltas_reproduce_state() -> None:
         assert delta is not None
         assert delta["seq"] == seq + 1
         seq = delta["seq"]
-        apply_delta(client, delta)
+        apply_delta(client, dict(delta))
         current = wb.state(t + 5)
         assert client == current
     # Nothing changed -> no delta and no sequence number used.
