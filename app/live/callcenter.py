@@ -13,6 +13,11 @@ at once by ``_dispatch``:
   awaits.
 
 The telephony link's items enter one inbox, consumed by one task in arrival order.
+The inbox is bounded (``inbox_size``, like the hub's queues): a full inbox means the
+consumer has stalled for that many items.  Then ``sink`` (and ``inject``, ``enqueue``)
+refuse loudly: ``InboxFull`` is raised to the caller (the link logs it with the item),
+``counters["inbox_full"]`` counts it and a CRITICAL line is logged.  Nothing is dropped
+in silence, and memory does not grow without bound while the service is wedged.
 ``CallCenter`` is the facade the rest of the application uses; it delegates to its
 parts, which share one ``app.live.tracking.LiveState``:
 
@@ -133,6 +138,10 @@ logger = logging.getLogger(__name__)
 _CONSUME_SLICE = 64
 
 
+class InboxFull(RuntimeError):
+    """The driver's inbox is full: its consumer has stalled (see the module docstring)."""
+
+
 class CallCenter:
     """Drives the routing core from telephony events, agent actions and time."""
 
@@ -157,6 +166,7 @@ class CallCenter:
         latency_window: int = 100_000,
         store: StateStore | None = None,
         restore_timeout_s: float = 60.0,
+        inbox_size: int = 100_000,
     ) -> None:
         self.engine = engine
         self.database = database
@@ -169,7 +179,7 @@ class CallCenter:
         self.hours_interval_s = hours_interval_s
         self.store = store
 
-        self._inbox: asyncio.Queue[tuple[InboxItem, float]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[InboxItem, float]] = asyncio.Queue(inbox_size)
         self._tasks: set[asyncio.Task[Any]] = set()  # every task this object started
         self._loops: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -366,21 +376,32 @@ class CallCenter:
     # --- the inbox ---------------------------------------------------------------------------
 
     def sink(self, item: LinkItem) -> None:
-        """Called by the telephony link for every event; never blocks, never raises."""
-        self._inbox.put_nowait((item, time.perf_counter()))
+        """Called by the telephony link for every event; never blocks.  Raises
+        ``InboxFull`` if the consumer has stalled (see the module docstring)."""
+        self._put(item, time.perf_counter())
 
     def inject(self, event: CallEvent) -> None:
         """Feed an event the driver itself generated (a failed action) through the inbox,
         ordered with the link's events: processed exactly as if the link had sent it."""
-        self._inbox.put_nowait((event, time.perf_counter()))
+        self._put(event, time.perf_counter())
 
     def inject_callable(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the consumer, ordered with the link's events."""
-        self._inbox.put_nowait((Run(fn), time.perf_counter()))
+        self._put(Run(fn), time.perf_counter())
 
     def enqueue(self, item: Classified, received: float) -> None:
         """A part's item (a look-up's ``Classified``) for the consumer."""
-        self._inbox.put_nowait((item, received))
+        self._put(item, received)
+
+    def _put(self, item: InboxItem, received: float) -> None:
+        try:
+            self._inbox.put_nowait((item, received))
+        except asyncio.QueueFull:
+            self.counters["inbox_full"] += 1
+            logger.critical(
+                "inbox full (%d items, consumer stalled): %r refused", self._inbox.maxsize, item
+            )
+            raise InboxFull(f"call-center inbox full: {item!r} refused") from None
 
     async def _consume(self) -> None:
         # ``Queue.get`` does not yield while items are queued: a backlog would be drained

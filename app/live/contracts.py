@@ -76,10 +76,12 @@ class Driver(Protocol):
         """A telephony event for the core (routing errors of late events are dropped)."""
 
     def inject(self, event: CallEvent) -> None:
-        """Feed ``event`` through the inbox, ordered with the link's events."""
+        """Feed ``event`` through the inbox, ordered with the link's events (raises
+        ``InboxFull`` if the inbox is full: the consumer has stalled)."""
 
     def enqueue(self, item: Classified, received: float) -> None:
-        """Put a driver item (a look-up's result, work to run) into the inbox."""
+        """Put a driver item (a look-up's result) into the inbox (raises ``InboxFull``
+        if the inbox is full)."""
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a task the call center owns (cancelled and awaited by ``close``)."""
