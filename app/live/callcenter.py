@@ -279,7 +279,7 @@ class CallCenter:
         if self.store is not None:
             await self.store.close()
         for sub in self.agent_hub.subscribers() + self.wallboard_hub.subscribers():
-            sub.close(1001, "service stopping")
+            sub.close(protocol.Close.GOING_AWAY, "service stopping")
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a task this call center owns (``close`` cancels and awaits it)."""

@@ -35,7 +35,7 @@ class Subscriber:
         self.key = key
         self.queue: asyncio.Queue[tuple[str, asyncio.Future[bool] | None]] = asyncio.Queue(maxsize)
         self.closed = asyncio.Event()
-        self.close_code: int = Close.NORMAL
+        self.close_code = Close.NORMAL
         self.close_reason = ""
         self.sent = 0
         self.dropped = False
@@ -56,7 +56,7 @@ class Subscriber:
             return False
         return True
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: Close, reason: str) -> None:
         if self.closed.is_set():
             return
         self.close_code = code

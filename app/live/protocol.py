@@ -309,7 +309,7 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def encode(frame: Frame | dict[str, Any]) -> str:
+def encode(frame: Frame) -> str:
     """The text of one frame."""
     return _dumps(frame)
 

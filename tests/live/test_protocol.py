@@ -140,7 +140,7 @@ def test_the_offer_with_its_pop_is_one_json_object() -> None:
 
 def test_a_value_json_cannot_carry_is_refused_not_stringified() -> None:
     with pytest.raises(TypeError):
-        protocol.encode({"type": "delta", "seq": 1, "at": datetime(2026, 1, 1)})
+        protocol.encode(protocol.delta(1, NOW, overall={"at": datetime(2026, 1, 1)}))
     with pytest.raises(ValueError, match="JSON"):
         protocol.encode(protocol.delta(1, float("nan")))
 
