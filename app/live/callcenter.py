@@ -31,8 +31,11 @@ parts, which share one ``app.live.tracking.LiveState``:
 Clock: ``clock()`` (epoch seconds, default ``time.time``) is the ``now`` passed to the
 core and stamped on records; latencies use ``time.perf_counter``.
 
-Timer: one task sleeps until ``engine.next_deadline()``; every state change re-arms it
-(wakes it to recompute) when the deadline moved.
+Timer: one handle on the event loop's clock (``loop.call_at``) for
+``engine.next_deadline()``; every state change re-arms it when the deadline moved.  The
+deadline is on the core's clock (epoch s); it is converted once, when armed, into the
+loop's monotonic clock, so the wait itself never depends on the wall clock (a clock
+step cannot stretch it).  Records keep wall-clock timestamps.
 
 Latency measured per call (kept for the last ``latency_window`` calls):
 - routing: the routable event received (``IncomingCall`` from the link, the agent
@@ -60,7 +63,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -182,8 +184,8 @@ class CallCenter:
         self._inbox: asyncio.Queue[tuple[InboxItem, float]] = asyncio.Queue(inbox_size)
         self._tasks: set[asyncio.Task[Any]] = set()  # every task this object started
         self._loops: list[asyncio.Task[None]] = []
-        self._wake = asyncio.Event()
-        self._armed: float | None = None
+        self._timer: asyncio.TimerHandle | None = None  # on the loop clock
+        self._armed: float | None = None  # the core deadline ``_timer`` is for
         self._closing = False
 
         self.state = LiveState(engine, clock, store, latency_window)
@@ -260,7 +262,6 @@ class CallCenter:
             )
         self._loops = [
             self.spawn(self._consume(), "callcenter-consumer"),
-            self.spawn(self._timer_loop(), "callcenter-timer"),
             self.spawn(self._wallboard_loop(), "callcenter-wallboard"),
             self.spawn(self._hours_loop(), "callcenter-hours"),
         ]
@@ -271,6 +272,9 @@ class CallCenter:
         """Cancel and await every task this call center started, then save the live
         state (agent sessions, calls in progress) for the next start (idempotent)."""
         self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -493,32 +497,32 @@ class CallCenter:
         self._dispatch(cmds, received)
         self._rearm()
 
-    def _rearm(self) -> None:
-        if self.engine.next_deadline() != self._armed:
-            self._wake.set()
+    def _rearm(self, *, min_delay: float = 0.0) -> None:
+        """(Re)schedule the timer handle for the core's next deadline, if it moved."""
+        deadline = self.engine.next_deadline()
+        if self._closing or (deadline == self._armed and self._timer is not None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed = deadline
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(deadline - self.clock(), min_delay)
+        self._timer = loop.call_at(loop.time() + delay, self._on_timer)
 
-    async def _timer_loop(self) -> None:
-        while True:
-            self._wake.clear()
-            deadline = self.engine.next_deadline()
-            self._armed = deadline
-            if deadline is None:
-                await self._wake.wait()
-                continue
-            delay = deadline - self.clock()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
-                if self._wake.is_set():
-                    continue  # re-armed: recompute
-            try:
-                cmds = self.engine.handle_timer(self.clock())
-                self._dispatch(cmds, time.perf_counter())
-            except Exception:
-                logger.exception("routing timer failed")
-            # Yield even if the core keeps a past deadline, so the loop cannot spin.
-            await asyncio.sleep(0.001 if self.engine.next_deadline() == deadline else 0)
+    def _on_timer(self) -> None:
+        """The core's deadline is due: ``handle_timer`` and dispatch, then re-arm."""
+        self._timer = None
+        deadline, self._armed = self._armed, None
+        try:
+            cmds = self.engine.handle_timer(self.clock())
+            self._dispatch(cmds, time.perf_counter())
+        except Exception:  # a bug in one timer must not stop every later one
+            logger.exception("routing timer failed")
+        # A deadline the core keeps in the past is retried 1 ms later: the loop cannot spin.
+        self._rearm(min_delay=0.001 if self.engine.next_deadline() == deadline else 0.0)
 
     def _dispatch(self, cmds: Sequence[Command], received: float | None) -> None:
         now = self.clock()
