@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.auth import AgentSelfOrSupervisor, CurrentUser, SupervisorUser
 from app.errors import ServiceUnavailable
 from app.live.callcenter import CallCenter
+from app.liveservice import live_service
 from app.text import MultiLine, SingleLine
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
@@ -39,7 +40,7 @@ Reason = Annotated[
 
 
 def get_live(request: Request) -> CallCenter:
-    callcenter = getattr(request.app.state, "callcenter", None)
+    callcenter = live_service(request.app.state)
     if not isinstance(callcenter, CallCenter):
         raise ServiceUnavailable("The live call center is not running.")
     return callcenter
