@@ -148,11 +148,12 @@ function renderAgents() {
   // Keep keyboard focus across re-renders: remember which button had it.
   const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
   body.replaceChildren(...rows.map((a) => {
-    const id = a.agent_id || a.id;
-    const st = normState(a.state);
+    // The agent view of docs/websocket.md (REST /live/agents returns the same shape).
+    const id = a.agent_id;
+    const st = a.state;
     const canPause = st !== "logged_out" && st !== "paused";
     const canLogout = st !== "logged_out";
-    const name = a.name || a.display_name || id;
+    const name = a.name || id;
     return el("tr", { dataset: { agent: id, state: st } },
       el("th", { scope: "row" }, name, name !== id ? el("div", { class: "hint" }, id) : null),
       el("td", null, a.team || "—"),
