@@ -13,11 +13,12 @@ at once by ``_dispatch``:
   awaits.
 
 The telephony link's items enter one inbox, consumed by one task in arrival order.
-The inbox is bounded (``inbox_size``, like the hub's queues): a full inbox means the
-consumer has stalled for that many items.  Then ``sink`` (and ``inject``, ``enqueue``)
-refuse loudly: ``InboxFull`` is raised to the caller (the link logs it with the item),
-``counters["inbox_full"]`` counts it and a CRITICAL line is logged.  Nothing is dropped
-in silence, and memory does not grow without bound while the service is wedged.
+The inbox is bounded (``inbox_size``, like the hub's queues) and never drops: when it
+is full, whoever puts the next item (the link's sink, a look-up, an injected event)
+first processes the oldest items itself, in order, until there is room
+(``app.live.inbox``); ``counters["inbox_full"]`` counts those puts and a WARNING line
+marks each episode.  The link is never paused (past Asterisk's writetimeout the AMI
+session would be cut and its events lost at the source).
 ``CallCenter`` is the facade the rest of the application uses; it delegates to its
 parts, which share one ``app.live.tracking.LiveState``:
 
@@ -80,6 +81,7 @@ from app.live.contracts import (
     TelephonyLinkLike,
 )
 from app.live.hub import Hub
+from app.live.inbox import Inbox
 from app.live.persist import StateStore
 from app.live.records import Recorder
 from app.live.restore import Restorer, is_routing_error
@@ -140,10 +142,6 @@ logger = logging.getLogger(__name__)
 _CONSUME_SLICE = 64
 
 
-class InboxFull(RuntimeError):
-    """The driver's inbox is full: its consumer has stalled (see the module docstring)."""
-
-
 class CallCenter:
     """Drives the routing core from telephony events, agent actions and time."""
 
@@ -181,7 +179,9 @@ class CallCenter:
         self.hours_interval_s = hours_interval_s
         self.store = store
 
-        self._inbox: asyncio.Queue[tuple[InboxItem, float]] = asyncio.Queue(inbox_size)
+        self._inbox = Inbox(inbox_size)
+        self._processing = False  # an inbox item is being processed (re-entry guard)
+        self._overfull = False  # the inbox was full and has not drained to half since
         self._tasks: set[asyncio.Task[Any]] = set()  # every task this object started
         self._loops: list[asyncio.Task[None]] = []
         self._timer: asyncio.TimerHandle | None = None  # on the loop clock
@@ -380,8 +380,8 @@ class CallCenter:
     # --- the inbox ---------------------------------------------------------------------------
 
     def sink(self, item: LinkItem) -> None:
-        """Called by the telephony link for every event; never blocks.  Raises
-        ``InboxFull`` if the consumer has stalled (see the module docstring)."""
+        """Called by the telephony link for every event; never blocks on I/O, never
+        raises, never drops (a full inbox: see ``_put``)."""
         self._put(item, time.perf_counter())
 
     def inject(self, event: CallEvent) -> None:
@@ -397,28 +397,54 @@ class CallCenter:
         """A part's item (a look-up's ``Classified``) for the consumer."""
         self._put(item, received)
 
+    @property
+    def inbox_backlog(self) -> int:
+        """Items waiting in the inbox."""
+        return len(self._inbox)
+
     def _put(self, item: InboxItem, received: float) -> None:
-        try:
-            self._inbox.put_nowait((item, received))
-        except asyncio.QueueFull:
+        """Queue ``item``; on a full inbox first process the oldest items here, in order,
+        until there is room (``app.live.inbox``: bounded, nothing dropped, the link never
+        paused).  While an item is being processed (a link reporting a failed action at
+        once) the item is queued over the bound instead: processing is never nested."""
+        inbox = self._inbox
+        if inbox.full() and not self._processing:
             self.counters["inbox_full"] += 1
-            logger.critical(
-                "inbox full (%d items, consumer stalled): %r refused", self._inbox.maxsize, item
-            )
-            raise InboxFull(f"call-center inbox full: {item!r} refused") from None
+            if not self._overfull:
+                self._overfull = True
+                logger.warning(
+                    "inbox full (%d items): the telephony link processes events itself "
+                    "until the driver catches up",
+                    len(inbox),
+                )
+            while inbox.full():
+                head = inbox.pop()
+                if head is None:
+                    break
+                self._process_one(*head)
+        inbox.put(item, received)
+
+    def _process_one(self, item: InboxItem, received: float) -> None:
+        self._processing = True
+        try:
+            self._process(item, received)
+        except Exception:  # one item's bug must not stop the stream of every call
+            logger.exception("event %r could not be processed", item)
+        finally:
+            self._processing = False
+        if self._overfull and len(self._inbox) <= self._inbox.maxsize // 2:
+            self._overfull = False
+            logger.info("inbox drained to %d items", len(self._inbox))
 
     async def _consume(self) -> None:
-        # ``Queue.get`` does not yield while items are queued: a backlog would be drained
-        # in one step, and for as long as it lasts no socket is read.  Past Asterisk's
-        # writetimeout the AMI session is cut and its events are lost (the load test at
-        # 600 calls/s).  Yield every ``_CONSUME_SLICE`` items instead.
+        # The inbox's ``get`` does not yield while items are queued: a backlog would be
+        # drained in one step, and for as long as it lasts no socket is read.  Past
+        # Asterisk's writetimeout the AMI session is cut and its events are lost (the load
+        # test at 600 calls/s).  Yield every ``_CONSUME_SLICE`` items instead.
         done = 0
         while True:
             item, received = await self._inbox.get()
-            try:
-                self._process(item, received)
-            except Exception:
-                logger.exception("event %r could not be processed", item)
+            self._process_one(item, received)
             done += 1
             if done >= _CONSUME_SLICE:
                 done = 0

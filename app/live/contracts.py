@@ -76,12 +76,11 @@ class Driver(Protocol):
         """A telephony event for the core (routing errors of late events are dropped)."""
 
     def inject(self, event: CallEvent) -> None:
-        """Feed ``event`` through the inbox, ordered with the link's events (raises
-        ``InboxFull`` if the inbox is full: the consumer has stalled)."""
+        """Feed ``event`` through the inbox, ordered with the link's events (a full
+        inbox is caught up first, never refused: ``app.live.inbox``)."""
 
     def enqueue(self, item: Classified, received: float) -> None:
-        """Put a driver item (a look-up's result) into the inbox (raises ``InboxFull``
-        if the inbox is full)."""
+        """Put a driver item (a look-up's result) into the inbox (as ``inject``)."""
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a task the call center owns (cancelled and awaited by ``close``)."""

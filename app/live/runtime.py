@@ -61,6 +61,7 @@ class LiveOptions:
     restore_timeout_s: float = 60.0
     ws_queue_size: int = 256
     state_interval_s: float = 0.5  # live state store flush period
+    inbox_size: int = 100_000  # the call center's inbox bound (app.live.inbox)
 
 
 def _local_today(now: float) -> date:
@@ -156,6 +157,7 @@ async def live_runtime(
             hours_interval_s=options.hours_interval_s,
             default_queue_id=options.default_queue_id,
             restore_timeout_s=options.restore_timeout_s,
+            inbox_size=options.inbox_size,
         )
         await callcenter.start()
         stack.push_async_callback(callcenter.close)

@@ -110,7 +110,7 @@ def new_counters() -> dict[str, int]:
         "offers": 0,  # OfferCall actions handed to the link (attempts, failed ones too)
         "suspended_calls": 0,
         "resumed_calls": 0,
-        "inbox_full": 0,  # items the driver refused: its inbox was full (consumer stalled)
+        "inbox_full": 0,  # items put into a full inbox (the putter processed the oldest)
     }
 
 
