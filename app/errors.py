@@ -19,6 +19,7 @@ Exception tree::
           │    └── InvalidJson             400   invalid-json
           ├── Unauthorized                 401   unauthorized
           ├── Forbidden                    403   forbidden
+          │    └── DeviceNotAllowed        403   device-not-allowed
           ├── NotFound                     404   not-found     (member ``resource``)
           │    └── AgentNotFound           404   not-found     (``resource: agent``)
           ├── MethodNotAllowed             405   method-not-allowed
@@ -27,6 +28,7 @@ Exception tree::
           │    ├── IllegalTransition       409   illegal-transition
           │    ├── DuplicateCall           409   duplicate-call
           │    ├── QueueInUse              409   queue-in-use
+          │    ├── DeviceInUse             409   device-in-use
           │    └── NothingToWrapUp         409   nothing-to-wrap-up
           ├── PayloadTooLarge              413   payload-too-large
           ├── UnsupportedMediaType         415   unsupported-media-type
@@ -34,6 +36,7 @@ Exception tree::
           ├── ValidationFailed             422   validation-failed
           │    ├── InvalidPhoneNumber      422   invalid-phone-number
           │    ├── InvalidConfig           422   invalid-config
+          │    ├── InvalidDevice           422   invalid-device
           │    ├── UnknownDisposition      422   unknown-disposition
           │    └── InvalidForcedState      422   invalid-forced-state
           ├── ServiceUnavailable           503   service-unavailable
@@ -137,6 +140,13 @@ class Forbidden(ProblemError):
     title = "Not allowed"
 
 
+class DeviceNotAllowed(Forbidden):
+    """A login on a device that is not the agent's (``app.devices``)."""
+
+    error_id = "device-not-allowed"
+    title = "The agent may not use this device"
+
+
 class NotFound(ProblemError):
     status = 404
     error_id = "not-found"
@@ -177,6 +187,11 @@ class DuplicateCall(Conflict):
 class QueueInUse(Conflict):
     error_id = "queue-in-use"
     title = "The queue still holds calls"
+
+
+class DeviceInUse(Conflict):
+    error_id = "device-in-use"
+    title = "The device belongs to another agent"
 
 
 class PayloadTooLarge(ProblemError):
@@ -234,6 +249,17 @@ class InvalidConfig(ValidationFailed):
 
     error_id = "invalid-config"
     title = "Configuration cannot be routed"
+
+
+# The pydantic error type of a dial string sent where a device id belongs (``app.live.routes``).
+FREE_TEXT_DEVICE = "free_text_device"
+
+
+class InvalidDevice(ValidationFailed):
+    """A dial string the device rules refuse, or a free-text device at login."""
+
+    error_id = "invalid-device"
+    title = "Not an allowed device"
 
 
 class UnknownDisposition(ValidationFailed):
@@ -448,6 +474,8 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     # A body that is not JSON at all is a different mistake than a JSON body with bad fields.
     if any(e.get("type") == "json_invalid" for e in errors):
         return render(InvalidJson("The request body could not be parsed as JSON."), request)
+    if any(e.get("type") == FREE_TEXT_DEVICE for e in errors):
+        return render(InvalidDevice("Free-text devices are refused.", errors=errors), request)
     return render(
         ValidationFailed("The request did not match the expected schema.", errors=errors),
         request,

@@ -53,6 +53,7 @@ API_PREFIX = "/api/v1"
 OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "auth", "description": "Tokens and the current principal."},
     {"name": "agents", "description": "Agent seats: skills, queues, team, device (admin)."},
+    {"name": "devices", "description": "Phones agents may log in on (admin)."},
     {"name": "queues", "description": "Queues / service lines: DNIS, skills, hours, escalation."},
     {"name": "skills", "description": "Skills agents have and queues require."},
     {"name": "teams", "description": "Teams of agents."},

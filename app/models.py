@@ -136,7 +136,8 @@ class Agent(Base):
     team_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("teams.id", ondelete="SET NULL"), index=True
     )
-    # Any Asterisk dial string: "PJSIP/1001", "Local/1001@agents", ...
+    # The agent's own phone, the one its login without a device id dials: a dial string the
+    # device rules accept (``app.devices``), e.g. "PJSIP/1001" or "Local/1001@agents".
     device: Mapped[str] = mapped_column(sa.Text)
     max_missed: Mapped[int] = mapped_column(sa.Integer, server_default="3")
     active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
@@ -151,6 +152,46 @@ class Agent(Base):
     )
 
     __table_args__ = (sa.CheckConstraint("max_missed >= 1", name="max_missed_positive"),)
+
+
+# The one charset a stored endpoint may use (``app.devices`` checks the rest): no Dial
+# option or multi-dial separator (``,`` ``&`` ``^`` ``(`` ``)`` ``/``), no URI, no host.
+DEVICE_TECHNOLOGIES = ("PJSIP", "SIP", "IAX2", "DAHDI", "Local")
+DEVICE_ENDPOINT_SQL = "^[A-Za-z0-9_-]+(@[A-Za-z0-9_-]+)?$"
+
+
+class Device(Base):
+    """A phone agents may log in on: ``technology/endpoint`` is what Asterisk dials.
+
+    Registered by admins; ``agent_id`` is the agent (seat) that may use it, ``None`` for a
+    device nobody may use yet.  Technology and endpoint are checked by ``app.devices``;
+    the CHECK constraints keep separators out of the table even for SQL writers.
+    """
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    technology: Mapped[str] = mapped_column(sa.Text)
+    endpoint: Mapped[str] = mapped_column(sa.Text)
+    label: Mapped[str | None] = mapped_column(sa.Text)
+    agent_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("agents.id", ondelete="SET NULL"), index=True
+    )
+    active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    created_at: Mapped[datetime] = mapped_column(server_default=_NOW)
+
+    __table_args__ = (
+        sa.UniqueConstraint("technology", "endpoint", name="uq_devices_technology_endpoint"),
+        sa.CheckConstraint(
+            "technology IN (" + ", ".join(f"'{t}'" for t in DEVICE_TECHNOLOGIES) + ")",
+            name="known_technology",
+        ),
+        sa.CheckConstraint(f"endpoint ~ '{DEVICE_ENDPOINT_SQL}'", name="endpoint_charset"),
+    )
+
+    @property
+    def dial(self) -> str:
+        return f"{self.technology}/{self.endpoint}"
 
 
 class User(Base):

@@ -15,9 +15,10 @@ PostgreSQL by accident.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "switchboard-demo-secret-change-me-0123456789"  # noqa: S105 - refused outside demo
@@ -73,6 +74,28 @@ class DemoSettings(BaseModel):
     simulator_port: int = 0  # 0: any free loopback port
 
 
+class DeviceSettings(BaseModel):
+    """Which dial strings this site lets an agent's phone be (``app.devices``).
+
+    ``local_contexts``: the dialplan contexts a ``Local/<ext>@<context>`` device may name
+    (home workers reached through the site's own dialplan).  ``patterns``: if any, a device
+    must also match one of these regular expressions in full, e.g. ``PJSIP/[0-9]{4,6}``.
+    """
+
+    local_contexts: list[str] = Field(default_factory=lambda: ["agents", "remote-agents"])
+    patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"device pattern {pattern!r}: {exc}") from exc
+        return value
+
+
 class OutcomeSettings(BaseModel):
     batch_size: int = 500
     flush_interval_s: float = 0.2
@@ -97,6 +120,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     demo_traffic: DemoSettings = Field(default_factory=DemoSettings)
     outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
+    devices: DeviceSettings = Field(default_factory=DeviceSettings)
 
     @property
     def demo_mode(self) -> bool:

@@ -740,10 +740,13 @@ async def login_agents(
         conn = HttpConnection(host, int(port))
         try:
             while todo:
-                agent_id, device = todo.popleft()
+                # No device id: each agent logs in on its own device, the one the
+                # simulator profiles were set up for (``info.agents``).
+                agent_id, _device = todo.popleft()
+                no_body: dict[str, Any] = {}
                 for path, body in (
-                    (f"/api/v1/agents/{agent_id}/login", {"device": device}),
-                    (f"/api/v1/agents/{agent_id}/ready", {}),
+                    (f"/api/v1/agents/{agent_id}/login", no_body),
+                    (f"/api/v1/agents/{agent_id}/ready", no_body),
                 ):
                     t0 = time.perf_counter()
                     status, text = await conn.request("POST", path, body=body, token=token)

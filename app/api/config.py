@@ -1,8 +1,10 @@
-"""Configuration routes: agents, queues, skills, teams, dispositions, users.
+"""Configuration routes: agents, devices, queues, skills, teams, dispositions, users.
 
 Invariants:
 - Reading needs ``supervisor`` (admins included); creating, changing and deleting needs
   ``admin``.  Users too: supervisors read them, only admins change them.
+- A device (an agent's own, or a registered one) is checked by the site's device rules
+  (``app.devices``): 422 ``invalid-device``; another agent's phone is 409 ``device-in-use``.
 - Routers are thin: validate (schemas), authorise (dependencies), call ``service``,
   then notify the live runtime of agent/queue changes after the commit, and revoke the
   tokens of a user whose role, seat, password or status changed, or who was deleted.
@@ -19,7 +21,7 @@ from app.api import schemas, service
 from app.api.notify import calls_in_queue, config_changed
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.auth import AdminUser, CurrentUser, Role, SupervisorUser, token_versions
-from app.deps import SessionDep
+from app.deps import SessionDep, SettingsDep
 from app.errors import QueueInUse
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
@@ -234,9 +236,13 @@ async def list_agents(
     responses=CONFLICT,
 )
 async def create_agent(
-    request: Request, session: SessionDep, _: AdminUser, body: schemas.AgentCreate
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: AdminUser,
+    body: schemas.AgentCreate,
 ) -> schemas.AgentRead:
-    agent = await service.create_agent(session, data=body)
+    agent = await service.create_agent(session, data=body, policy=settings.devices)
     await config_changed(request, agent_ids=[agent.id])
     return agent
 
@@ -246,11 +252,18 @@ async def get_agent(session: SessionDep, _: SupervisorUser, agent_id: Id) -> sch
     return await service.get_agent(session, agent_id=agent_id)
 
 
-@agents.patch("/{agent_id}", summary="Change an agent", responses=NOT_FOUND)
+@agents.patch("/{agent_id}", summary="Change an agent", responses=NOT_FOUND | CONFLICT)
 async def update_agent(
-    request: Request, session: SessionDep, _: AdminUser, agent_id: Id, body: schemas.AgentUpdate
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: AdminUser,
+    agent_id: Id,
+    body: schemas.AgentUpdate,
 ) -> schemas.AgentRead:
-    agent = await service.update_agent(session, agent_id=agent_id, data=body)
+    agent = await service.update_agent(
+        session, agent_id=agent_id, data=body, policy=settings.devices
+    )
     await config_changed(request, agent_ids=[agent_id])
     return agent
 
@@ -266,6 +279,68 @@ async def delete_agent(
 ) -> Response:
     await service.delete_agent(session, agent_id=agent_id)
     await config_changed(request, agent_ids=[agent_id])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- devices ---------------------------------------------------------------------------------
+
+devices = APIRouter(prefix="/devices", tags=["devices"])
+
+
+@devices.get("", summary="List registered devices")
+async def list_devices(
+    session: SessionDep,
+    _: SupervisorUser,
+    agent_id: IdFilter = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> schemas.Page[schemas.DeviceRead]:
+    items, nxt = await service.list_devices(session, agent_id=agent_id, limit=limit, cursor=cursor)
+    return schemas.Page(items=items, next_cursor=nxt)
+
+
+@devices.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a device (optionally assigned to the agent that may use it)",
+    responses=CONFLICT,
+)
+async def create_device(
+    session: SessionDep, settings: SettingsDep, _: AdminUser, body: schemas.DeviceCreate
+) -> schemas.DeviceRead:
+    return await service.create_device(session, data=body, policy=settings.devices)
+
+
+@devices.get("/{device_id}", summary="Get a device", responses=NOT_FOUND)
+async def get_device(session: SessionDep, _: SupervisorUser, device_id: Id) -> schemas.DeviceRead:
+    return await service.get_device(session, device_id=device_id)
+
+
+@devices.patch(
+    "/{device_id}",
+    summary="Change a device (dial string, label, agent, active)",
+    responses=NOT_FOUND | CONFLICT,
+)
+async def update_device(
+    session: SessionDep,
+    settings: SettingsDep,
+    _: AdminUser,
+    device_id: Id,
+    body: schemas.DeviceUpdate,
+) -> schemas.DeviceRead:
+    return await service.update_device(
+        session, device_id=device_id, data=body, policy=settings.devices
+    )
+
+
+@devices.delete(
+    "/{device_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a device (agents logged in on it stay until they log out)",
+    responses=NOT_FOUND,
+)
+async def delete_device(session: SessionDep, _: AdminUser, device_id: Id) -> Response:
+    await service.delete_device(session, device_id=device_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -401,5 +476,5 @@ async def delete_user(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-for sub in (agents, queues, skills, teams, dispositions, users):
+for sub in (agents, devices, queues, skills, teams, dispositions, users):
     router.include_router(sub)

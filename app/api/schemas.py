@@ -53,7 +53,8 @@ Username = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=150, pattern=r"^[\w.@\-]+$"),
 ]
-# An Asterisk dial string: TECH/resource, e.g. PJSIP/1001 or Local/1001@agents.
+# An Asterisk dial string: TECH/resource, e.g. PJSIP/1001 or Local/1001@agents.  Only its
+# shape here; the service checks it with the site's device rules (``app.devices``).
 Device = Annotated[
     str,
     StringConstraints(
@@ -208,6 +209,42 @@ class AgentRead(BaseModel):
     skills: list[SkillLevelRead]
     queue_ids: list[int]
     usernames: list[str] = Field(default_factory=list, description="Login users of this agent")
+    created_at: datetime
+
+
+# --- devices ------------------------------------------------------------------------------
+
+DevicePart = Annotated[str, StringConstraints(min_length=1, max_length=150), SingleLine]
+
+
+class DeviceCreate(_In):
+    """A phone: Asterisk dials ``technology/endpoint`` (checked by ``app.devices``)."""
+
+    technology: DevicePart = Field(description="PJSIP, SIP, IAX2, DAHDI or Local")
+    endpoint: DevicePart = Field(
+        description="Endpoint or peer name, DAHDI channel, or <extension>@<context> for Local"
+    )
+    label: Name | None = None
+    agent_id: DbId | None = Field(default=None, description="The agent that may use it")
+    active: bool = True
+
+
+class DeviceUpdate(_In):
+    technology: DevicePart | None = None
+    endpoint: DevicePart | None = None
+    label: Name | None = None
+    agent_id: DbId | None = None
+    active: bool | None = None
+
+
+class DeviceRead(_Out):
+    id: int
+    technology: str
+    endpoint: str
+    dial: str = Field(description="The dial string Asterisk rings")
+    label: str | None
+    agent_id: int | None
+    active: bool
     created_at: datetime
 
 

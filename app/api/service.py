@@ -28,7 +28,9 @@ from app import models
 from app.api import schemas
 from app.api.pagination import DEFAULT_LIMIT, decode_id_cursor, encode_cursor
 from app.auth import hash_password_async
+from app.devices import check_device, refuse_anothers_device
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.settings import DeviceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ _UNIQUE_MESSAGES = {
     "uq_queues_name": "A queue with this name already exists.",
     "uq_users_username": "A user with this username already exists.",
     "pk_queue_dnis": "This DNIS already belongs to a queue.",
+    "uq_devices_technology_endpoint": "This device is already registered.",
 }
 
 
@@ -339,12 +342,16 @@ async def _set_agent_links(
         agent.queue_links = [models.AgentQueue(queue_id=q) for q in queue_ids]
 
 
-async def create_agent(session: AsyncSession, *, data: schemas.AgentCreate) -> schemas.AgentRead:
+async def create_agent(
+    session: AsyncSession, *, data: schemas.AgentCreate, policy: DeviceSettings
+) -> schemas.AgentRead:
+    device = check_device(data.device, policy, ["body", "device"])
+    await refuse_anothers_device(session, dial=device, agent_id=None)
     if data.team_id is not None:
         await _check_ids(session, models.Team, [data.team_id], ["body", "team_id"], "team")
     agent = models.Agent(
         name=data.name,
-        device=data.device,
+        device=device.dial,
         team_id=data.team_id,
         max_missed=data.max_missed,
         active=data.active,
@@ -368,7 +375,7 @@ async def create_agent(session: AsyncSession, *, data: schemas.AgentCreate) -> s
 
 
 async def update_agent(
-    session: AsyncSession, *, agent_id: int, data: schemas.AgentUpdate
+    session: AsyncSession, *, agent_id: int, data: schemas.AgentUpdate, policy: DeviceSettings
 ) -> schemas.AgentRead:
     agent = await _load_agent(session, agent_id)
     changes = data.model_dump(exclude_unset=True, exclude={"skills", "queue_ids"})
@@ -378,6 +385,10 @@ async def update_agent(
                 f"{field} cannot be null.",
                 errors=[{"loc": ["body", field], "msg": "may not be null", "type": "not_null"}],
             )
+    if "device" in changes:
+        device = check_device(changes["device"], policy, ["body", "device"])
+        await refuse_anothers_device(session, dial=device, agent_id=agent_id)
+        changes["device"] = device.dial
     if changes.get("team_id") is not None:
         await _check_ids(session, models.Team, [changes["team_id"]], ["body", "team_id"], "team")
     for key, value in changes.items():
@@ -395,6 +406,108 @@ async def update_agent(
 async def delete_agent(session: AsyncSession, *, agent_id: int) -> None:
     agent = await _get(session, models.Agent, agent_id, "Agent")
     await session.delete(agent)
+    await commit(session)
+
+
+# --- devices -----------------------------------------------------------------------------------
+
+
+def device_read(device: models.Device) -> schemas.DeviceRead:
+    return schemas.DeviceRead.model_validate(device)
+
+
+async def list_devices(
+    session: AsyncSession,
+    *,
+    agent_id: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> tuple[list[schemas.DeviceRead], str | None]:
+    stmt = sa.select(models.Device)
+    if agent_id is not None:
+        stmt = stmt.where(models.Device.agent_id == agent_id)
+    rows, nxt = await _page(session, stmt, models.Device.id, limit=limit, cursor=cursor)
+    return [device_read(d) for d in rows], nxt
+
+
+async def get_device(session: AsyncSession, *, device_id: int) -> schemas.DeviceRead:
+    return device_read(await _get(session, models.Device, device_id, "Device"))
+
+
+async def _checked_device(
+    session: AsyncSession,
+    *,
+    technology: str,
+    endpoint: str,
+    agent_id: int | None,
+    device_id: int | None,
+    policy: DeviceSettings,
+) -> tuple[str, str]:
+    # Technology and endpoint are one dial string: checked together, by the one rule.
+    dial = check_device(f"{technology}/{endpoint}", policy, ["body", "endpoint"])
+    if agent_id is not None:
+        await _check_ids(session, models.Agent, [agent_id], ["body", "agent_id"], "agent")
+        await refuse_anothers_device(session, dial=dial, agent_id=agent_id, device_id=device_id)
+    return dial.technology, dial.endpoint
+
+
+async def create_device(
+    session: AsyncSession, *, data: schemas.DeviceCreate, policy: DeviceSettings
+) -> schemas.DeviceRead:
+    technology, endpoint = await _checked_device(
+        session,
+        technology=data.technology,
+        endpoint=data.endpoint,
+        agent_id=data.agent_id,
+        device_id=None,
+        policy=policy,
+    )
+    device = models.Device(
+        technology=technology,
+        endpoint=endpoint,
+        label=data.label,
+        agent_id=data.agent_id,
+        active=data.active,
+    )
+    session.add(device)
+    await commit(session)
+    await session.refresh(device)  # created_at is the database's
+    return device_read(device)
+
+
+async def update_device(
+    session: AsyncSession, *, device_id: int, data: schemas.DeviceUpdate, policy: DeviceSettings
+) -> schemas.DeviceRead:
+    device = await _get(session, models.Device, device_id, "Device")
+    sent = data.model_fields_set
+    for field in ("technology", "endpoint", "active"):
+        if field in sent and getattr(data, field) is None:
+            raise ValidationFailed(
+                f"{field} cannot be null.",
+                errors=[{"loc": ["body", field], "msg": "may not be null", "type": "not_null"}],
+            )
+    agent_id = data.agent_id if "agent_id" in sent else device.agent_id
+    device.technology, device.endpoint = await _checked_device(
+        session,
+        technology=data.technology or device.technology,
+        endpoint=data.endpoint or device.endpoint,
+        agent_id=agent_id,
+        device_id=device_id,
+        policy=policy,
+    )
+    device.agent_id = agent_id
+    if "label" in sent:
+        device.label = data.label
+    if data.active is not None:
+        device.active = data.active
+    await commit(session)
+    await session.refresh(device)
+    return device_read(device)
+
+
+async def delete_device(session: AsyncSession, *, device_id: int) -> None:
+    device = await _get(session, models.Device, device_id, "Device")
+    await session.delete(device)
     await commit(session)
 
 

@@ -6,6 +6,10 @@ Invariants:
   the routing core, which leaves its state unchanged when it refuses).
 - An agent acts only on itself; a supervisor (or admin) on anyone.  Forcing a state and
   the live views of all agents / calls are supervisor-only.
+- A login dials only a device the agent may use (``app.devices``): its own, or a
+  registered device assigned to it, named by ``device_id``; a free-text ``device`` is 422
+  ``invalid-device``, another's device 403 ``device-not-allowed``.  Resolved here, before
+  the call center is asked.
 - Errors are problems (``docs/errors.md``): unknown agent 404, illegal transition 409 (``illegal-transition``),
   wrap-up with nothing to wrap 409 (``nothing-to-wrap-up``), unknown disposition 422.
 """
@@ -15,10 +19,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
+from app import devices
+from app.api.schemas import DbId
 from app.auth import AgentSelfOrSupervisor, CurrentUser, SupervisorUser
-from app.errors import ServiceUnavailable
+from app.deps import SessionDep, SettingsDep
+from app.errors import FREE_TEXT_DEVICE, ServiceUnavailable
 from app.live.callcenter import CallCenter
 from app.liveservice import live_service
 from app.text import MultiLine, SingleLine
@@ -27,13 +36,6 @@ router = APIRouter(prefix="/api/v1", tags=["live"])
 
 # Client text never carries NUL or control characters (``app.text``): it is persisted
 # with the agent's session, and one bad row must not reach the live-state writer.
-Device = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=3, max_length=200, pattern=r"^[A-Za-z]+/[^\s,|&;]+$"
-    ),
-    SingleLine,
-]
 Reason = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SingleLine
 ]
@@ -54,9 +56,29 @@ class _In(BaseModel):
 
 
 class LoginBody(_In):
-    device: Device | None = Field(
-        default=None, description="Asterisk dial string; the agent's configured device if omitted"
+    device_id: DbId | None = Field(
+        default=None,
+        description="A registered device assigned to the agent; its own device if omitted",
     )
+    # Named only to refuse it clearly (not in the OpenAPI document).
+    device: SkipJsonSchema[Any] = None
+
+    @field_validator("device")
+    @classmethod
+    def _no_free_text_device(cls, value: Any) -> Any:
+        raise PydanticCustomError(
+            FREE_TEXT_DEVICE,
+            "a device is chosen by device_id (a registered device of the agent), or left "
+            "out for the agent's own device; a dial string is refused",
+        )
+
+
+class LoginDeviceRead(BaseModel):
+    """A device the agent may log in on; ``id`` None: its own device (send no id)."""
+
+    id: int | None
+    dial: str
+    label: str | None = None
 
 
 class PauseBody(_In):
@@ -136,9 +158,29 @@ class LiveQueueRead(BaseModel):
 
 @router.post("/agents/{agent_id}/login", summary="Log an agent in on a device (starts paused)")
 async def login(
-    agent_id: str, body: LoginBody, principal: AgentSelfOrSupervisor, live: LiveDep
+    agent_id: str,
+    body: LoginBody,
+    principal: AgentSelfOrSupervisor,
+    live: LiveDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> AgentStateRead:
-    return AgentStateRead.model_validate(await live.login(agent_id, body.device))
+    device = await devices.login_device(
+        session, agent_id=agent_id, device_id=body.device_id, policy=settings.devices
+    )
+    await session.close()  # nothing more to read: the connection goes back before the action
+    return AgentStateRead.model_validate(await live.login(agent_id, device))
+
+
+@router.get("/agents/{agent_id}/devices", summary="The devices an agent may log in on")
+async def login_devices(
+    agent_id: str, principal: AgentSelfOrSupervisor, session: SessionDep
+) -> list[LoginDeviceRead]:
+    own = await devices.own_device(session, agent_id=agent_id)
+    usable = await devices.usable_devices(session, agent_id=agent_id)
+    return [LoginDeviceRead(id=None, dial=own, label="own device")] + [
+        LoginDeviceRead(id=d.id, dial=d.dial, label=d.label) for d in usable if d.dial != own
+    ]
 
 
 @router.post("/agents/{agent_id}/ready", summary="Become ready for calls (or end wrap-up)")
