@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
+from app import models
 from cti.simulator import DeviceProfile
 from tests.browser.conftest import (
     AGENT_PASSWORD,
@@ -273,6 +274,30 @@ async def test_agent_desktop_lists_dispositions(service: Service, open_page: Any
     await expect(page.locator('select#disposition option[value="resolved"]')).to_have_count(
         1, timeout=3000
     )
+    assert errors.errors == []
+
+
+async def test_agent_picks_a_phone_from_its_devices(service: Service, open_page: Any) -> None:
+    """No free-text device: the desktop lists the agent's own phone and the registered
+    devices assigned to it, and logs in on the one picked (by id)."""
+    async with service.db.sessionmaker() as s:
+        desk = models.Device(
+            technology="PJSIP", endpoint="desk-1002", label="Desk 2", agent_id=1002
+        )
+        s.add(desk)
+        await s.commit()
+    page, errors = await open_page()
+    await sign_in(page, "/agent", "agent1002", AGENT_PASSWORD)
+    picker = page.get_by_label("Phone device")
+    await expect(picker.locator("option")).to_have_text(
+        ["Your own phone (PJSIP/1002)", "Desk 2 (PJSIP/desk-1002)"]
+    )
+    await picker.select_option(str(desk.id))
+    await page.get_by_role("button", name="Log in to phone").click()
+    await expect(page.locator("#state-badge")).to_have_text(re.compile("^Paused"))
+    await expect(page.locator("#device-shown")).to_have_text("PJSIP/desk-1002")
+    await page.get_by_role("button", name="Log out of phone").click()
+    await expect(page.locator("#state-badge")).to_have_text("Logged out")
     assert errors.errors == []
 
 

@@ -28,10 +28,17 @@ async def test_illegal_transitions_are_409_and_change_nothing(
         assert r.status_code == 409
         assert (await service.agent_state(a))["state"] == "logged_out"
 
+        async with service.client("admin") as admin:
+            r = await admin.post(
+                "/api/v1/devices",
+                json={"technology": "PJSIP", "endpoint": f"second-{a}", "agent_id": int(a)},
+            )
+            assert r.status_code == 201, r.text
+            second = r.json()["id"]
         r = await c.post(f"/api/v1/agents/{a}/login", json={})
         assert r.status_code == 200 and r.json()["state"] == "paused"
-        r = await c.post(f"/api/v1/agents/{a}/login", json={})
-        assert r.status_code == 409  # already logged in
+        r = await c.post(f"/api/v1/agents/{a}/login", json={"device_id": second})
+        assert r.status_code == 409  # already logged in on another device
         view = await service.agent_state(a)
         assert view["state"] == "paused" and view["device"] == "PJSIP/" + a
 

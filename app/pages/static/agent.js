@@ -9,6 +9,8 @@
 // - Messages are read in the one shape docs/websocket.md documents (app/live/protocol.py):
 //   the agent view of REST and `hello`, the `state`, `offer` and `call` frames.
 // - After a call ends, Ready stays disabled until a wrap-up with a disposition is saved.
+// - The phone is picked from the devices the agent may use (GET .../devices), sent by id;
+//   never typed: the server refuses a dial string at login.
 import {
   api, connectWs, el, $, fmtDuration, fmtDate, fmtDateTime, stateBadge,
   requireSession, wireSignOut, showWho,
@@ -322,11 +324,11 @@ function renderPop() {
 // ---------- actions ----------
 $("#login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  // Empty: the server uses the agent's configured device.
-  const device = $("#device").value.trim();
-  const resp = await act("login", device ? { device } : {}, $("#login-btn"));
+  // Empty: the agent's own device; else the id of a registered device assigned to it.
+  const deviceId = $("#device").value;
+  const resp = await act("login", deviceId ? { device_id: Number(deviceId) } : {}, $("#login-btn"));
   if (resp !== null) {
-    if (device) localStorage.setItem(DEVICE_KEY, device);
+    localStorage.setItem(DEVICE_KEY, deviceId);
     render();
     $("#ready-btn").focus();
   }
@@ -382,7 +384,32 @@ $("#wrapup-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// A select does not submit its form on Enter by itself; the free-text field it replaced did.
+$("#device").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter") {
+    ev.preventDefault();
+    $("#login-form").requestSubmit();
+  }
+});
+
 // ---------- start ----------
+async function loadDevices() {
+  const sel = $("#device");
+  try {
+    const list = await api("GET", `/api/v1/agents/${encodeURIComponent(agentId)}/devices`);
+    sel.replaceChildren();
+    for (const d of list) {
+      const text = d.id === null ? `Your own phone (${d.dial})` : `${d.label || "Phone"} (${d.dial})`;
+      sel.append(el("option", { value: d.id === null ? "" : String(d.id) }, text));
+    }
+  } catch (err) {
+    // Without the list the agent still logs in on its own phone (the first option).
+    $("#device-hint").textContent = `The list of phones could not be loaded (${err.message}); your own phone is used.`;
+  }
+  const saved = localStorage.getItem(DEVICE_KEY);
+  if (saved && [...sel.options].some((o) => o.value === saved)) sel.value = saved;
+}
+
 async function loadDispositions() {
   try {
     const data = await api("GET", "/api/v1/dispositions");
@@ -422,10 +449,8 @@ function setConn(status) {
 if (!agentId) {
   setError("This account is not an agent. Open /agent?agent=<id> to watch an agent's desktop.");
 } else {
-  const saved = localStorage.getItem(DEVICE_KEY);
-  $("#device").value = saved || "";
-  if (saved) $("#device-list").append(el("option", { value: saved }));
   render();
+  loadDevices();
   loadDispositions();
   loadState();
   connectWs(`/ws/agents/${encodeURIComponent(agentId)}`, {
