@@ -86,7 +86,14 @@ from app.live.persist import StateStore
 from app.live.records import Recorder
 from app.live.restore import Restorer, is_routing_error
 from app.live.tracking import Classified, InboxItem, LastCall, LiveState, Run
-from app.live.views import LiveViews, WrappedUp
+from app.live.views import (
+    LatencyStats,
+    LiveCallsView,
+    LiveViews,
+    QueueView,
+    ServerStatusView,
+    WrappedUp,
+)
 from app.live.wallboard import Wallboard
 from cti.types import (
     CallerArriving,
@@ -720,16 +727,16 @@ class CallCenter:
     ) -> list[protocol.AgentView]:
         return self.views.agent_states(queue_id=queue_id, team=team)
 
-    def live_calls(self) -> dict[str, Any]:
+    def live_calls(self) -> LiveCallsView:
         return self.views.live_calls()
 
-    def queue_views(self) -> list[dict[str, Any]]:
+    def queue_views(self) -> list[QueueView]:
         return self.views.queue_views()
 
-    def server_status(self) -> list[dict[str, Any]]:
+    def server_status(self) -> list[ServerStatusView]:
         return self.views.server_status()
 
-    def latency_stats(self) -> dict[str, Any]:
+    def latency_stats(self) -> LatencyStats:
         return self.views.latency_stats()
 
     def latency_samples(self, since: float = 0.0) -> list[tuple[str, float, float]]:

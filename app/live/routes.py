@@ -29,6 +29,7 @@ from app.auth import AgentSelfOrSupervisor, CurrentUser, SupervisorUser
 from app.deps import SessionDep, SettingsDep
 from app.errors import FREE_TEXT_DEVICE, ServiceUnavailable
 from app.live.callcenter import CallCenter
+from app.live.views import LatencyStats
 from app.liveservice import live_service
 from app.text import MultiLine, SingleLine
 
@@ -249,7 +250,7 @@ async def live_queues(principal: CurrentUser, live: LiveDep) -> list[LiveQueueRe
 
 
 @router.get("/live/latency", summary="Supervisor: routing and screen-pop latency")
-async def live_latency(principal: SupervisorUser, live: LiveDep) -> dict[str, Any]:
+async def live_latency(principal: SupervisorUser, live: LiveDep) -> LatencyStats:
     return live.latency_stats()
 
 

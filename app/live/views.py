@@ -3,25 +3,113 @@ latency.  Read-only over the driver's state and the routing core's views."""
 
 from __future__ import annotations
 
-import contextlib
-import enum
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple, NotRequired
+
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12 (REST models)
 
 from app.errors import AgentNotFound
-from app.jsonable import jsonable
 from app.live import loader, protocol
 from app.live.contracts import TelephonyLinkLike
-from app.live.protocol import AgentView, SnapshotFrame
+from app.live.protocol import AgentView, ScopeFigures, SnapshotFrame
 from app.live.tracking import LiveState
 from app.live.wallboard import Wallboard
 from app.stats import quantile
+from cti.types import ServerStatus
+from routing.errors import RoutingError
+from routing.views import CallState
 
 logger = logging.getLogger(__name__)
 
 
-def percentiles(samples: Iterable[float]) -> dict[str, Any]:
+class LiveCallView(TypedDict):
+    """A call in progress.  The routing core's fields (``priority`` ...) once it has the
+    call; ``state`` is "classifying" while the screen pop is looked up."""
+
+    call_id: str
+    server: str
+    caller: str
+    caller_name: str
+    dnis: str
+    queue_id: str
+    arrived_at: float
+    waited_s: float
+    vip: bool
+    entitled: bool
+    agent_id: str | None
+    state: str | None
+    priority: NotRequired[int]
+    rona_count: NotRequired[int]
+    queued_at: NotRequired[float]
+    first_offered_at: NotRequired[float | None]
+    answered_at: NotRequired[float | None]
+    agents_offered: NotRequired[list[str]]
+    suspended: NotRequired[bool]
+    retry_at: NotRequired[float | None]
+
+
+class LiveCallsView(TypedDict):
+    waiting: dict[str, list[LiveCallView]]  # per queue, every configured queue listed
+    offered: list[LiveCallView]  # ringing an agent
+    connected: list[LiveCallView]
+
+
+class QueueView(TypedDict):
+    queue_id: str
+    name: str
+    open: bool
+    priority: int
+    ring_timeout_s: float
+    wrapup_s: float
+    dnis: list[str]
+    wallboard: ScopeFigures | None
+    routing: NotRequired[dict[str, object]]  # ``routing.views.QueueStats`` (absent: removed)
+
+
+class ServerStatusView(TypedDict):
+    """One AMI server (``cti.types.ServerStatus``'s fields)."""
+
+    name: str
+    connected: bool
+    since: float | None
+    uptime_s: float | None
+    restarts: int
+    reconnects: int
+    last_error: str | None
+
+
+class LatencySummary(TypedDict):
+    """Milliseconds over the kept samples; only ``count`` when there are none."""
+
+    count: int
+    p50_ms: NotRequired[float]
+    p90_ms: NotRequired[float]
+    p99_ms: NotRequired[float]
+    max_ms: NotRequired[float]
+    mean_ms: NotRequired[float]
+
+
+class LatencyStats(TypedDict):
+    routing: LatencySummary
+    screen_pop: LatencySummary
+    counters: dict[str, int]
+
+
+def server_view(status: ServerStatus) -> ServerStatusView:
+    return ServerStatusView(
+        name=status.name,
+        connected=status.connected,
+        since=status.since,
+        uptime_s=status.uptime_s,
+        restarts=status.restarts,
+        reconnects=status.reconnects,
+        last_error=status.last_error,
+    )
+
+
+def percentiles(samples: Iterable[float]) -> LatencySummary:
     data = sorted(samples)
     if not data:
         return {"count": 0}
@@ -58,10 +146,7 @@ class LiveViews:
 
     def agent_state(self, agent_id: str) -> str | None:
         view = self.state.engine.agent(agent_id)
-        if view is None:
-            return None
-        state = getattr(view, "state", None)
-        return state.value if isinstance(state, enum.Enum) else state
+        return None if view is None else view.state.value
 
     def agent_view(self, agent_id: str) -> AgentView:
         row = self.state.agents.get(agent_id)
@@ -92,74 +177,84 @@ class LiveViews:
             out.append(self._agent_view(row))
         return out
 
-    def live_calls(self) -> dict[str, Any]:
+    def live_calls(self) -> LiveCallsView:
         """Calls in progress: waiting per queue, offered (ringing), connected."""
         state = self.state
         now = state.clock()
-        waiting: dict[str, list[dict[str, Any]]] = {q: [] for q in state.queues}
-        offered: list[dict[str, Any]] = []
-        connected: list[dict[str, Any]] = []
+        waiting: dict[str, list[LiveCallView]] = {q: [] for q in state.queues}
+        offered: list[LiveCallView] = []
+        connected: list[LiveCallView] = []
         for call_id, meta in state.calls.items():
             view = state.engine.call(call_id) if meta.classified else None
-            data: dict[str, Any] = jsonable(view) if view is not None else {}
             inc = meta.incoming
-            item = {
-                "call_id": call_id,
-                "server": inc.server,
-                "caller": inc.caller_num,
-                "caller_name": inc.caller_name,
-                "dnis": inc.dnis,
-                "queue_id": data.get("queue_id", meta.queue_id),
-                "arrived_at": inc.at,
-                "waited_s": round(now - inc.at, 1),
-                "vip": meta.vip,
-                "entitled": meta.entitled,
-                "agent_id": data.get("agent_id"),
-                "state": data.get("state", "classifying" if not meta.classified else None),
-            }
-            for key, value in data.items():
-                item.setdefault(key, value)
-            call_state = str(item["state"] or "")
-            if call_state in ("connected", "answered", "on_call", "talking"):
+            item = LiveCallView(
+                call_id=call_id,
+                server=inc.server,
+                caller=inc.caller_num,
+                caller_name=inc.caller_name,
+                dnis=inc.dnis,
+                queue_id=meta.queue_id if view is None else view.queue_id,
+                arrived_at=inc.at,
+                waited_s=round(now - inc.at, 1),
+                vip=meta.vip,
+                entitled=meta.entitled,
+                agent_id=None if view is None else view.agent_id,
+                state="classifying" if not meta.classified else None,
+            )
+            if view is None:
+                waiting.setdefault(item["queue_id"], []).append(item)
+                continue
+            item["state"] = view.state.value
+            item["priority"] = view.priority
+            item["rona_count"] = view.rona_count
+            item["queued_at"] = view.queued_at
+            item["first_offered_at"] = view.first_offered_at
+            item["answered_at"] = view.answered_at
+            item["agents_offered"] = list(view.agents_offered)
+            item["suspended"] = view.suspended
+            item["retry_at"] = view.retry_at
+            if view.state is CallState.CONNECTED:
                 connected.append(item)
-            elif call_state in ("offered", "ringing", "reserved"):
+            elif view.state is CallState.OFFERED:
                 offered.append(item)
             else:
-                waiting.setdefault(str(item["queue_id"]), []).append(item)
+                waiting.setdefault(item["queue_id"], []).append(item)
         return {"waiting": waiting, "offered": offered, "connected": connected}
 
-    def queue_views(self) -> list[dict[str, Any]]:
+    def queue_views(self) -> list[QueueView]:
         state = self.state
         board = self.wallboard.state(state.clock())
         out = []
         for queue_id, row in state.queues.items():
-            item: dict[str, Any] = {
-                "queue_id": queue_id,
-                "name": row.name,
-                "open": state.queue_open.get(queue_id, True),
-                "priority": row.config.priority,
-                "ring_timeout_s": row.config.ring_timeout_s,
-                "wrapup_s": row.config.wrapup_s,
-                "dnis": sorted(d for d, q in state.dnis.items() if q == queue_id),
-                "wallboard": board["queues"].get(queue_id),
-            }
-            with contextlib.suppress(Exception):  # queue removed meanwhile
-                item["routing"] = jsonable(state.engine.queue_stats(queue_id))
+            item = QueueView(
+                queue_id=queue_id,
+                name=row.name,
+                open=state.queue_open.get(queue_id, True),
+                priority=row.config.priority,
+                ring_timeout_s=row.config.ring_timeout_s,
+                wrapup_s=row.config.wrapup_s,
+                dnis=sorted(d for d, q in state.dnis.items() if q == queue_id),
+                wallboard=board["queues"].get(queue_id),
+            )
+            try:
+                item["routing"] = dataclasses.asdict(state.engine.queue_stats(queue_id))
+            except RoutingError:  # the queue was removed from the router meanwhile
+                pass
             out.append(item)
         return out
 
-    def server_status(self) -> list[dict[str, Any]]:
+    def server_status(self) -> list[ServerStatusView]:
         link = self._link()
         if link is not None:
             try:
                 status = link.status()
-            except Exception:
+            except Exception:  # a status page must not fail with the link: last known
                 logger.exception("link status failed")
             else:
-                return [jsonable(s) for s in status]
-        return [jsonable(s) for s in self.state.servers.values()]
+                return [server_view(s) for s in status]
+        return [server_view(s) for s in self.state.servers.values()]
 
-    def latency_stats(self) -> dict[str, Any]:
+    def latency_stats(self) -> LatencyStats:
         """Routing latency (event received -> OfferCall executed) and screen-pop latency."""
         state = self.state
         return {
