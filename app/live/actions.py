@@ -129,7 +129,7 @@ class ActionRunner:
             if link is None:
                 raise RuntimeError("no telephony link attached")
             link.execute(cmd)
-        except Exception as exc:
+        except Exception as exc:  # whatever the link's failure: counted, an offer re-queued
             state.counters["action_failures"] += 1
             logger.warning("action %s failed: %s", cmd, exc)
             if isinstance(cmd, OfferCall):

@@ -84,7 +84,7 @@ from app.live.hub import Hub
 from app.live.inbox import Inbox
 from app.live.persist import StateStore
 from app.live.records import Recorder
-from app.live.restore import Restorer, is_routing_error
+from app.live.restore import Restorer
 from app.live.tracking import Classified, InboxItem, LastCall, LiveState, Run
 from app.live.views import (
     LatencyStats,
@@ -189,7 +189,7 @@ class CallCenter:
         self._inbox = Inbox(inbox_size)
         self._processing = False  # an inbox item is being processed (re-entry guard)
         self._overfull = False  # the inbox was full and has not drained to half since
-        self._tasks: set[asyncio.Task[Any]] = set()  # every task this object started
+        self._tasks: set[asyncio.Task[None]] = set()  # every task this object started
         self._loops: list[asyncio.Task[None]] = []
         self._timer: asyncio.TimerHandle | None = None  # on the loop clock
         self._armed: float | None = None  # the core deadline ``_timer`` is for
@@ -248,6 +248,12 @@ class CallCenter:
     @prefetch_ttl_s.setter
     def prefetch_ttl_s(self, value: float) -> None:
         self.classifier.prefetch_ttl_s = value
+
+    def use_lookup(self, lookup: Lookup | None) -> Lookup | None:
+        """Replace the screen-pop look-up (a CRM adapter, or a slower one in tests) for
+        the calls that arrive from now on; returns the previous one."""
+        previous, self.classifier.lookup = self.classifier.lookup, lookup
+        return previous
 
     @property
     def closing(self) -> bool:
@@ -380,7 +386,7 @@ class CallCenter:
     def _apply_config(self, event: Event) -> None:
         try:
             self.handle(event, time.perf_counter())
-        except Exception as exc:
+        except RoutingError as exc:
             logger.error("configuration refused by the routing core: %s: %s", event, exc)
             raise
 
@@ -515,12 +521,9 @@ class CallCenter:
             return
         try:
             self.handle(event, received)
-        except Exception as exc:
-            if is_routing_error(exc):
-                self.counters["ignored_events"] += 1
-                logger.debug("event %s ignored by the routing core: %s", event, exc)
-            else:
-                raise
+        except RoutingError as exc:  # a late event of a call the core already ended
+            self.counters["ignored_events"] += 1
+            logger.debug("event %s ignored by the routing core: %s", event, exc)
 
     # --- the core --------------------------------------------------------------------------
 
@@ -640,24 +643,12 @@ class CallCenter:
 
     # --- agent actions (REST) ---------------------------------------------------------------
 
-    def _action(self, event: Event) -> None:
-        if (
-            isinstance(event, AgentLogin | AgentReady | AgentPause | AgentLogout)
-            and event.agent_id not in self.state.agents
-        ):
+    def _action(self, event: AgentLogin | AgentReady | AgentPause | AgentLogout) -> None:
+        if event.agent_id not in self.state.agents:
             raise AgentNotFound(f"Agent {event.agent_id} does not exist.")
-        agent_id = getattr(event, "agent_id", None)
-        if isinstance(agent_id, str):
-            self.state.mark_agent(agent_id)  # a deferred pause / logout changes no state
-        try:
+        self.state.mark_agent(event.agent_id)  # a deferred pause / logout changes no state
+        with problems.map_routing_errors():  # the core refused: its state is unchanged
             self.handle(event, time.perf_counter())
-        except problems.ProblemError:
-            raise
-        except Exception as exc:
-            mapped = problems.from_routing_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
 
     async def login(self, agent_id: str, device: str | None = None) -> protocol.AgentView:
         row = self.state.agents.get(agent_id)
@@ -706,7 +697,7 @@ class CallCenter:
     ) -> protocol.AgentView:
         """A supervisor moves an agent to ready, paused (with a reason) or logged out."""
         if state == AgentState.READY.value:
-            event: Event = AgentReady(agent_id)
+            event: AgentReady | AgentPause | AgentLogout = AgentReady(agent_id)
         elif state == AgentState.PAUSED.value:
             event = AgentPause(agent_id, reason or "supervisor")
         elif state == AgentState.LOGGED_OUT.value:
@@ -755,7 +746,7 @@ class CallCenter:
                 delta = await self.wallboard.publish_async(self.clock)
                 if delta is not None:
                     self.wallboard_hub.broadcast(delta)
-            except Exception:
+            except Exception:  # a failed tick must not end the wallboard for good
                 logger.exception("wallboard tick failed")
 
     async def _hours_loop(self) -> None:
@@ -763,7 +754,7 @@ class CallCenter:
             await asyncio.sleep(self.hours_interval_s)
             try:
                 self.check_hours()
-            except Exception:
+            except Exception:  # a failed check must not end opening hours for good
                 logger.exception("opening-hours check failed")
 
     def check_hours(self) -> None:

@@ -22,35 +22,29 @@ import asyncio
 import dataclasses
 import logging
 import time
-from typing import Any
 
+from app.crm import ScreenPop
 from app.jsonable import jsonable
 from app.live.actions import ActionRunner
 from app.live.contracts import Driver, Lookup
 from app.live.protocol import encode_pop
 from app.live.records import Recorder
-from app.live.restore import Restorer, is_routing_error
+from app.live.restore import Restorer
 from app.live.tracking import CallMeta, Classified, LiveState, Prefetch, incoming_of
 from cti.types import CallerArriving, CallEvent, IncomingCall
 from routing.commands import CallRecord, CallResult, HangupCall
+from routing.errors import RoutingError
 from routing.events import CallAdopted, CallArrived, CallFailed, CallHungUp, Event
 
 logger = logging.getLogger(__name__)
 
 
-def classify(call_id: str, pop: Any, latency: float | None) -> Classified:
+def classify(call_id: str, pop: ScreenPop | None, latency: float | None) -> Classified:
     """The lookup's result as the call keeps it: the pop serialised once (the model tree
     dies young instead of living, and being scanned by the GC, for the whole call)."""
     if pop is None:
         return Classified(call_id, None, False, False, latency)
-    customer = getattr(pop, "customer", None)
-    return Classified(
-        call_id,
-        encode_pop(jsonable(pop)),
-        bool(getattr(customer, "vip", False) or getattr(pop, "vip", False)),
-        bool(getattr(pop, "entitled", False)),
-        latency,
-    )
+    return Classified(call_id, encode_pop(jsonable(pop)), pop.customer.vip, pop.entitled, latency)
 
 
 class Classifier:
@@ -189,7 +183,7 @@ class Classifier:
         assert lookup is not None
         counters = self.state.counters
         started = time.perf_counter()
-        pop: Any = None
+        pop: ScreenPop | None = None
         latency: float | None = None
         try:
             async with asyncio.timeout(self.lookup_timeout_s):
@@ -205,7 +199,7 @@ class Classifier:
                 raise
         except ValueError as exc:  # app.crm.InvalidPhoneNumber: anonymous / odd caller ids
             logger.debug("call %s: no screen pop for %r: %s", call_id, phone, exc)
-        except Exception as exc:
+        except Exception as exc:  # any CRM failure: the call is routed without its pop
             counters["lookup_errors"] += 1
             logger.warning("call %s: screen pop lookup failed: %s", call_id, exc)
         item = classify(call_id, pop, latency)
@@ -274,18 +268,15 @@ class Classifier:
             self.driver.handle(event, meta.received)
             if isinstance(event, CallAdopted):
                 self.restorer.adopted(event)
-        except Exception as exc:
+        except RoutingError as exc:
             if (
                 isinstance(event, CallAdopted)
                 and event.agent_id is not None
-                and is_routing_error(exc)
                 and self.restorer.adoption_refused(meta, event, exc)
             ):
                 return
             state.untrack(call.call_id)
             state.mark_call(call.call_id)
-            if not is_routing_error(exc):
-                raise
             logger.warning("call %s refused by the routing core: %s", call.call_id, exc)
             record = CallRecord(
                 call_id=call.call_id,
@@ -298,3 +289,7 @@ class Classifier:
             )
             self.recorder.outcome(record, call)
             self.actions.run(HangupCall(call.call_id), None)
+        except Exception:  # a bug: the call leaves the books, then the error goes on
+            state.untrack(call.call_id)
+            state.mark_call(call.call_id)
+            raise

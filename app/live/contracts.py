@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.crm import ScreenPop
 from app.live.tracking import Classified
 from app.outcomes import CallEventRow, CallOutcome, OutcomeStats
 from cti.types import CallEvent, ServerStatus
@@ -58,9 +59,8 @@ class DatabaseLike(Protocol):
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
 
 
-Lookup = Callable[[str, float], Awaitable[Any]]
-"""``lookup(phone, now) -> ScreenPop | None`` (the CRM screen pop; ``Any`` because the
-pop is only serialised and read for ``customer.vip`` / ``vip`` / ``entitled``)."""
+Lookup = Callable[[str, float], Awaitable[ScreenPop | None]]
+"""``lookup(phone, now)``: the caller's CRM screen pop, None for an unknown caller."""
 
 
 class Driver(Protocol):

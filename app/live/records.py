@@ -37,7 +37,7 @@ class Recorder:
                     dnis=incoming.dnis if incoming else None,
                 )
             )
-        except Exception:
+        except Exception:  # the writer's failure must never stop routing (module docstring)
             logger.exception("call %s: outcome could not be queued", rec.call_id)
 
     def event(
@@ -47,7 +47,7 @@ class Recorder:
             self.outcomes.record_event(
                 CallEventRow.at_epoch(call_id, kind, at, agent_id=agent_id, data=data)
             )
-        except Exception:
+        except Exception:  # as above: logged, routing goes on
             logger.exception("call %s: event %s could not be queued", call_id, kind)
 
     def wrapup(
@@ -64,5 +64,5 @@ class Recorder:
                 notes=notes,
                 wrapup_ended_at=to_dt(wrapup_ended_at),
             )
-        except Exception:
+        except Exception:  # as above: logged, routing goes on
             logger.exception("call %s: wrap-up could not be queued", call_id)

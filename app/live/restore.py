@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app import errors as problems
 from app.live.actions import ActionRunner
 from app.live.contracts import Driver
 from app.live.persist import SavedCall, SavedSession, StateStore
@@ -43,13 +42,10 @@ from app.live.records import Recorder
 from app.live.tracking import CallMeta, LastCall, LiveState, incoming_of
 from app.outcomes import to_dt
 from routing.commands import CallRecord, CallResult, ReturnToHold
+from routing.errors import RoutingError
 from routing.events import AgentLogout, AgentPause, AgentRestored, CallAdopted, Event
 
 logger = logging.getLogger(__name__)
-
-
-def is_routing_error(exc: BaseException) -> bool:
-    return problems.routing_status(exc) is not None
 
 
 class Restorer:
@@ -145,9 +141,7 @@ class Restorer:
             return
         try:
             self.driver.handle(event, time.perf_counter())
-        except Exception as exc:
-            if not is_routing_error(exc):
-                raise
+        except RoutingError as exc:
             logger.warning("agent %s could not be restored: %s", agent_id, exc)
             return
         state.counters["restored_agents"] += 1
@@ -340,10 +334,10 @@ class Restorer:
             if pending == "logout"
             else AgentPause(event.agent_id, pending.partition(":")[2] or "pause")
         )
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(RoutingError):  # the core may have decided otherwise
             self.driver.handle(follow, time.perf_counter())
 
-    def adoption_refused(self, meta: CallMeta, event: CallAdopted, exc: Exception) -> bool:
+    def adoption_refused(self, meta: CallMeta, event: CallAdopted, exc: RoutingError) -> bool:
         """The agent Asterisk shows cannot take the call (it holds another one).
 
         Ringing: the call goes back to hold and waits like any other.  Connected: the
@@ -358,9 +352,7 @@ class Restorer:
             waiting = dataclasses.replace(event, agent_id=None, device=None)
             try:
                 self.driver.handle(waiting, meta.received)
-            except Exception as again:
-                if not is_routing_error(again):
-                    raise
+            except RoutingError:
                 return False
             self.adopted(waiting)
             return True

@@ -70,16 +70,16 @@ async def test_lookup_slower_than_the_greeting_is_waited_for(service: Service, a
     sim = service.sims[0]
     cc = service.callcenter
     sim.set_device(f"PJSIP/{a}", DeviceProfile(ring_s=0.3, talk_s=0.5, agent_hangs_up_prob=1.0))
-    real_lookup = cc.classifier.lookup
     released = asyncio.Event()
 
     async def slow_lookup(phone: str, now: float) -> Any:
         await released.wait()  # the CRM is slow today: the caller reaches hold first
+        assert real_lookup is not None
         return await real_lookup(phone, now)
 
     ws = Recorder(await service.ws(f"/ws/agents/{a}", role="agent", agent_id=a))
     before = dict(cc.counters)
-    cc.classifier.lookup = slow_lookup
+    real_lookup = cc.use_lookup(slow_lookup)
     try:
         await ready_agent(service, a)
         with greeting(sim, 0.1):
@@ -96,7 +96,7 @@ async def test_lookup_slower_than_the_greeting_is_waited_for(service: Service, a
         assert delta(cc, before, "prefetch_ready") == 0
         await outcome(service, call_id, result="answered", vip=True)
     finally:
-        cc.classifier.lookup = real_lookup
+        cc.use_lookup(real_lookup)
         released.set()
         await ws.close()
 
