@@ -209,7 +209,7 @@ async def check(db: Database) -> bool:
     try:
         async with asyncio.timeout(2.0), db.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # any failure means "not ready"; say why once in the log
+    except Exception as exc:  # noqa: BLE001 — any failure means "not ready"; said once in the log
         log.warning("database check failed: %s", type(exc).__name__)
         return False
     return True

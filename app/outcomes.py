@@ -528,7 +528,7 @@ class OutcomeWriter:
                 await self._write(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 — sorted by is_transient: retried, or the batch's rows isolated
                 if not is_transient(exc):
                     await self._isolate(batch, exc)
                     continue
@@ -595,7 +595,7 @@ class OutcomeWriter:
         for item in batch:
             try:
                 await self._write([item])
-            except Exception as row_exc:
+            except Exception as row_exc:  # noqa: BLE001 — sorted by is_transient: the row set aside with its reason, or the retry resumes
                 if is_transient(row_exc):
                     return  # the database went away meanwhile: the normal retry resumes
                 self._rejected += 1

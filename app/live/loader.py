@@ -61,10 +61,10 @@ def is_open(hours: dict[str, Any] | None, at: float) -> bool:
             # "24:00" is not a valid time; "00:00" as an end means midnight.
             if t0 <= now_t and (now_t < t1 or t1 == time(0)):
                 return True
-        return False
     except (ValueError, TypeError, KeyError, ZoneInfoNotFoundError) as exc:
         logger.warning("malformed opening hours %r (%s): treating the queue as open", hours, exc)
         return True
+    return False
 
 
 def _escalation(raw: list[Any] | None) -> tuple[EscalationStep, ...]:

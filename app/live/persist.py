@@ -228,6 +228,7 @@ class StateStore:
             async with asyncio.timeout(self.close_timeout_s):
                 await self.flush()
         except Exception as exc:
+            # Broad on purpose: close() must finish; the loss is logged with its count.
             logger.error(
                 "live state: final write failed (%s); %d items not saved",
                 type(exc).__name__,
@@ -244,6 +245,7 @@ class StateStore:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # Broad on purpose: the items stay marked; the next round retries them.
                 logger.warning(
                     "live state: write of %d items failed (%s); retried", self.marked, exc
                 )
