@@ -4,7 +4,9 @@ An agent logs in on its own device (``agents.device``, checked by the device rul
 a registered device assigned to it, by id; never on a free-text dial string.  The CHECK
 constraints keep Dial option and multi-dial separators out of the table.
 
-Static and reversible: downgrade drops the table.
+Saved agent sessions on a dial string the new rule's charset refuses (free text from
+before) are logged out, so a restart does not log the agent back in on it; that data step
+is one-way.  Otherwise reversible: downgrade drops the table.
 
 Revision ID: 0004
 Revises: 0003
@@ -57,6 +59,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("technology", "endpoint", name=op.f("uq_devices_technology_endpoint")),
     )
     op.create_index(op.f("ix_devices_agent_id"), "devices", ["agent_id"], unique=False)
+    op.execute(
+        "UPDATE agent_sessions SET state = 'logged_out', device = NULL, call_id = NULL,"
+        " pending = NULL WHERE device IS NOT NULL AND device !~"
+        " '^(PJSIP|SIP|IAX2|DAHDI|Local)/[A-Za-z0-9_-]+(@[A-Za-z0-9_-]+)?$'"
+    )
 
 
 def downgrade() -> None:

@@ -26,6 +26,14 @@ def _downgrade(connection: sa.Connection) -> None:
     command.downgrade(cfg, "base")
 
 
+def _upgrade_to(connection: sa.Connection, revision: str) -> None:
+    from alembic import command
+
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
 def _tables(connection: sa.Connection) -> set[str]:
     return set(sa.inspect(connection).get_table_names())
 
@@ -56,6 +64,45 @@ async def test_upgrade_downgrade_upgrade_on_a_fresh_database(pg_admin_url: URL) 
         await upgrade(engine)
         async with engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
+        await _admin_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_devices_migration_logs_out_sessions_on_refused_dial_strings(
+    pg_admin_url: URL,
+) -> None:
+    """A session saved on a free-text device from before 0004 is not restored on it."""
+    name = f"sbtest_{os.getpid()}_migration_0004"
+    await _admin_execute(
+        pg_admin_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'
+    )
+    engine = create_async_engine(pg_admin_url.set(database=name), poolclass=sa.NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0003")
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO agent_sessions (agent_id, device, state) VALUES"
+                    " ('1001', 'PJSIP/1001', 'ready'),"
+                    " ('1002', 'PJSIP/1002,1,U(evil^x)', 'ready'),"
+                    " ('1003', 'PJSIP/+8613800138000@trunk', 'paused'),"
+                    " ('1004', 'Local/1004@agents', 'paused')"
+                )
+            )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.text("SELECT agent_id, state, device FROM agent_sessions ORDER BY 1")
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            ("1001", "ready", "PJSIP/1001"),
+            ("1002", "logged_out", None),
+            ("1003", "logged_out", None),
+            ("1004", "paused", "Local/1004@agents"),
+        ]
     finally:
         await engine.dispose()
         await _admin_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
