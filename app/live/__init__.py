@@ -12,10 +12,11 @@ Contract with ``app.main``:
   package's.
 
 Modules: ``callcenter`` (the asyncio driver around the routing core, with its parts
-``classify``, ``actions``, ``restore``, ``views``, ``records``, ``tracking`` and the typed
-collaborators in ``contracts``), ``routes`` (REST), ``ws`` (websockets), ``protocol``
-(the websocket frames and close codes), ``hub`` (bounded fan-out), ``wallboard`` (KPIs), ``loader``
-(configuration from the database), ``runtime`` (composition).
+``classify``, ``actions``, ``restore``, ``views``, ``agents``, ``configure``, ``records``,
+``inbox``, ``tracking`` and the typed collaborators in ``contracts``), ``routes``
+(REST), ``ws`` (websockets), ``protocol`` (the websocket frames and close codes),
+``hub`` (bounded fan-out), ``wallboard`` (KPIs), ``loader`` (configuration from the
+database), ``runtime`` (composition).
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ parts, which share one ``app.live.tracking.LiveState``:
 - ``app.live.actions``: per-call action chains around ``link.execute``;
 - ``app.live.restore``: restart (saved state restored, calls adopted or ended);
 - ``app.live.views``: live queries (agents, calls, queues, servers, latency);
+- ``app.live.agents``: agent actions (log in, ready, pause, log out, wrap up, forced);
+- ``app.live.configure``: configuration loaded into the core, opening hours;
+- ``app.live.records``: outcome rows to the writer; ``app.live.inbox``: the inbox;
 - ``app.live.contracts``: the typed collaborators (link, outcome writer, database,
   look-up) and what the driver offers its parts.
 
@@ -69,11 +72,12 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, assert_never
 
-from app import errors as problems
 from app.errors import AgentNotFound, InvalidForcedState, NothingToWrapUp, UnknownDisposition
 from app.live import loader, protocol
 from app.live.actions import TELEPHONY_ACTIONS, ActionRunner
+from app.live.agents import AgentActions
 from app.live.classify import Classifier
+from app.live.configure import Configuration
 from app.live.contracts import (
     DatabaseLike,
     Lookup,
@@ -104,7 +108,6 @@ from cti.types import (
     ServerStatus,
 )
 from routing.commands import (
-    AgentState,
     AgentStateChanged,
     CallAnswered,
     CallEnded,
@@ -118,18 +121,9 @@ from routing.config import AgentConfig, QueueConfig
 from routing.engine import RoutingEngine
 from routing.errors import RoutingError
 from routing.events import (
-    AgentLogin,
-    AgentLogout,
-    AgentPause,
-    AgentReady,
     CallsResumed,
     CallsSuspended,
-    ConfigureAgent,
-    ConfigureQueue,
     Event,
-    RemoveAgent,
-    RemoveQueue,
-    SetQueueOpen,
 )
 
 __all__ = [
@@ -210,6 +204,8 @@ class CallCenter:
             restore_timeout_s=restore_timeout_s,
             server_names=lambda: {str(s.get("name")) for s in self.views.server_status()},
         )
+        self.configuration = Configuration(self.state, self, self.wallboard, database)
+        self.agent_actions = AgentActions(self.state, self, self.views, self.recorder, database)
         self.classifier = Classifier(
             self.state,
             self,
@@ -318,77 +314,14 @@ class CallCenter:
         agent_ids: Iterable[str] | None = None,
         queue_ids: Iterable[str] | None = None,
     ) -> None:
-        """(Re)load queues, agents and the DNIS map from the database into the core.
-
-        ``None`` for both means everything.  Rows that vanished or were deactivated are
-        removed from the core (agents first, so no agent refers to a removed queue).
-        """
-        state = self.state
-        full = agent_ids is None and queue_ids is None
-        now = self.clock()
-        q_filter = None if full or queue_ids is None else [int(q) for q in queue_ids]
-        a_filter = None if full or agent_ids is None else [int(a) for a in agent_ids]
-        wanted_queues = set(state.queues) if full else {str(q) for q in q_filter or ()}
-        wanted_agents = set(state.agents) if full else {str(a) for a in a_filter or ()}
-        async with self.database.sessionmaker() as session:
-            queues = (
-                await loader.load_queues(session, now, q_filter)
-                if full or queue_ids is not None
-                else {}
-            )
-            agents = (
-                await loader.load_agents(session, a_filter) if full or agent_ids is not None else {}
-            )
-            gone = {q for q in wanted_queues - set(queues) if q in state.queues}
-            # Members of a queue that goes away are reloaded too: their membership shrinks.
-            members = {
-                a for a, row in state.agents.items() if gone.intersection(row.config.queues)
-            } - set(agents)
-            if members:
-                agents.update(await loader.load_agents(session, [int(a) for a in members]))
-                wanted_agents |= members
-            dnis = await loader.load_dnis(session)
-        for queue_id, qrow in queues.items():
-            self._apply_config(ConfigureQueue(qrow.config))
-            state.queues[queue_id] = qrow
-            state.queue_open[queue_id] = qrow.config.is_open
-            self.wallboard.set_queues([queue_id])
-        for agent_id, arow in agents.items():
-            self._apply_config(ConfigureAgent(arow.config))
-            state.agents[agent_id] = arow
-            self.wallboard.set_agent_queues(agent_id, arow.config.queues)
-        for agent_id in wanted_agents - set(agents):
-            if agent_id in state.agents:
-                self._apply_config(RemoveAgent(agent_id))
-                state.agents.pop(agent_id, None)
-                self.wallboard.remove_agent(agent_id)
-        for queue_id in wanted_queues - set(queues):
-            if queue_id in state.queues:
-                self._apply_config(RemoveQueue(queue_id))
-                state.queues.pop(queue_id, None)
-                state.queue_open.pop(queue_id, None)
-                self.wallboard.remove_queue(queue_id)
-        state.dnis = dnis
-        logger.info(
-            "configuration loaded: %d queues, %d agents, %d DNIS",
-            len(state.queues),
-            len(state.agents),
-            len(state.dnis),
-        )
+        """(Re)load queues, agents and the DNIS map (``app.live.configure``)."""
+        await self.configuration.reload(agent_ids=agent_ids, queue_ids=queue_ids)
 
     async def config_changed(
         self, *, agent_ids: Iterable[str] = (), queue_ids: Iterable[str] = ()
     ) -> None:
         """The REST layer changed these rows: reload them (and the DNIS map)."""
-        agents, queues = list(agent_ids), list(queue_ids)
-        await self.reload(agent_ids=agents, queue_ids=queues)
-
-    def _apply_config(self, event: Event) -> None:
-        try:
-            self.handle(event, time.perf_counter())
-        except RoutingError as exc:
-            logger.error("configuration refused by the routing core: %s: %s", event, exc)
-            raise
+        await self.configuration.config_changed(agent_ids=agent_ids, queue_ids=queue_ids)
 
     # --- the inbox ---------------------------------------------------------------------------
 
@@ -643,70 +576,29 @@ class CallCenter:
 
     # --- agent actions (REST) ---------------------------------------------------------------
 
-    def _action(self, event: AgentLogin | AgentReady | AgentPause | AgentLogout) -> None:
-        if event.agent_id not in self.state.agents:
-            raise AgentNotFound(f"Agent {event.agent_id} does not exist.")
-        self.state.mark_agent(event.agent_id)  # a deferred pause / logout changes no state
-        with problems.map_routing_errors():  # the core refused: its state is unchanged
-            self.handle(event, time.perf_counter())
-
     async def login(self, agent_id: str, device: str | None = None) -> protocol.AgentView:
-        row = self.state.agents.get(agent_id)
-        if row is None:
-            raise AgentNotFound(f"Agent {agent_id} does not exist.")
-        self._action(AgentLogin(agent_id, device or row.device))
-        return self.agent_view(agent_id)
+        return await self.agent_actions.login(agent_id, device)
 
     async def ready(self, agent_id: str) -> protocol.AgentView:
-        self._action(AgentReady(agent_id))
-        return self.agent_view(agent_id)
+        return await self.agent_actions.ready(agent_id)
 
     async def pause(self, agent_id: str, reason: str) -> protocol.AgentView:
-        self._action(AgentPause(agent_id, reason))
-        return self.agent_view(agent_id)
+        return await self.agent_actions.pause(agent_id, reason)
 
     async def logout(self, agent_id: str) -> protocol.AgentView:
-        self._action(AgentLogout(agent_id))
-        return self.agent_view(agent_id)
+        return await self.agent_actions.logout(agent_id)
 
     async def wrap_up(
         self, agent_id: str, disposition_code: str, notes: str | None = None
     ) -> WrappedUp:
         """Record the disposition of the agent's last call and end its wrap-up."""
-        if agent_id not in self.state.agents:
-            raise AgentNotFound(f"Agent {agent_id} does not exist.")
-        async with self.database.sessionmaker() as session:
-            known = await loader.disposition_exists(session, disposition_code)
-        if not known:
-            raise UnknownDisposition(
-                f"Disposition code {disposition_code!r} does not exist.",
-                disposition_code=disposition_code,
-            )
-        last = self.state.last_call.get(agent_id)
-        if last is None or last.dispositioned:
-            raise NothingToWrapUp(f"Agent {agent_id} has no call to wrap up.")
-        state = self.views.agent_state(agent_id)
-        if state == AgentState.WRAP_UP.value:
-            self._action(AgentReady(agent_id))  # ends the wrap-up: WrapUpEnded is emitted
-        last.dispositioned = True
-        self.recorder.wrapup(last.call_id, disposition_code, notes, last.wrapup_ended_at)
-        return WrappedUp(view=self.agent_view(agent_id), wrapped_call_id=last.call_id)
+        return await self.agent_actions.wrap_up(agent_id, disposition_code, notes)
 
     async def force_state(
         self, agent_id: str, state: str, reason: str | None = None, *, by: str | None = None
     ) -> protocol.AgentView:
         """A supervisor moves an agent to ready, paused (with a reason) or logged out."""
-        if state == AgentState.READY.value:
-            event: AgentReady | AgentPause | AgentLogout = AgentReady(agent_id)
-        elif state == AgentState.PAUSED.value:
-            event = AgentPause(agent_id, reason or "supervisor")
-        elif state == AgentState.LOGGED_OUT.value:
-            event = AgentLogout(agent_id)
-        else:
-            raise InvalidForcedState(f"Cannot force state {state!r}.", state=state)
-        logger.info("agent %s forced to %s by %s (%s)", agent_id, state, by, reason)
-        self._action(event)
-        return self.agent_view(agent_id)
+        return await self.agent_actions.force_state(agent_id, state, reason, by=by)
 
     # --- live views (``app.live.views``) ------------------------------------------------------
 
@@ -759,14 +651,7 @@ class CallCenter:
 
     def check_hours(self) -> None:
         """Open / close queues whose opening hours say so (``SetQueueOpen`` on change)."""
-        now = self.clock()
-        state = self.state
-        for queue_id, row in state.queues.items():
-            is_open = loader.is_open(row.hours, now)
-            if state.queue_open.get(queue_id) != is_open:
-                state.queue_open[queue_id] = is_open
-                logger.info("queue %s is now %s", queue_id, "open" if is_open else "closed")
-                self.handle(SetQueueOpen(queue_id, is_open), time.perf_counter())
+        self.configuration.check_hours()
 
     # --- configuration views (for other modules) ------------------------------------------
 
