@@ -55,3 +55,15 @@ loadtest: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache
+
+## The opt-in real-Asterisk suite (tests/asterisk, docs/asterisk.md): an installed Asterisk 22,
+## e.g. `make test-asterisk ASTERISK_PREFIX=/opt/asterisk22`.  Not part of `make test`.
+.PHONY: test-asterisk
+test-asterisk:
+	@if [ -z "$(ASTERISK_PREFIX)" ]; then \
+	  echo "make test-asterisk: set ASTERISK_PREFIX to an installed Asterisk 22 (how to build one: docs/asterisk.md)" >&2; \
+	  exit 2; \
+	fi
+	@test -x "$(ASTERISK_PREFIX)/sbin/asterisk" || { echo "make test-asterisk: no $(ASTERISK_PREFIX)/sbin/asterisk" >&2; exit 2; }
+	@$(MAKE) --no-print-directory $(STAMP)
+	ASTERISK_PREFIX="$(ASTERISK_PREFIX)" $(BIN)/pytest tests/asterisk $(ARGS)
