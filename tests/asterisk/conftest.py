@@ -28,6 +28,7 @@ import pytest
 import pytest_asyncio
 
 from tests.asterisk.lab import (
+    LAB_AGENT_CONTEXT,
     LAB_SECRET,
     LAB_USER,
     PREFIX_ENV,
@@ -79,7 +80,7 @@ async def ami(asterisk: tuple[LabConfig, Process]) -> AsyncIterator[AmiClient]:
     try:
         await client.connect()
         await client.fully_booted()
-    except Exception as exc:
+    except (OSError, RuntimeError, AssertionError, TimeoutError) as exc:
         await client.close()
         pytest.fail(f"lab Asterisk did not come up: {exc}\n{proc.tail()}")
     yield client
@@ -136,6 +137,8 @@ async def service(
         "SWITCHBOARD_LOG_LEVEL": "INFO",
         "SWITCHBOARD_AMI__SERVERS": json.dumps(servers),
         "SWITCHBOARD_DATABASE__EMBEDDED": "true",
+        # The lab's agent phones are Local channels in their own context.
+        "SWITCHBOARD_DEVICES__LOCAL_CONTEXTS": json.dumps([LAB_AGENT_CONTEXT]),
         "SWITCHBOARD_DATABASE__EMBEDDED_DIR": str(pgdata),
         "SWITCHBOARD_AUTH__JWT_SECRET": "asterisk-suite-jwt-secret-" + "x" * 32,
         "SWITCHBOARD_AUTH__ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -179,6 +182,7 @@ class Center:
     queue_id: int = 0
     dnis: str = ""
     agents: list[str] = field(default_factory=list)
+    devices: dict[str, str] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
 
     async def queue(self, *, ring_timeout_s: float = 3.0, wrapup_s: float = 0.0) -> int:
@@ -206,37 +210,32 @@ class Center:
         await wait_for(known, what=f"queue {self.queue_id} live")
 
     async def agent(self, phone: str, *, max_missed: int = 3, ready: bool = True) -> str:
-        """An agent in this test's queue on a lab phone: ``TALK-<s>``, ``MUTE`` or ``BUSY``."""
+        """An agent in this test's queue on its own lab phone (``TALK-<s>``, ``MUTE``, ``BUSY``);
+        its device is ``Local/<phone>-<n>@lab-agents`` (``devices[agent_id]``)."""
         n = self.svc.next_id()
+        device = f"Local/{phone}-{n}@{LAB_AGENT_CONTEXT}"
         r = await self.http.post(
             "/api/v1/agents",
             json={
                 "name": f"Lab agent {n}",
-                "device": "Local/unused@lab-agents",
+                "device": device,
                 "max_missed": max_missed,
                 "queue_ids": [self.queue_id],
             },
         )
         assert r.status_code == 201, r.text
         agent_id: str = r.json()["agent_id"]
-        await self.login(agent_id, phone)
+        self.devices[agent_id] = device
+
+        async def logged_in() -> bool:  # a new agent reaches the live runtime shortly
+            r = await self.http.post(f"/api/v1/agents/{agent_id}/login", json={})
+            return r.status_code == 200
+
+        await wait_for(logged_in, what=f"agent {agent_id} logged in")
         if ready:
             await self.ready(agent_id)
         self.agents.append(agent_id)
         return agent_id
-
-    @staticmethod
-    def device(agent_id: str, phone: str) -> str:
-        return f"Local/{phone}-{agent_id}@lab-agents"
-
-    async def login(self, agent_id: str, phone: str) -> None:
-        async def logged_in() -> bool:  # a new agent reaches the live runtime shortly
-            r = await self.http.post(
-                f"/api/v1/agents/{agent_id}/login", json={"device": self.device(agent_id, phone)}
-            )
-            return r.status_code == 200
-
-        await wait_for(logged_in, what=f"agent {agent_id} logged in")
 
     async def ready(self, agent_id: str) -> None:
         r = await self.http.post(f"/api/v1/agents/{agent_id}/ready")

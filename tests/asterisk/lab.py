@@ -40,6 +40,7 @@ DEPLOY = REPO_ROOT / "deploy" / "asterisk"
 SERVER_NAME = "lab"
 SWITCHBOARD_USER = "switchboard"
 LAB_USER = "lab"
+LAB_AGENT_CONTEXT = "lab-agents"
 LAB_SECRET = "lab-observer-secret"  # loopback only, a throw-away Asterisk
 
 # Modules that open network ports, need hardware or external services: never loaded, so

@@ -55,7 +55,7 @@ async def test_answered_caller_hangs_up_first(center: Center) -> None:
     assert row["talk_s"] is not None and 1.0 < row["talk_s"] < 10
     assert row["dnis"] == center.dnis
     assert row["caller"] == "13900000000"
-    assert dial_ends(center, call, center.device(agent, "TALK-30")) == ["ANSWER"]
+    assert dial_ends(center, call, center.devices[agent]) == ["ANSWER"]
     assert len(center.ami.user_events("ACDHold", Uniqueid=center.uid(call))) == 1
     # The agent's phone is free again and the agent goes back to ready (no wrap-up).
     await settled(center, agent, "ready")
@@ -74,7 +74,7 @@ async def test_answered_agent_hangs_up_first(center: Center) -> None:
     # The caller left acd-connect when the agent hung up (Dial option g, then Hangup).
     hangups = center.events_of(call, "Hangup")
     assert len(hangups) == 1
-    assert dial_ends(center, call, center.device(agent, "TALK-2")) == ["ANSWER"]
+    assert dial_ends(center, call, center.devices[agent]) == ["ANSWER"]
     await settled(center, agent, "ready")
     assert len(await center.rows()) == 1
 
@@ -85,7 +85,7 @@ async def test_rona_then_second_agent(center: Center) -> None:
     silent = await center.agent("MUTE", max_missed=1)
     call = await center.call(stay_s=4)
     await wait_for(
-        lambda: dial_ends(center, call, center.device(silent, "MUTE")),
+        lambda: dial_ends(center, call, center.devices[silent]),
         what="the silent agent's Dial to end",
     )
     view = await settled(center, silent, "paused")
@@ -97,8 +97,8 @@ async def test_rona_then_second_agent(center: Center) -> None:
     assert row["answered_by"] == int(second)
     assert row["agents_offered"] == [int(silent), int(second)]
     assert row["rona_count"] == 1
-    assert dial_ends(center, call, center.device(silent, "MUTE")) == ["NOANSWER"]
-    assert dial_ends(center, call, center.device(second, "TALK-30")) == ["ANSWER"]
+    assert dial_ends(center, call, center.devices[silent]) == ["NOANSWER"]
+    assert dial_ends(center, call, center.devices[second]) == ["ANSWER"]
     # The caller went back to acd-hold once, and the dialplan reported the miss.
     assert len(center.ami.user_events("ACDHold", Uniqueid=center.uid(call))) == 2
     results = center.ami.user_events("ACDDialResult", Uniqueid=center.uid(call))
@@ -110,7 +110,7 @@ async def test_busy_agent_then_second_agent(center: Center) -> None:
     busy = await center.agent("BUSY", max_missed=1)
     call = await center.call(stay_s=4)
     await wait_for(
-        lambda: dial_ends(center, call, center.device(busy, "BUSY")),
+        lambda: dial_ends(center, call, center.devices[busy]),
         what="the busy agent's Dial to end",
     )
     await settled(center, busy, "paused")
@@ -120,7 +120,7 @@ async def test_busy_agent_then_second_agent(center: Center) -> None:
     assert row["result"] == "answered"
     assert row["answered_by"] == int(second)
     assert row["agents_offered"][0] == int(busy)
-    assert dial_ends(center, call, center.device(busy, "BUSY")) == ["BUSY"]
+    assert dial_ends(center, call, center.devices[busy]) == ["BUSY"]
     results = center.ami.user_events("ACDDialResult", Uniqueid=center.uid(call))
     assert [e.get("DialStatus") for e in results if e.get("AgentId") == busy] == ["BUSY"]
 
