@@ -385,8 +385,9 @@ class CallCenter:
     async def _consume(self) -> None:
         # The inbox's ``get`` does not yield while items are queued: a backlog would be
         # drained in one step, and for as long as it lasts no socket is read.  Past
-        # Asterisk's writetimeout the AMI session is cut and its events are lost (the load
-        # test at 600 calls/s).  Yield every ``_CONSUME_SLICE`` items instead.
+        # Asterisk's writetimeout the AMI session is cut and its events are lost (measured:
+        # docs/loadtest.md, "History of measurements").  Yield every ``_CONSUME_SLICE``
+        # items instead.
         done = 0
         while True:
             item, received = await self._inbox.get()
