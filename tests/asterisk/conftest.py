@@ -185,7 +185,10 @@ class Center:
     devices: dict[str, str] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
 
-    async def queue(self, *, ring_timeout_s: float = 3.0, wrapup_s: float = 0.0) -> int:
+    async def queue(
+        self, *, ring_timeout_s: float = 3.0, wrapup_s: float = 0.0, **fields: Any
+    ) -> int:
+        """This test's queue (``fields``: more of ``POST /queues``, e.g. ``max_wait_s``)."""
         n = self.svc.next_id()
         self.dnis = f"7{n:05d}"
         r = await self.http.post(
@@ -195,6 +198,7 @@ class Center:
                 "ring_timeout_s": ring_timeout_s,
                 "wrapup_s": wrapup_s,
                 "dnis": [self.dnis],
+                **fields,
             },
         )
         assert r.status_code == 201, r.text

@@ -86,6 +86,14 @@ exten => _MUTE-.,1,Ringing()
 exten => _BUSY-.,1,Busy(10)
  same => n,Hangup()
 
+[lab-overflow]
+; An overflow target (queue overflow_target "ext:lab-overflow,<exten>"): says it was
+; reached, then keeps the caller until the caller hangs up.
+exten => _X.,1,UserEvent(LabOverflow,Target: ${EXTEN})
+ same => n,Answer()
+ same => n,Wait(3600)
+ same => n,Hangup()
+
 [lab-trunk]
 ; A trunk call for the service number ${EXTEN}; LAB_GREETING (an absolute path without
 ; extension) becomes the greeting the deployed dialplan plays.

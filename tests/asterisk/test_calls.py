@@ -33,6 +33,11 @@ def dial_ends(center: Center, call_id: str, device: str) -> list[str]:
     ]
 
 
+def no_spurious_dial_result(center: Center) -> None:
+    """The hangup extension of [acd-connect] never reports a dial result (AgentId: h)."""
+    assert not center.ami.user_events("ACDDialResult", AgentId="h")
+
+
 async def settled(center: Center, agent_id: str, *states: str) -> dict[str, Any]:
     async def in_state() -> dict[str, Any] | None:
         view = await center.state(agent_id)
@@ -60,6 +65,7 @@ async def test_answered_caller_hangs_up_first(center: Center) -> None:
     # The agent's phone is free again and the agent goes back to ready (no wrap-up).
     await settled(center, agent, "ready")
     assert [r["call_id"] for r in await center.rows()] == [call]
+    no_spurious_dial_result(center)
 
 
 async def test_answered_agent_hangs_up_first(center: Center) -> None:
@@ -77,6 +83,7 @@ async def test_answered_agent_hangs_up_first(center: Center) -> None:
     assert dial_ends(center, call, center.devices[agent]) == ["ANSWER"]
     await settled(center, agent, "ready")
     assert len(await center.rows()) == 1
+    no_spurious_dial_result(center)
 
 
 async def test_rona_then_second_agent(center: Center) -> None:
@@ -138,6 +145,54 @@ async def test_abandon_while_waiting(center: Center) -> None:
     assert center.ami.user_events("ACDHold", Uniqueid=center.uid(call))
     assert not center.ami.of("DialBegin", lambda e: e.get("Uniqueid") == center.uid(call))
     assert (await center.state(paused))["state"] == "paused"
+
+
+async def test_abandon_while_ringing(center: Center) -> None:
+    await center.queue(ring_timeout_s=30.0)
+    silent = await center.agent("MUTE")
+    call = await center.call(stay_s=3)  # gives up while the agent's phone rings
+
+    row = await center.row(call)
+    assert row["result"] == "short_abandoned"
+    assert row["answered_by"] is None
+    assert row["agents_offered"] == [int(silent)]
+    assert row["rona_count"] == 0
+    # Dial() saw the caller go: CANCEL, and no ACDDialResult (the dialplan stopped).
+    assert dial_ends(center, call, center.devices[silent]) == ["CANCEL"]
+    assert not center.ami.user_events("ACDDialResult", Uniqueid=center.uid(call))
+    view = await settled(center, silent, "ready")
+    assert view["missed_in_row"] == 0
+
+
+async def test_auto_pause_after_max_missed_real_misses(center: Center) -> None:
+    await center.queue(ring_timeout_s=2.0)
+    silent = await center.agent("MUTE", max_missed=2)
+    call = await center.call(stay_s=8)
+
+    view = await settled(center, silent, "paused")
+    # Each miss the agent is charged with is a NOANSWER Asterisk reported for its phone.
+    misses = dial_ends(center, call, center.devices[silent])
+    assert view["missed_in_row"] == 2
+    assert misses == ["NOANSWER", "NOANSWER"], misses
+    row = await center.row(call)  # the caller gives up, nobody else is in the queue
+    assert row["rona_count"] == 2
+    assert row["agents_offered"] == [int(silent), int(silent)]  # one entry per offer
+
+
+async def test_overflow_to_ext_target_after_max_wait(center: Center) -> None:
+    await center.queue(max_wait_s=2.0, overflow_target="ext:lab-overflow,555")
+    await center.agent("TALK-30", ready=False)  # in the queue, never ready
+    call = await center.call(stay_s=6)
+
+    await wait_for(
+        lambda: center.ami.user_events("LabOverflow", Uniqueid=center.uid(call)),
+        what="the caller redirected to lab-overflow",
+    )
+    row = await center.row(call)
+    assert row["result"] == "overflowed"
+    assert row["overflow_target"] == "ext:lab-overflow,555"
+    assert row["answered_by"] is None
+    assert row["wait_s"] is not None and 1.5 < row["wait_s"] < 5.0
 
 
 @pytest.mark.xfail(
