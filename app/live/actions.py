@@ -125,13 +125,17 @@ class ActionRunner:
         link = self.link
         if isinstance(cmd, OfferCall):
             state.counters["offers"] += 1
-        try:
-            if link is None:
-                raise RuntimeError("no telephony link attached")
-            link.execute(cmd)
-        except Exception as exc:  # whatever the link's failure: counted, an offer re-queued
+        failure: Exception | None = None
+        if link is None:
+            failure = RuntimeError("no telephony link attached")
+        else:
+            try:
+                link.execute(cmd)
+            except Exception as exc:  # noqa: BLE001 — any link failure: counted, offer re-queued
+                failure = exc
+        if failure is not None:
             state.counters["action_failures"] += 1
-            logger.warning("action %s failed: %s", cmd, exc)
+            logger.warning("action %s failed: %s", cmd, failure)
             if isinstance(cmd, OfferCall):
                 self.driver.inject(OfferFailed(cmd.call_id, cmd.agent_id, OfferFailure.LINK))
             return

@@ -199,7 +199,7 @@ class Classifier:
                 raise
         except ValueError as exc:  # app.crm.InvalidPhoneNumber: anonymous / odd caller ids
             logger.debug("call %s: no screen pop for %r: %s", call_id, phone, exc)
-        except Exception as exc:  # any CRM failure: the call is routed without its pop
+        except Exception as exc:  # noqa: BLE001 — any CRM failure: routed without its pop
             counters["lookup_errors"] += 1
             logger.warning("call %s: screen pop lookup failed: %s", call_id, exc)
         item = classify(call_id, pop, latency)

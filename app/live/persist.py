@@ -227,7 +227,7 @@ class StateStore:
         try:
             async with asyncio.timeout(self.close_timeout_s):
                 await self.flush()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 — close() must finish
             # Broad on purpose: close() must finish; the loss is logged with its count.
             logger.error(
                 "live state: final write failed (%s); %d items not saved",
@@ -244,7 +244,7 @@ class StateStore:
                 await self.flush()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 — retried next round
                 # Broad on purpose: the items stay marked; the next round retries them.
                 logger.warning(
                     "live state: write of %d items failed (%s); retried", self.marked, exc
