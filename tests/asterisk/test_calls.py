@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.asterisk.lab import require_asterisk
+from tests.asterisk.lab import SWITCHBOARD_USER, require_asterisk
 
 require_asterisk()
 
@@ -257,3 +257,56 @@ async def test_burst_one_row_per_call_no_agent_double_booked(center: Center) -> 
             up[device] -= 1
     for agent in agents:
         await settled(center, agent, "ready")
+
+
+async def test_closed_hours_overflow(center: Center) -> None:
+    # No open interval on any weekday: always closed.
+    await center.queue(
+        hours={"timezone": "UTC", "weekly": {}}, overflow_target="ext:lab-overflow,556"
+    )
+    agent = await center.agent("TALK-30")
+    call = await center.call(stay_s=3)
+
+    await wait_for(
+        lambda: center.ami.user_events("LabOverflow", Uniqueid=center.uid(call)),
+        what="the caller redirected to lab-overflow",
+    )
+    row = await center.row(call)
+    assert row["result"] == "overflowed"
+    assert row["reason"] == "closed"
+    assert row["overflow_target"] == "ext:lab-overflow,556"
+    assert row["agents_offered"] == []
+    assert not center.ami.of("DialBegin", lambda e: e.get("Uniqueid") == center.uid(call))
+    assert (await center.state(agent))["state"] == "ready"
+
+
+def switchboard_logins(center: Center) -> int:
+    return len(center.ami.of("SuccessfulAuth", lambda e: e.get("AccountID") == SWITCHBOARD_USER))
+
+
+async def test_ami_session_cut_with_a_caller_waiting(center: Center) -> None:
+    await center.queue()
+    agent = await center.agent("TALK-30", ready=False)
+    call = await center.call(stay_s=10)
+    await wait_for(
+        lambda: center.ami.user_events("ACDHold", Uniqueid=center.uid(call)),
+        what="the caller on hold",
+    )
+    logins = switchboard_logins(center)
+    listing = await center.ami.command("manager show connected")
+    fds = [
+        line.split()[4]
+        for line in listing.get_all("Output")
+        if line.split()[:1] == [SWITCHBOARD_USER]
+    ]
+    assert len(fds) == 1, listing.get_all("Output")
+    kicked = await center.ami.command(f"manager kick session {fds[0]}")
+    assert kicked.name == "Success", kicked.as_dict()
+
+    # The service logs in again, resyncs from CoreShowChannels and adopts the caller.
+    await wait_for(lambda: switchboard_logins(center) > logins, what="the service's new login")
+    await center.ready(agent)
+    row = await center.row(call)
+    assert row["result"] == "answered"
+    assert row["answered_by"] == int(agent)
+    assert [r["call_id"] for r in await center.rows()] == [call]
