@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import Database
+from app.db import DATABASE_UNREACHABLE, Database
 from app.deps import SettingsDep
 from app.errors import (
     Forbidden,
@@ -310,6 +310,9 @@ async def get_principal(
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
+_NO_PRINCIPAL: tuple[type[Exception], ...] = (Unauthorized, *DATABASE_UNREACHABLE)
+
+
 async def optional_principal(request: Request) -> Principal | None:
     """The principal of a valid, unrevoked bearer token, else ``None`` (never an error):
     for routes that answer everyone but tell more to some (``/ready``)."""
@@ -319,7 +322,7 @@ async def optional_principal(request: Request) -> Principal | None:
     try:
         principal = decode_access_token(token.strip(), request.app.state.settings)
         await token_versions(request.app.state).check(principal)
-    except Exception:  # bad token, revoked, or the version unknown (database down)
+    except _NO_PRINCIPAL:  # a bad or revoked token, or its version unknown now
         return None
     return principal
 
@@ -378,6 +381,13 @@ def websocket_subprotocol(websocket: WebSocket) -> str | None:
     )
 
 
+def _principal_of(token: str | None, settings: Settings) -> Principal:
+    """The principal of a websocket's token; ``Unauthorized`` when there is none or it is bad."""
+    if token is None:
+        raise Unauthorized("A token is required (?token= or Sec-WebSocket-Protocol).")
+    return decode_access_token(token, settings)
+
+
 async def authenticate_websocket(
     websocket: WebSocket, settings: Settings, *, role: Role | str = Role.AGENT
 ) -> Principal:
@@ -392,15 +402,13 @@ async def authenticate_websocket(
     """
     token = websocket_token(websocket)
     try:
-        if token is None:
-            raise Unauthorized("A token is required (?token= or Sec-WebSocket-Protocol).")
-        principal = decode_access_token(token, settings)
+        principal = _principal_of(token, settings)
         await token_versions(websocket.app.state).check(principal)
     except Unauthorized as exc:
         logger.info("websocket %s refused: %s", websocket.url.path, exc.detail)
         await _accept_and_close(websocket, Close.UNAUTHORIZED, exc.detail)
         raise WebSocketClosed(Close.UNAUTHORIZED, exc.detail) from exc
-    except Exception as exc:  # the user's token version could not be read (database down)
+    except DATABASE_UNREACHABLE as exc:  # the user's token version could not be read now
         detail = "The service is unavailable; try again shortly."
         logger.warning(
             "websocket %s: token not checked (%s)", websocket.url.path, type(exc).__name__

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
@@ -42,6 +43,14 @@ from app.settings import DatabaseSettings
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "switchboard"
+# What a read may raise when the database cannot answer (down, refused, pool exhausted,
+# connection lost) or refuses the statement: for callers that degrade instead of failing.
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    sa.exc.SQLAlchemyError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = REPO_ROOT / "migrations"

@@ -26,6 +26,13 @@ def greeting(sim: AsteriskSimulator, seconds: float) -> Iterator[None]:
         sim.arrive_event, sim.greeting_s = False, 0.0
 
 
+async def inbox_barrier(cc: Any) -> None:
+    """Return once the driver has processed everything queued on its inbox before."""
+    passed = asyncio.Event()
+    cc.inject_callable(passed.set)
+    await asyncio.wait_for(passed.wait(), 30.0)
+
+
 def delta(cc: Any, before: dict[str, int], name: str) -> int:
     return int(cc.counters[name] - before[name])
 
@@ -87,8 +94,14 @@ async def test_lookup_slower_than_the_greeting_is_waited_for(service: Service, a
             call_id = call_id_of(service, 0, uid)
             await wait_for(lambda: call_id in cc.state.pending, what="call in hold, lookup running")
         assert delta(cc, before, "prefetch_waited") == 1
-        await asyncio.sleep(0.3)
-        assert not ws.of("offer")  # not offered unclassified: VIP priority needs the pop
+        # Everything the driver had to do with the held call is done once a barrier put
+        # on its inbox after the hold has run: it is still waiting for its pop, and the
+        # ready agent was not reserved for it (not offered unclassified: VIP priority
+        # needs the pop).  The look-up's own time limit (2 s here) has not passed.
+        await inbox_barrier(cc)
+        assert call_id in cc.state.pending
+        assert cc.agent_view(a)["state"] == "ready"
+        assert not ws.of("offer")
         released.set()
         offer = await ws.wait("offer", timeout=10)
         assert offer["call"]["call_id"] == call_id and offer["call"]["vip"] is True
