@@ -18,7 +18,10 @@ earlier attempt is recognised by its DestUniqueid / AgentId and ignored (§6.19)
 
 Event -> routing event
 - ``UserEvent: ACDArrive`` (optional, top of the inbound dialplan) -> ``CallerArriving``
-  (a hint: prefetch the screen pop while the caller hears the greeting);
+  (a hint: prefetch the screen pop while the caller hears the greeting); the channel is
+  remembered until its ``ACDHold`` (then it is a call) or its ``Hangup`` before that ->
+  ``CallerLeftEarly`` (the caller gave up in the greeting / IVR: recorded, not routed).
+  At most ``MAX_ARRIVING`` such channels are remembered (oldest forgotten first).
 - first ``ACDHold`` of a channel              -> ``IncomingCall``; repeated ones (after RONA
   / busy) are the same call and yield nothing, unless an offer whose Dial had started
   ended without a result we saw -> ``OfferFailed(FAILED)`` (no agent stays reserved).
@@ -64,10 +67,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from cti.types import CallerArriving, CodecItem, Dialplan, IncomingCall
+from cti.types import CallerArriving, CallerLeftEarly, CodecItem, Dialplan, IncomingCall
 from cti.wire import Message
 from routing.commands import HangupCall, OfferCall, OverflowCall, ReturnToHold
 from routing.events import (
@@ -81,6 +85,10 @@ from routing.events import (
 )
 
 log = logging.getLogger(__name__)
+
+MAX_ARRIVING = 100_000
+"""Channels remembered between ``ACDArrive`` and ``ACDHold``/``Hangup`` (a bound: a
+channel the IVR sends elsewhere and whose Hangup was missed must not stay for ever)."""
 
 Action = list[tuple[str, str]]
 DEFAULT_DIALPLAN = Dialplan()
@@ -194,6 +202,7 @@ class AmiCodec:
 
     __slots__ = (
         "_adopting",
+        "_arriving",
         "_calls",
         "_dispatch",
         "_legs",
@@ -214,6 +223,8 @@ class AmiCodec:
         self._prefix = server + "/"
         self._calls: dict[str, _Call] = {}  # caller Uniqueid -> call
         self._legs: dict[str, _Call] = {}  # agent leg Uniqueid -> call
+        # Uniqueid -> the ACDArrive of a caller not in hold yet (greeting / IVR).
+        self._arriving: OrderedDict[str, CallerArriving] = OrderedDict()
         self._resync_before: set[str] | None = None
         self._resync_hangups: set[str] = set()
         # Channels found by a resync and not yet adopted (their DNIS is being read): their
@@ -297,22 +308,27 @@ class AmiCodec:
         uid = msg.get("Uniqueid")
         if not uid or uid in self._calls:
             return []  # a known call back in the inbound context: not news
-        return [
-            CallerArriving(
-                call_id=self._prefix + uid,
-                server=self.server,
-                uniqueid=uid,
-                caller_num=_clean_caller(msg.get("CallerIDNum")),
-                dnis=msg.get("DNIS"),
-                at=now,
-            )
-        ]
+        item = CallerArriving(
+            call_id=self._prefix + uid,
+            server=self.server,
+            uniqueid=uid,
+            caller_num=_clean_caller(msg.get("CallerIDNum")),
+            dnis=msg.get("DNIS"),
+            at=now,
+        )
+        arriving = self._arriving
+        if uid not in arriving:
+            arriving[uid] = item
+            while len(arriving) > MAX_ARRIVING:
+                arriving.popitem(last=False)
+        return [item]
 
     def _on_hold(self, msg: Message, now: float) -> list[CodecItem]:
         uid = msg.get("Uniqueid")
         if not uid:
             log.debug("server=%s ACDHold without Uniqueid skipped", self.server)
             return []
+        self._arriving.pop(uid, None)
         call = self._calls.get(uid)
         channel = msg.get("Channel")
         if call is None or call.left:
@@ -486,6 +502,21 @@ class AmiCodec:
             if call.left:
                 return []
             return [CallHungUp(call.call_id)]
+        arrived = self._arriving.pop(uid, None)
+        if arrived is not None:
+            log.info("server=%s uniqueid=%s caller left before hold", self.server, uid)
+            return [
+                CallerLeftEarly(
+                    call_id=arrived.call_id,
+                    server=self.server,
+                    uniqueid=uid,
+                    linkedid=msg.get("Linkedid") or uid,
+                    caller_num=arrived.caller_num,
+                    dnis=arrived.dnis,
+                    arrived_at=arrived.at,
+                    at=now,
+                )
+            ]
         call = self._legs.pop(uid, None)
         if call is None or call.left or call.agent_gone:
             return []
@@ -644,6 +675,10 @@ class AmiCodec:
         """
         before = self._resync_before if self._resync_before is not None else set(self._calls)
         live = {c.uniqueid: c for c in channels if c.uniqueid}
+        # A caller seen arriving whose channel went while we were away: its Hangup is lost,
+        # and whether it reached hold first is unknown; forgotten (no guess recorded).
+        for uid in [u for u in self._arriving if u not in live]:
+            del self._arriving[uid]
         by_bridge: dict[str, list[ChannelInfo]] = {}
         for chan in live.values():
             if chan.bridge_id:
@@ -820,6 +855,7 @@ class AmiCodec:
         uid = info.uniqueid
         if not uid:
             return None
+        self._arriving.pop(uid, None)
         if uid in self._adopting:
             self._adopting.discard(uid)
             call = self._calls.get(uid)

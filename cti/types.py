@@ -64,6 +64,23 @@ class CallerArriving:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerLeftEarly:
+    """A caller announced by ``ACDArrive`` hung up before reaching hold (during the
+    greeting or an IVR).  Not a routing event (the routing core never knew the call):
+    the app records it as offered and abandoned before the queue, one row per call.
+    ``arrived_at`` is when ``ACDArrive`` was seen, ``at`` when the Hangup was."""
+
+    call_id: str
+    server: str
+    uniqueid: str
+    linkedid: str
+    caller_num: str
+    dnis: str
+    arrived_at: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingCall:
     """A caller reached the holding context for the first time (not yet classified),
     or a resync found a caller nobody knew (``adopted``: waiting, ringing or connected).
@@ -119,7 +136,7 @@ class OriginateResult:
 CallEvent = AgentHungUp | CallFailed | CallHungUp | CallTransferred | OfferAnswered | OfferFailed
 """The routing events (``routing.events``) the telephony side reports about calls."""
 
-CodecItem = IncomingCall | CallerArriving | CallEvent
+CodecItem = IncomingCall | CallerArriving | CallerLeftEarly | CallEvent
 """What ``AmiCodec`` derives from AMI events."""
 
 LinkItem = CodecItem | ServerStatus | OriginateResult

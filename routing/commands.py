@@ -29,6 +29,9 @@ class CallResult(enum.StrEnum):
     SHORT_ABANDONED = "short_abandoned"  # caller gave up within 5 s
     OVERFLOWED = "overflowed"
     FAILED = "failed"
+    # Left during the greeting / IVR, before reaching the queue (recorded by the app from
+    # the telephony side; the routing core never sees such a call).
+    ABANDONED_IN_IVR = "abandoned_in_ivr"
 
 
 # --- telephony actions -------------------------------------------------------------------

@@ -101,6 +101,7 @@ from app.live.views import (
 from app.live.wallboard import Wallboard
 from cti.types import (
     CallerArriving,
+    CallerLeftEarly,
     CallEvent,
     IncomingCall,
     LinkItem,
@@ -402,6 +403,8 @@ class CallCenter:
             self.classifier.incoming(item, received)
         elif isinstance(item, CallerArriving):
             self.classifier.prefetch(item)
+        elif isinstance(item, CallerLeftEarly):
+            self.classifier.left_early(item)
         elif isinstance(item, Classified):
             self.classifier.classified(item)
         elif isinstance(item, ServerStatus):

@@ -13,7 +13,9 @@ Prefetch: with the production dialplan (``deploy/asterisk``) the caller's channe
 ``UserEvent: ACDArrive`` before Answer and the greeting; its ``CallerArriving`` starts
 the same lookup then, so by ``ACDHold`` the pop is usually known and the call is routed
 at once.  A prefetch not claimed within ``prefetch_ttl_s`` (the caller left in the IVR)
-is dropped; at most ``prefetch_max`` are kept.
+is dropped; at most ``prefetch_max`` are kept.  A caller who hangs up before hold
+(``CallerLeftEarly``) drops its prefetch at once and gets its own outcome row
+(``abandoned_in_ivr``): offered to the contact center, never to the queue.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from app.live.protocol import encode_pop
 from app.live.records import Recorder
 from app.live.restore import Restorer
 from app.live.tracking import CallMeta, Classified, LiveState, Prefetch, incoming_of
-from cti.types import CallerArriving, CallEvent, IncomingCall
+from cti.types import CallerArriving, CallerLeftEarly, CallEvent, IncomingCall
 from routing.commands import CallRecord, CallResult, HangupCall
 from routing.errors import RoutingError
 from routing.events import CallAdopted, CallArrived, CallFailed, CallHungUp, Event
@@ -161,6 +163,40 @@ class Classifier:
         pf.task = self.driver.spawn(
             self._run_lookup(call_id, item.caller_num, pf), f"prefetch-{call_id}"
         )
+
+    def left_early(self, item: CallerLeftEarly) -> None:
+        """A caller hung up in the greeting / IVR: its prefetch goes, its row is written."""
+        state = self.state
+        call_id = item.call_id
+        pf = state.prefetched.pop(call_id, None)
+        if pf is not None:
+            state.counters["prefetch_dropped"] += 1
+            if pf.task is not None:
+                pf.task.cancel()
+        if call_id in state.calls or call_id in state.pending:
+            return  # in the queue already: its own Hangup ends it (one row per call)
+        state.counters["left_before_hold"] += 1
+        queue_id = state.dnis.get(item.dnis) or self.default_queue_id or ""
+        record = CallRecord(
+            call_id=call_id,
+            queue_id=queue_id if queue_id in state.queues else "",
+            caller=item.caller_num,
+            result=CallResult.ABANDONED_IN_IVR,
+            arrived_at=item.arrived_at,
+            ended_at=item.at,
+        )
+        incoming = IncomingCall(
+            call_id=call_id,
+            server=item.server,
+            uniqueid=item.uniqueid,
+            linkedid=item.linkedid,
+            channel="",
+            caller_num=item.caller_num,
+            caller_name="",
+            dnis=item.dnis,
+            at=item.arrived_at,
+        )
+        self.recorder.outcome(record, incoming)
 
     def _reject(self, call: IncomingCall) -> None:
         record = CallRecord(

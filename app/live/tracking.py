@@ -102,6 +102,7 @@ def new_counters() -> dict[str, int]:
         "prefetch_ready": 0,  # the pop was known when the caller reached hold
         "prefetch_waited": 0,  # the caller reached hold first; routing waited for it
         "prefetch_dropped": 0,  # never claimed (caller left before hold) or evicted
+        "left_before_hold": 0,  # callers who hung up in the greeting / IVR (a row each)
         "action_failures": 0,
         "ignored_events": 0,
         "restored_agents": 0,

@@ -13,8 +13,6 @@ import itertools
 from collections import Counter
 from typing import Any
 
-import pytest
-
 from tests.asterisk.lab import SWITCHBOARD_USER, require_asterisk
 
 require_asterisk()
@@ -195,11 +193,6 @@ async def test_overflow_to_ext_target_after_max_wait(center: Center) -> None:
     assert row["wait_s"] is not None and 1.5 < row["wait_s"] < 5.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (issue 10): a caller who hangs up during the greeting (ACDArrive without "
-    "ACDHold) leaves no outcome row",
-)
 async def test_caller_hangs_up_during_greeting(center: Center) -> None:
     await center.queue()
     agent = await center.agent("TALK-30")
@@ -212,7 +205,9 @@ async def test_caller_hangs_up_during_greeting(center: Center) -> None:
     assert (await center.state(agent))["state"] == "ready"
     row = await center.row(call, timeout=10)
     assert row["answered_by"] is None
-    assert row["result"] != "answered"
+    assert row["result"] == "abandoned_in_ivr"  # its own row: offered, left in the IVR
+    assert row["agents_offered"] == []
+    assert len([r for r in await center.rows() if r["call_id"] == call]) == 1
 
 
 async def test_burst_one_row_per_call_no_agent_double_booked(center: Center) -> None:

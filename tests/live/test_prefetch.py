@@ -114,7 +114,7 @@ async def test_lookup_slower_than_the_greeting_is_waited_for(service: Service, a
         await ws.close()
 
 
-async def test_caller_gone_during_greeting_leaves_no_call_and_its_prefetch_expires(
+async def test_caller_gone_during_greeting_gets_its_own_row_and_its_prefetch_goes(
     service: Service, agents: Any
 ) -> None:
     (a,) = agents(1)
@@ -122,26 +122,25 @@ async def test_caller_gone_during_greeting_leaves_no_call_and_its_prefetch_expir
     cc = service.callcenter
     sim.set_device(f"PJSIP/{a}", DeviceProfile(ring_s=0.2, talk_s=0.5, agent_hangs_up_prob=1.0))
     before = dict(cc.counters)
-    ttl = cc.prefetch_ttl_s
-    cc.prefetch_ttl_s = 0.3
-    try:
-        await ready_agent(service, a)
-        with greeting(sim, 1.0):
-            gone = sim.place_call(dnis="5000", caller_num=PLAIN_PHONE, patience_s=0.2)
-            gone_id = call_id_of(service, 1, gone)
-            await wait_for(lambda: sim.calls[gone].result == "abandoned", what="hung up")
-            assert gone_id in cc.state.prefetched and gone_id not in cc.state.calls
-            await asyncio.sleep(0.4)  # past the TTL: the next arrival drops it
-            uid = sim.place_call(dnis="5000", caller_num=VIP_PHONE)
-            row = await outcome(service, call_id_of(service, 1, uid), result="answered")
-        assert row.answered_by == int(a)
-        assert gone_id not in cc.state.prefetched
-        assert delta(cc, before, "prefetch_dropped") == 1
-        assert delta(cc, before, "prefetch_started") == 2
-        # It never reached the ACD queue: no call, no outcome row (an IVR abandon).
-        assert await service.call_row(gone_id) is None
-    finally:
-        cc.prefetch_ttl_s = ttl
+    await ready_agent(service, a)
+    with greeting(sim, 1.0):
+        gone = sim.place_call(dnis="5000", caller_num=PLAIN_PHONE, patience_s=0.2)
+        gone_id = call_id_of(service, 1, gone)
+        await wait_for(lambda: sim.calls[gone].result == "abandoned", what="hung up")
+        # ACDArrive without ACDHold: recorded as an abandon in the greeting / IVR.
+        row = await outcome(service, gone_id, result="abandoned_in_ivr")
+        assert gone_id not in cc.state.prefetched and gone_id not in cc.state.calls
+        uid = sim.place_call(dnis="5000", caller_num=VIP_PHONE)
+        answered = await outcome(service, call_id_of(service, 1, uid), result="answered")
+    assert not sim.calls[gone].holds
+    assert row.answered_by is None and row.agents_offered == []
+    assert row.caller == PLAIN_PHONE and row.dnis == "5000"
+    assert row.queue_id is not None
+    assert row.ended_at is not None and row.ended_at >= row.arrived_at
+    assert answered.answered_by == int(a)
+    assert delta(cc, before, "left_before_hold") == 1
+    assert delta(cc, before, "prefetch_dropped") == 1
+    assert delta(cc, before, "prefetch_started") == 2
 
 
 async def test_the_service_leaves_the_collector_alone(service: Service) -> None:
