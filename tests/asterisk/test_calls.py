@@ -13,6 +13,8 @@ import itertools
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from tests.asterisk.lab import SWITCHBOARD_USER, require_asterisk
 
 require_asterisk()
