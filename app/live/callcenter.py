@@ -667,6 +667,12 @@ class CallCenter:
         row = self.state.agents.get(agent_id)
         return row.config if row else None
 
+    def own_device(self, agent_id: str) -> str | None:
+        """The agent's own device as configured (kept current by ``config_changed``), or
+        ``None`` for an agent the call center does not know."""
+        row = self.state.agents.get(agent_id)
+        return row.device if row else None
+
     def calls_in_queue(self, queue_id: str) -> int:
         """Calls the routing core holds in ``queue_id`` now (``LiveService``)."""
         try:

@@ -166,10 +166,16 @@ async def login(
     session: SessionDep,
     settings: SettingsDep,
 ) -> AgentStateRead:
-    device = await devices.login_device(
-        session, agent_id=agent_id, device_id=body.device_id, policy=settings.devices
-    )
-    await session.close()  # nothing more to read: the connection goes back before the action
+    own = live.own_device(agent_id) if body.device_id is None else None
+    if own is not None:
+        # The usual shift-start login (its own phone): checked from the call center's
+        # configuration, no database round trip per agent.
+        device = devices.check_device(own, settings.devices, ["agent", "device"]).dial
+    else:
+        device = await devices.login_device(
+            session, agent_id=agent_id, device_id=body.device_id, policy=settings.devices
+        )
+        await session.close()  # nothing more to read: the connection goes back first
     return AgentStateRead.model_validate(await live.login(agent_id, device))
 
 

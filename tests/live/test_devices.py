@@ -81,6 +81,8 @@ async def test_a_bad_own_device_is_never_dialled(service: Service, agents: Any) 
             .values(device=f"PJSIP/{a},1,U(evil^x)")
         )
         await s.commit()
+    # The call center reads it as it would at its start (or a configuration reload).
+    await service.callcenter.config_changed(agent_ids=[a])
     try:
         async with service.client() as c:
             r = await c.post(f"/api/v1/agents/{a}/login", json={})
@@ -93,6 +95,7 @@ async def test_a_bad_own_device_is_never_dialled(service: Service, agents: Any) 
                 sa.update(models.Agent).where(models.Agent.id == int(a)).values(device=f"PJSIP/{a}")
             )
             await s.commit()
+        await service.callcenter.config_changed(agent_ids=[a])
 
 
 async def test_login_by_id_dials_the_registered_device(service: Service, agents: Any) -> None:
