@@ -57,13 +57,14 @@ clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache
 
 ## The opt-in real-Asterisk suite (tests/asterisk, docs/asterisk.md): an installed Asterisk 22,
-## e.g. `make test-asterisk ASTERISK_PREFIX=/opt/asterisk22`.  Not part of `make test`.
+## e.g. `make test-asterisk ASTERISK_PREFIX=/opt/asterisk22`, or a prepared staging PBX
+## (ASTERISK_AMI=host:port, see docs/asterisk.md).  Not part of `make test`.
 .PHONY: test-asterisk
 test-asterisk:
-	@if [ -z "$(ASTERISK_PREFIX)" ]; then \
+	@if [ -z "$(ASTERISK_PREFIX)" ] && [ -z "$(ASTERISK_AMI)" ]; then \
 	  echo "make test-asterisk: set ASTERISK_PREFIX to an installed Asterisk 22 (how to build one: docs/asterisk.md)" >&2; \
 	  exit 2; \
 	fi
-	@test -x "$(ASTERISK_PREFIX)/sbin/asterisk" || { echo "make test-asterisk: no $(ASTERISK_PREFIX)/sbin/asterisk" >&2; exit 2; }
+	@test -n "$(ASTERISK_AMI)" || test -x "$(ASTERISK_PREFIX)/sbin/asterisk" || { echo "make test-asterisk: no $(ASTERISK_PREFIX)/sbin/asterisk" >&2; exit 2; }
 	@$(MAKE) --no-print-directory $(STAMP)
-	ASTERISK_PREFIX="$(ASTERISK_PREFIX)" $(BIN)/pytest tests/asterisk $(ARGS)
+	ASTERISK_PREFIX="$(ASTERISK_PREFIX)" ASTERISK_AMI="$(ASTERISK_AMI)" $(BIN)/pytest tests/asterisk $(ARGS)

@@ -1,7 +1,8 @@
 """The opt-in real-Asterisk suite: a lab Asterisk 22 and the service (``python -m app``).
 
 Runs only when ``ASTERISK_PREFIX`` names an installed Asterisk 22 (``make test-asterisk``;
-building one: docs/asterisk.md); otherwise every test module skips itself at collection
+building one: docs/asterisk.md), or ``ASTERISK_AMI`` (``host:port``) a staging PBX prepared
+as docs/asterisk.md says; otherwise every test module skips itself at collection
 (``lab.require_asterisk()``), with one line saying why.
 
 One Asterisk and one service for the session (start-up: a few seconds, most of it the
@@ -28,6 +29,7 @@ import pytest
 import pytest_asyncio
 
 from tests.asterisk.lab import (
+    AMI_ENV,
     LAB_AGENT_CONTEXT,
     LAB_SECRET,
     LAB_USER,
@@ -56,8 +58,34 @@ def lab_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@dataclass
+class Pbx:
+    """Where the suite's Asterisk is: the lab one it started, or a staging PBX (``ASTERISK_AMI``)."""
+
+    host: str
+    port: int
+    switchboard_secret: str
+    lab_secret: str
+    greeting: str | None  # a recording's path on the Asterisk host, without extension
+    process: Process | None = None
+
+    def tail(self) -> str:
+        return self.process.tail() if self.process is not None else f"{self.host}:{self.port}"
+
+
 @pytest.fixture(scope="session")
-def asterisk(lab_root: Path) -> Iterator[tuple[LabConfig, Process]]:
+def asterisk(lab_root: Path) -> Iterator[Pbx]:
+    external = os.environ.get(AMI_ENV, "")
+    if external:  # a staging PBX prepared as docs/asterisk.md says; nothing is started
+        host, _, port = external.rpartition(":")
+        yield Pbx(
+            host=host,
+            port=int(port),
+            switchboard_secret=os.environ[f"{AMI_ENV}_SWITCHBOARD_SECRET"],
+            lab_secret=os.environ[f"{AMI_ENV}_LAB_SECRET"],
+            greeting=os.environ.get("ASTERISK_GREETING") or None,
+        )
+        return
     given = os.environ.get(PREFIX_ENV, "")
     prefix = Path(given).expanduser().resolve()
     binary = prefix / "sbin" / "asterisk"
@@ -67,22 +95,29 @@ def asterisk(lab_root: Path) -> Iterator[tuple[LabConfig, Process]]:
     cfg.write()
     proc = start_asterisk(cfg)
     try:
-        yield cfg, proc
+        yield Pbx(
+            host="127.0.0.1",
+            port=cfg.ami_port,
+            switchboard_secret=cfg.switchboard_secret,
+            lab_secret=LAB_SECRET,
+            greeting=str(cfg.greeting),
+            process=proc,
+        )
     finally:
         proc.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def ami(asterisk: tuple[LabConfig, Process]) -> AsyncIterator[AmiClient]:
+async def ami(asterisk: Pbx) -> AsyncIterator[AmiClient]:
     """The lab's observer session: every event (no filter), and the callers' Originates."""
-    cfg, proc = asterisk
-    client = AmiClient("127.0.0.1", cfg.ami_port, LAB_USER, LAB_SECRET)
+    client = AmiClient(asterisk.host, asterisk.port, LAB_USER, asterisk.lab_secret)
     try:
         await client.connect()
-        await client.fully_booted()
+        if asterisk.process is not None:  # a running PBX booted long ago
+            await client.fully_booted()
     except (OSError, RuntimeError, AssertionError, TimeoutError) as exc:
         await client.close()
-        pytest.fail(f"lab Asterisk did not come up: {exc}\n{proc.tail()}")
+        pytest.fail(f"Asterisk not reachable over AMI: {exc}\n{asterisk.tail()}")
     yield client
     await client.close()
 
@@ -113,10 +148,7 @@ class Service:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def service(
-    asterisk: tuple[LabConfig, Process], ami: AmiClient, lab_root: Path
-) -> AsyncIterator[Service]:
-    cfg, _ = asterisk
+async def service(asterisk: Pbx, ami: AmiClient, lab_root: Path) -> AsyncIterator[Service]:
     port = free_port()
     home = lab_root / "service"
     home.mkdir()
@@ -124,10 +156,10 @@ async def service(
     servers = [
         {
             "name": SERVER_NAME,
-            "host": "127.0.0.1",
-            "port": cfg.ami_port,
+            "host": asterisk.host,
+            "port": asterisk.port,
             "username": SWITCHBOARD_USER,
-            "secret": cfg.switchboard_secret,
+            "secret": asterisk.switchboard_secret,
         }
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")} | {
@@ -317,12 +349,10 @@ class Center:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def center(
-    service: Service, ami: AmiClient, asterisk: tuple[LabConfig, Process]
-) -> AsyncIterator[Center]:
+async def center(service: Service, ami: AmiClient, asterisk: Pbx) -> AsyncIterator[Center]:
     async with service.client() as http:
         c = Center(svc=service, ami=ami, http=http)
-        c.ami_greeting = str(asterisk[0].greeting)
+        c.ami_greeting = asterisk.greeting or ""
         yield c
         for agent_id in c.agents:  # free the lab for the next test
             await http.post(f"/api/v1/agents/{agent_id}/force", json={"state": "logged_out"})

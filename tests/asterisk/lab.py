@@ -35,6 +35,7 @@ from pathlib import Path
 from cti.wire import AmiParser, Message, encode
 
 PREFIX_ENV = "ASTERISK_PREFIX"
+AMI_ENV = "ASTERISK_AMI"  # host:port of a staging PBX instead of a lab Asterisk
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy" / "asterisk"
 SERVER_NAME = "lab"
@@ -106,10 +107,10 @@ def require_asterisk() -> None:
     """Skip the calling test module unless ``ASTERISK_PREFIX`` is set (one line, at collection)."""
     import pytest
 
-    if not os.environ.get(PREFIX_ENV):
+    if not os.environ.get(PREFIX_ENV) and not os.environ.get(AMI_ENV):
         pytest.skip(
             f"real-Asterisk suite: set {PREFIX_ENV} to an installed Asterisk 22 "
-            "(make test-asterisk; docs/asterisk.md)",
+            f"or {AMI_ENV} to a staging PBX (make test-asterisk; docs/asterisk.md)",
             allow_module_level=True,
         )
 
