@@ -65,8 +65,10 @@ handles cost one lookup.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -148,10 +150,13 @@ class Resync:
 
 
 class _Offer:
-    __slots__ = ("agent_id", "answered", "dialled", "leg", "legs", "uncertain")
+    __slots__ = ("agent_id", "answered", "dialled", "leg", "legs", "offer_id", "uncertain")
 
-    def __init__(self, agent_id: str) -> None:
+    def __init__(self, agent_id: str, offer_id: str = "") -> None:
         self.agent_id = agent_id
+        # Echoed by the dialplan in ACDDialResult (OfferId); "" when unknown (an offer
+        # found by a resync, or noted without one): then only the agent id is compared.
+        self.offer_id = offer_id
         self.legs: list[str] = []  # DestUniqueids still ringing for this offer
         self.dialled = False  # a DialBegin was seen for this offer
         self.answered = False
@@ -206,6 +211,8 @@ class AmiCodec:
         "_calls",
         "_dispatch",
         "_legs",
+        "_offer_prefix",
+        "_offers",
         "_prefix",
         "_resync_before",
         "_resync_hangups",
@@ -223,6 +230,10 @@ class AmiCodec:
         self._prefix = server + "/"
         self._calls: dict[str, _Call] = {}  # caller Uniqueid -> call
         self._legs: dict[str, _Call] = {}  # agent leg Uniqueid -> call
+        # Offer ids: unique per codec (a random part, so a restarted service never reuses
+        # the id of an offer the previous run made on a call it adopts) plus a counter.
+        self._offers = itertools.count(1)
+        self._offer_prefix = secrets.token_hex(3)
         # Uniqueid -> the ACDArrive of a caller not in hold yet (greeting / IVR).
         self._arriving: OrderedDict[str, CallerArriving] = OrderedDict()
         self._resync_before: set[str] | None = None
@@ -371,6 +382,11 @@ class AmiCodec:
         agent = msg.get("AgentId")
         if offer is None or offer.agent_id != agent or offer.answered:
             return []  # an earlier attempt, or already decided by DialEnd
+        offer_id = msg.get("OfferId")
+        if offer_id and offer.offer_id and offer_id != offer.offer_id:
+            # A late result of an earlier offer to the same agent (re-offered at once):
+            # that offer was already decided by its DialEnd; never charge it twice.
+            return []
         status = msg.get("DialStatus").upper()
         if status == "ANSWER":
             # DialEnd/BridgeEnter were not seen (e.g. reconnect): answered after all.
@@ -549,12 +565,12 @@ class AmiCodec:
             raise UnknownCall(f"unknown call {call_id!r}")
         return call
 
-    def note_offer(self, call_id: str, agent_id: str) -> None:
+    def note_offer(self, call_id: str, agent_id: str, offer_id: str = "") -> None:
         """Open an offer of ``call_id`` to ``agent_id``; any earlier attempt is forgotten."""
         call = self._call(call_id)
         if call.offer is not None:
             self._detach(call.offer)
-        call.offer = _Offer(agent_id)
+        call.offer = _Offer(agent_id, offer_id)
         call.agent_gone = False
 
     def cancel_offer(self, call_id: str, agent_id: str | None = None) -> bool:
@@ -601,12 +617,14 @@ class AmiCodec:
             if not cmd.device:
                 raise CodecError(f"offer of {cmd.call_id} to {cmd.agent_id}: empty device")
             ring = max(1, math.ceil(cmd.ring_timeout_s))
+            offer_id = f"{self._offer_prefix}.{next(self._offers)}"
             actions = [
                 _setvar(call.channel, dp.device_var, cmd.device),
                 _setvar(call.channel, dp.ring_timeout_var, str(ring)),
+                _setvar(call.channel, dp.offer_var, offer_id),
                 _redirect(call.channel, dp.connect_context, cmd.agent_id),
             ]
-            self.note_offer(cmd.call_id, cmd.agent_id)
+            self.note_offer(cmd.call_id, cmd.agent_id, offer_id)
             return actions
         if isinstance(cmd, ReturnToHold):
             call = self._call(cmd.call_id)

@@ -6,7 +6,7 @@ Invariants
   failed attempt) and ``OriginateResult``.  An exception raised by the sink is logged and
   never stops a connection.
 - ``execute`` never raises and never blocks: the actions of a command are written at once
-  and back to back (Setvar, Setvar, Redirect pipelined: docs/ami-notes.md, "Measured on a
+  and back to back (Setvar, Setvar, Setvar, Redirect pipelined: docs/ami-notes.md, "Measured on a
   real Asterisk 22"), then checked
   in a task owned by the link.  A failed action becomes a routing event:
   ``OfferFailed(LINK)`` for an offer (only if that offer is still the open one): the

@@ -39,6 +39,9 @@ class Dialplan:
     callback_context: str = "callback-out"
     device_var: str = "ACD_AGENT_DEVICE"
     ring_timeout_var: str = "ACD_RING_TIMEOUT"
+    # Set per offer with the other Setvars; [acd-connect] copies it before Dial and echoes
+    # the copy in ACDDialResult (OfferId), so a late result of an earlier offer is known.
+    offer_var: str = "ACD_OFFER_ID"
     hold_user_event: str = "ACDHold"
     # Fired first thing in the inbound context (before Answer and any greeting or IVR):
     # the caller's number is known, so the screen pop is prefetched while the caller

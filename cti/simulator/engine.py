@@ -226,6 +226,7 @@ class Dial:
         "device",
         "exten",
         "kind",
+        "offer_id",
         "owner",
         "phase",
         "phone",
@@ -240,6 +241,9 @@ class Dial:
         self.kind = kind  # connect | transfer | callback | originate
         self.exten = exten
         self.device = device
+        # [acd-connect] copies ACD_OFFER_ID before Dial and echoes the copy (not the
+        # variable, which the next offer's Setvar may already have changed).
+        self.offer_id = ""
         self.agent: Chan | None = None  # the leg bridged with the owner (PJSIP or Local ;1)
         self.phone: Chan | None = None  # Local ;2 running the phone simulation
         self.profile = DeviceProfile()
@@ -1067,6 +1071,8 @@ class AsteriskSimulator:
         except ValueError:
             timeout_s = 0.0
         d = Dial(call, owner, kind, exten, device)
+        if kind == "connect":
+            d.offer_id = owner.vars.get(self.dp.offer_var, "")
         call.dial = d
         call.phase = "dial"
         if kind == "connect":
@@ -1223,11 +1229,12 @@ class AsteriskSimulator:
         owner = d.owner
         owner.at(owner.context, owner.exten, 2, "UserEvent", "")
         if d.kind == "connect":
-            self._userevent(
-                owner,
-                self.dp.dial_result_user_event,
-                [("AgentId", d.exten), ("DialStatus", status)],
-            )
+            headers = [("AgentId", d.exten), ("DialStatus", status)]
+            if d.offer_id:
+                # deploy/asterisk echoes the offer id; the lab captures (tests/fixtures/ami)
+                # predate it and were made without one, so it is left out when none was set.
+                headers.append(("OfferId", d.offer_id))
+            self._userevent(owner, self.dp.dial_result_user_event, headers)
         elif d.kind == "transfer":
             self._userevent(
                 owner, "ACDTransferResult", [("Target", d.exten), ("DialStatus", status)]

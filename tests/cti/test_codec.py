@@ -444,6 +444,12 @@ def test_trunk_call_answered_agent_hangs_up() -> None:
             ("Value", "15"),
         ],
         [
+            ("Action", "Setvar"),
+            ("Channel", "PJSIP/trunk-0000002a"),
+            ("Variable", "ACD_OFFER_ID"),
+            ("Value", actions[2][3][1]),  # unique per offer (tests/cti/test_offer_ids.py)
+        ],
+        [
             ("Action", "Redirect"),
             ("Channel", "PJSIP/trunk-0000002a"),
             ("Context", "acd-connect"),

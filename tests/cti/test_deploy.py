@@ -24,9 +24,11 @@ def test_extensions_conf_has_the_dialplan_names() -> None:
     } <= contexts
     assert f"UserEvent({dp.hold_user_event},DNIS: ${{ACD_DNIS}})" in text
     assert (
-        f"UserEvent({dp.dial_result_user_event},AgentId: ${{EXTEN}},DialStatus: ${{DIALSTATUS}})"
-        in text
+        f"UserEvent({dp.dial_result_user_event},AgentId: ${{EXTEN}},DialStatus: ${{DIALSTATUS}},"
+        "OfferId: ${ACD_DIALLED_OFFER})" in text
     )
+    # The offer id is copied before Dial: the next offer's Setvar cannot change the echo.
+    assert f"1,Set(ACD_DIALLED_OFFER=${{{dp.offer_var}}})" in text
     assert f"Dial(${{{dp.device_var}}},${{{dp.ring_timeout_var}}},g)" in text
     assert "exten => _[0-9A-Za-z]!,1," in text  # any agent id
 

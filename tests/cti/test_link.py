@@ -453,18 +453,19 @@ async def test_offer_actions_are_pipelined(peer: AmiPeer) -> None:
     link = await ready_link(peer, sink, action_timeout_s=0.3)
     try:
         call_id = await arrive(peer, sink, "u1")
-        peer.hold_until = "Redirect"  # no answer before all three actions arrived
+        peer.hold_until = "Redirect"  # no answer before all four actions arrived
         link.execute(OfferCall(call_id, "1001", "PJSIP/1001", 15, "q"))
         await wait_for(lambda: len(peer.actions("Redirect")) == 1)
-        await link.settled()  # the offer's check has run: all three answered in time
+        await link.settled()  # the offer's check has run: all four answered in time
         assert sink.of(OfferFailed) == []
         names = [m.name for m in peer.received if m.name in ("Setvar", "Redirect")]
-        assert names == ["Setvar", "Setvar", "Redirect"]
+        assert names == ["Setvar", "Setvar", "Setvar", "Redirect"]
         setvars = peer.actions("Setvar")
-        assert [(m.get("Variable"), m.get("Value")) for m in setvars] == [
+        assert [(m.get("Variable"), m.get("Value")) for m in setvars[:2]] == [
             ("ACD_AGENT_DEVICE", "PJSIP/1001"),
             ("ACD_RING_TIMEOUT", "15"),
         ]
+        assert setvars[2].get("Variable") == "ACD_OFFER_ID" and setvars[2].get("Value")
         assert peer.actions("Redirect")[0].get("Channel") == "PJSIP/trunk-u1"
     finally:
         await link.close()
