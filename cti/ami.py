@@ -230,15 +230,23 @@ class FilteringParser(AmiParser):
 def _parse_fast(block: bytes) -> Message:
     """``cti.wire.parse_block`` in one pass for well-formed ``Key: Value`` CRLF blocks.
 
-    Anything unusual (a bare LF, a line without ``": "``, padded keys or values) goes to
-    ``parse_block`` itself, so the result is always identical to it.
+    Anything unusual (a bare LF, a line without ``": "``, a colon before the first
+    ``": "``, padded keys or values) goes to ``parse_block`` itself, so the result is
+    always identical to it.
     """
     text = block.decode("utf-8", errors="replace")
     headers: list[tuple[str, str]] = []
     index: dict[str, str] = {}
     for line in text.split("\r\n"):
         key, sep, value = line.partition(": ")
-        if not sep or "\n" in line or "\r" in line or key != key.strip() or value.startswith(" "):
+        if (
+            not sep
+            or ":" in key  # parse_block splits at the first colon, not at the first ": "
+            or "\n" in line
+            or "\r" in line
+            or key != key.strip()
+            or value.startswith(" ")
+        ):
             if line:
                 return parse_block(block)
             continue
