@@ -34,6 +34,7 @@ from app import db as database
 from app import live
 from app.api import api_router
 from app.api.dberrors import install_database_error_handlers
+from app.apidocs import install_api_docs
 from app.auth import Role, TokenVersions, ensure_admin, load_token_version, optional_principal
 from app.bodylimit import BodySizeLimitMiddleware
 from app.errors import ServiceUnavailable, install_error_handlers
@@ -175,6 +176,8 @@ def create_app(
         ),
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        docs_url=None,  # app.apidocs serves them from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = None
@@ -200,6 +203,7 @@ def create_app(
     app.include_router(live_routes.router)
     app.include_router(live_ws.router)
     app.include_router(pages_router)
+    install_api_docs(app)
 
     @app.get("/health", tags=["health"], summary="Liveness: the process answers")
     async def health() -> HealthRead:
