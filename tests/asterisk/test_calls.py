@@ -164,12 +164,6 @@ async def test_abandon_while_ringing(center: Center) -> None:
     assert view["missed_in_row"] == 0
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race: seen in about 1 run in 4 on two shared cores
-    reason="defect (issue 10): a single no-answer charged twice -- the call is re-offered to "
-    "the same agent at once, the late result of the first offer is taken for the second, and "
-    "the agent is auto-paused with missed_in_row 2 after one NOANSWER from Asterisk",
-)
 async def test_auto_pause_after_max_missed_real_misses(center: Center) -> None:
     await center.queue(ring_timeout_s=2.0)
     silent = await center.agent("MUTE", max_missed=2)
