@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import uvicorn
 
-from app.settings import DEFAULT_ADMIN_PASSWORD, Settings
+from app.settings import DEFAULT_ADMIN_PASSWORD, DEFAULT_JWT_SECRET, Settings
+from app.slowheaders import header_timeout_protocol
 
 logger = logging.getLogger("app")
 
@@ -118,6 +119,13 @@ def main() -> int:
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if settings.auth.jwt_secret.get_secret_value() == DEFAULT_JWT_SECRET:
+        # Only demo mode gets here with it (check_secrets refuses it elsewhere).
+        logger.warning(
+            "demo mode: the JWT secret is the public default from the source code; anyone "
+            "can sign tokens for this service (admin included). Do not expose it; set "
+            "SWITCHBOARD_AUTH__JWT_SECRET for anything but a local demo"
+        )
     from app.main import create_app
 
     tune_gc()
@@ -130,6 +138,7 @@ def main() -> int:
         workers=1,
         log_level=settings.log_level.lower(),
         ws="websockets-sansio",
+        http=header_timeout_protocol(settings.header_timeout_s),
     )
     return 0
 

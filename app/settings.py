@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # A connection must send a complete request line and headers within this time once
+    # the server waits for a request (app/slowheaders.py); slow senders are cut off.
+    header_timeout_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     demo: bool | None = None  # None: demo iff no AMI server is configured
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     ami: AmiSettings = Field(default_factory=AmiSettings)
