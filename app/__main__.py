@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -104,6 +105,17 @@ def banner(settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends the process through ``sys.exit``, so ``atexit`` handlers run.
+
+    uvicorn handles SIGTERM itself while serving (graceful shutdown), then restores the
+    previous handler and raises the signal again: with the default handler the process
+    would die there, skipping ``atexit``, and the embedded PostgreSQL it started (stopped
+    by pgserver at exit) would keep running after the service.
+    """
+    raise SystemExit(0)
+
+
 def main() -> int:
     settings = Settings()
     logging.basicConfig(
@@ -129,6 +141,7 @@ def main() -> int:
     from app.main import create_app
 
     tune_gc()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app = create_app(settings, on_started=freeze_now)
     print(banner(settings), flush=True)
     uvicorn.run(

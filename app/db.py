@@ -9,7 +9,8 @@ Invariants:
   database (created if missing).  pgserver is blocking, so it runs in a worker thread.
   The embedded server is shared per data directory inside the process and stopped by
   pgserver at interpreter exit (not by ``close()``), so several ``Database`` objects and
-  test modules can use one server.  Whether the embedded server may be used at all is
+  test modules can use one server.  Only a server this process started is stopped: one
+  found running (another process's, or left from before) is attached to and left alone.  Whether the embedded server may be used at all is
   the settings' decision (``Settings.check_database``: demo mode or asked for), not
   this module's; pgserver is the ``demo`` extra, absent from the runtime image.
 - Migrations are Alembic's (``migrations/``), applied to head by the same ``env.py`` the
@@ -81,7 +82,13 @@ def start_embedded(embedded_dir: Path, database: str = EMBEDDED_DATABASE) -> URL
     embedded_dir = embedded_dir.expanduser().resolve()
     embedded_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = get_server(embedded_dir, cleanup_mode="stop")
+        from pgserver.utils import PostmasterInfo
+
+        found = PostmasterInfo.read_from_pgdata(embedded_dir) if embedded_dir.exists() else None
+        attached = found is not None and found.is_running()
+        # pgserver stops the server when its last registered process exits; a server we
+        # merely attached to is not ours to stop.
+        server = get_server(embedded_dir, cleanup_mode=None if attached else "stop")
     except Exception as exc:  # pgserver raises bare subprocess / assertion errors
         raise DatabaseError(
             f"could not start embedded PostgreSQL in {embedded_dir}: {exc}"
