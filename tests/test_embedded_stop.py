@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytest.importorskip("pgserver")
@@ -64,6 +65,15 @@ def _postmaster(pgdata: Path) -> PostmasterInfo | None:
     return info if info is not None and info.is_running() else None
 
 
+def _stop_left_over(pgdata: Path) -> None:
+    """A server the test leaves behind (a failure, or the attached one) is stopped."""
+    info = _postmaster(pgdata)
+    if info is not None:
+        process = psutil.Process(info.pid)
+        process.terminate()
+        process.wait(30)
+
+
 def _gone(pgdata: Path, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,9 +96,7 @@ def test_sigterm_stops_the_embedded_postgres_it_started(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        info = _postmaster(pgdata)
-        if info is not None and info.process is not None:
-            info.process.terminate()
+        _stop_left_over(pgdata)
 
 
 def test_sigterm_leaves_a_postgres_it_attached_to(tmp_path: Path) -> None:
@@ -118,7 +126,4 @@ def test_sigterm_leaves_a_postgres_it_attached_to(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        info = _postmaster(pgdata)
-        if info is not None and info.process is not None:
-            info.process.terminate()
-            info.process.wait(30)
+        _stop_left_over(pgdata)
