@@ -30,8 +30,9 @@ import time
 from typing import Any
 
 from bench.loadtest_worker import serve
-from cti.simulator.engine import AsteriskSimulator, Call
+from cti.simulator.engine import AsteriskSimulator
 from cti.simulator.model import ROUTER_EVENTS, DeviceProfile, SimUser
+from cti.simulator.world import Call
 
 log = logging.getLogger(__name__)
 

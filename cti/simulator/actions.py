@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cti.simulator.engine import AMI_VERSION, ASTERISK_VERSION, STATE_DESC, Chan
+from cti.simulator.world import AMI_VERSION, ASTERISK_VERSION, STATE_DESC, Chan
 from cti.wire import Message
 
 if TYPE_CHECKING:
