@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from app import models
-from app.api import schemas, service
+from app.api import device_service, schemas, service
 from app.api.notify import calls_in_queue, config_changed
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.auth import AdminUser, CurrentUser, Role, SupervisorUser, token_versions
@@ -295,7 +295,9 @@ async def list_devices(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> schemas.Page[schemas.DeviceRead]:
-    items, nxt = await service.list_devices(session, agent_id=agent_id, limit=limit, cursor=cursor)
+    items, nxt = await device_service.list_devices(
+        session, agent_id=agent_id, limit=limit, cursor=cursor
+    )
     return schemas.Page(items=items, next_cursor=nxt)
 
 
@@ -308,12 +310,12 @@ async def list_devices(
 async def create_device(
     session: SessionDep, settings: SettingsDep, _: AdminUser, body: schemas.DeviceCreate
 ) -> schemas.DeviceRead:
-    return await service.create_device(session, data=body, policy=settings.devices)
+    return await device_service.create_device(session, data=body, policy=settings.devices)
 
 
 @devices.get("/{device_id}", summary="Get a device", responses=NOT_FOUND)
 async def get_device(session: SessionDep, _: SupervisorUser, device_id: Id) -> schemas.DeviceRead:
-    return await service.get_device(session, device_id=device_id)
+    return await device_service.get_device(session, device_id=device_id)
 
 
 @devices.patch(
@@ -328,7 +330,7 @@ async def update_device(
     device_id: Id,
     body: schemas.DeviceUpdate,
 ) -> schemas.DeviceRead:
-    return await service.update_device(
+    return await device_service.update_device(
         session, device_id=device_id, data=body, policy=settings.devices
     )
 
@@ -340,7 +342,7 @@ async def update_device(
     responses=NOT_FOUND,
 )
 async def delete_device(session: SessionDep, _: AdminUser, device_id: Id) -> Response:
-    await service.delete_device(session, device_id=device_id)
+    await device_service.delete_device(session, device_id=device_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
