@@ -39,8 +39,8 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,184 +49,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import Base, Call
+from app.outcome_rows import CallEventRow as CallEventRow
+from app.outcome_rows import CallOutcome as CallOutcome
+from app.outcome_rows import seconds_between
+from app.outcome_rows import to_dt as to_dt
+from app.retention import RETENTION_DAYS as RETENTION_DAYS
+from app.retention import PurgeReport as PurgeReport
+from app.retention import purge_expired as purge_expired
 from app.stats import quantile
 from app.writer import Flusher, execute_in_slices, is_transient
 from cti.ami import backoff_delay
-from routing.commands import CallRecord, CallResult
 
 log = logging.getLogger(__name__)
-
-RETENTION_DAYS = 730  # service records are archived two years, then purged
-
-
-# --- rows -----------------------------------------------------------------------------------
-
-
-def to_dt(epoch: float | None) -> datetime | None:
-    """Epoch seconds (the routing core's clock) -> aware UTC datetime."""
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
-
-
-def _int_id(value: str | int | None) -> int | None:
-    """Routing ids are strings of database ids; anything else has no row to refer to."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    return int(value) if value.isdigit() else None
-
-
-def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
-    if later is None or earlier is None:
-        return None
-    return max(0.0, (later - earlier).total_seconds())
-
-
-@dataclass(slots=True)
-class CallOutcome:
-    """One finished call, as stored in ``calls`` (durations are derived)."""
-
-    call_id: str
-    server: str
-    uniqueid: str
-    caller: str
-    result: CallResult
-    arrived_at: datetime
-    ended_at: datetime | None
-    linkedid: str | None = None
-    dnis: str | None = None
-    queue_id: int | None = None
-    agents_offered: tuple[int, ...] = ()
-    answered_by: int | None = None
-    first_offered_at: datetime | None = None
-    answered_at: datetime | None = None
-    wrapup_ended_at: datetime | None = None
-    rona_count: int = 0
-    vip: bool = False
-    entitled: bool = False
-    overflow_target: str | None = None
-    disposition_code: str | None = None
-    notes: str | None = None
-    reason: str | None = None
-
-    @classmethod
-    def from_record(
-        cls,
-        rec: CallRecord,
-        *,
-        server: str | None = None,
-        uniqueid: str | None = None,
-        linkedid: str | None = None,
-        dnis: str | None = None,
-    ) -> CallOutcome:
-        """Build from the routing core's record; ``server``/``uniqueid`` default to the
-        two halves of ``call_id`` ("<server>/<uniqueid>")."""
-        default_server, _, default_uniqueid = rec.call_id.partition("/")
-        return cls(
-            call_id=rec.call_id,
-            server=server if server is not None else default_server,
-            uniqueid=uniqueid if uniqueid is not None else default_uniqueid,
-            linkedid=linkedid,
-            caller=rec.caller,
-            dnis=dnis,
-            queue_id=_int_id(rec.queue_id),
-            agents_offered=tuple(
-                a for a in (_int_id(x) for x in rec.agents_offered) if a is not None
-            ),
-            answered_by=_int_id(rec.answered_by),
-            arrived_at=datetime.fromtimestamp(rec.arrived_at, UTC),
-            first_offered_at=to_dt(rec.first_offered_at),
-            answered_at=to_dt(rec.answered_at),
-            ended_at=to_dt(rec.ended_at),
-            result=CallResult(rec.result),
-            rona_count=rec.rona_count,
-            vip=rec.vip,
-            entitled=rec.entitled,
-            overflow_target=rec.overflow_target,
-            reason=rec.reason,
-        )
-
-    def validate(self) -> None:
-        if not self.call_id:
-            raise ValueError("call outcome needs a call_id")
-        CallResult(self.result)  # raises ValueError for an unknown result
-        for name in ("arrived_at", "ended_at", "first_offered_at", "answered_at"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"call {self.call_id}: {name} must be timezone-aware")
-        if self.rona_count < 0:
-            raise ValueError(f"call {self.call_id}: rona_count must be >= 0")
-
-    def to_row(self) -> dict[str, Any]:
-        end_of_wait = self.answered_at or self.ended_at
-        answered = self.answered_at is not None
-        return {
-            "call_id": self.call_id,
-            "server": self.server,
-            "uniqueid": self.uniqueid,
-            "linkedid": self.linkedid,
-            "caller": self.caller,
-            "dnis": self.dnis,
-            "queue_id": self.queue_id,
-            "agents_offered": list(self.agents_offered),
-            "answered_by": self.answered_by,
-            "arrived_at": self.arrived_at,
-            "first_offered_at": self.first_offered_at,
-            "answered_at": self.answered_at,
-            "ended_at": self.ended_at,
-            "wrapup_ended_at": self.wrapup_ended_at,
-            "wait_s": _seconds(end_of_wait, self.arrived_at),
-            "ring_s": _seconds(self.answered_at, self.first_offered_at) if answered else None,
-            "talk_s": _seconds(self.ended_at, self.answered_at) if answered else None,
-            "wrapup_s": _seconds(self.wrapup_ended_at, self.ended_at),
-            "result": CallResult(self.result).value,
-            "rona_count": self.rona_count,
-            "vip": self.vip,
-            "entitled": self.entitled,
-            "overflow_target": self.overflow_target,
-            "disposition_code": self.disposition_code,
-            "notes": self.notes,
-            "reason": self.reason,
-        }
-
-
-@dataclass(slots=True)
-class CallEventRow:
-    """One lifecycle event of a call (``call_events``)."""
-
-    call_id: str
-    kind: str  # "queued", "offered", "rona", "answered", "ended", "overflowed", ...
-    at: datetime
-    agent_id: int | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def at_epoch(
-        cls,
-        call_id: str,
-        kind: str,
-        at: float,
-        *,
-        agent_id: str | int | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> CallEventRow:
-        return cls(call_id, kind, datetime.fromtimestamp(at, UTC), _int_id(agent_id), data or {})
-
-    def validate(self) -> None:
-        if not self.call_id or not self.kind:
-            raise ValueError("call event needs a call_id and a kind")
-        if self.at.tzinfo is None:
-            raise ValueError(f"call {self.call_id}: event time must be timezone-aware")
-        json.dumps(self.data)  # raises TypeError now rather than in the flusher
-
-    def to_row(self) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id,
-            "kind": self.kind,
-            "at": self.at,
-            "agent_id": self.agent_id,
-            "data": self.data,
-        }
 
 
 # --- spill-file codec -----------------------------------------------------------------------
@@ -693,7 +527,7 @@ def _apply_wrapup(call: dict[str, Any], wrapup: dict[str, Any]) -> dict[str, Any
     for key in _WRAPUP_FIELDS:
         if wrapup.get(key) is not None:
             merged[key] = wrapup[key]
-    merged["wrapup_s"] = _seconds(merged["wrapup_ended_at"], merged["ended_at"])
+    merged["wrapup_s"] = seconds_between(merged["wrapup_ended_at"], merged["ended_at"])
     return merged
 
 
@@ -755,60 +589,3 @@ _UPDATE_WRAPUP = (
         ),
     )
 )
-
-
-# --- retention ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeReport:
-    cutoff: datetime
-    calls: int
-    call_events: int
-
-
-async def purge_expired(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    now: datetime,
-    retention_days: int = RETENTION_DAYS,
-    chunk: int = 10_000,
-) -> PurgeReport:
-    """Delete calls and call events older than ``retention_days`` (two years by default).
-
-    Deletes in chunks of ``chunk`` rows, one short transaction each, so the outcome
-    writer is never blocked for long.  (Once ``call_events`` is partitioned by month,
-    dropping old partitions replaces the event half of this.)
-    """
-    if retention_days < 1:
-        raise ValueError("retention_days must be >= 1")
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    cutoff = now - timedelta(days=retention_days)
-    counts = {}
-    for table, key, time_col in (
-        (_calls, (_calls.c.id,), _calls.c.arrived_at),
-        (
-            _events,
-            (_events.c.at, _events.c.id),
-            _events.c.at,
-        ),
-    ):
-        total = 0
-        while True:
-            victims = sa.select(*key).where(time_col < cutoff).limit(chunk)
-            stmt = sa.delete(table).where(sa.tuple_(*key).in_(victims))
-            async with sessionmaker() as session, session.begin():
-                result = await session.execute(stmt)
-            deleted = int(result.rowcount)  # type: ignore[attr-defined]
-            total += deleted
-            if deleted < chunk:
-                break
-        counts[table.name] = total
-    log.info(
-        "purged %d calls and %d call events older than %s",
-        counts["calls"],
-        counts["call_events"],
-        cutoff.isoformat(),
-    )
-    return PurgeReport(cutoff, counts["calls"], counts["call_events"])
