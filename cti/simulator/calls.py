@@ -25,22 +25,6 @@ log = logging.getLogger("cti.simulator.engine")
 class CallFlow(SimulatorCore):
     """The inbound dialplan, routing actions, Dial() and the caller's far party."""
 
-    def _originate_response(
-        self,
-        action_id: str | None,
-        response: str,
-        channel: str,
-        reason: int,
-        uniqueid: str,
-        num: str,
-        name: str,
-        *,
-        app: tuple[str, str] | None = None,
-        dest: tuple[str, str] | None = None,
-    ) -> None:
-        """Write OriginateResponse; the originate layer (``engine.AsteriskSimulator``) has it."""
-        raise NotImplementedError
-
     # ================================================================ inbound calls
 
     def place_call(

@@ -365,6 +365,32 @@ class SimulatorCore:
                 n += 1
         self.stats.events_sent += n
 
+    def _originate_response(
+        self,
+        action_id: str | None,
+        response: str,
+        channel: str,
+        reason: int,
+        uniqueid: str,
+        num: str,
+        name: str,
+        *,
+        app: tuple[str, str] | None = None,
+        dest: tuple[str, str] | None = None,
+    ) -> None:
+        if action_id is None or not self._wants("OriginateResponse"):
+            return
+        parts = [f"ActionID: {action_id}\r\n" if action_id else "", f"Response: {response}\r\n"]
+        parts.append(f"Channel: {channel}\r\n")
+        if dest is not None:
+            parts.append(f"Context: {dest[0]}\r\nExten: {dest[1]}\r\n")
+        elif app is not None:
+            parts.append(f"Application: {app[0]}\r\nData: {app[1]}\r\n")
+        parts.append(
+            f"Reason: {reason}\r\nUniqueid: {uniqueid}\r\nCallerIDNum: {num}\r\nCallerIDName: {name}\r\n"
+        )
+        self._emit("OriginateResponse", "".join(parts))
+
     def _ev(self, name: str, ch: Chan, extra: str = "") -> None:
         if self._wants(name):
             self._emit(name, ch.block() + extra)
