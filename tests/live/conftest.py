@@ -232,6 +232,13 @@ class Service:
             return list(rows)
 
 
+async def inbox_barrier(cc: Any) -> None:
+    """Return once the driver has processed everything queued on its inbox before."""
+    passed = asyncio.Event()
+    cc.inject_callable(passed.set)
+    await asyncio.wait_for(passed.wait(), 30.0)
+
+
 def sim_server(sim: AsteriskSimulator, user: str = SIM_USER, secret: str = SIM_SECRET) -> AmiServer:
     return AmiServer(sim.name, "127.0.0.1", sim.port, user, secret)
 

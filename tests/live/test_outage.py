@@ -8,14 +8,13 @@ offers are in flight and keeps refusing the login for a while; agents go ready m
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import sqlalchemy as sa
 
 from app import models
 from cti.simulator import DeviceProfile, SimUser
-from tests.live.conftest import PLAIN_PHONE, SIM_SECRET, SIM_USER, Service
+from tests.live.conftest import PLAIN_PHONE, SIM_SECRET, SIM_USER, Service, inbox_barrier
 from tests.polling import wait_for
 
 
@@ -35,13 +34,6 @@ async def _rows(svc: Service, call_ids: list[str]) -> list[Any]:
     async with svc.db.sessionmaker() as s:
         rows = await s.scalars(sa.select(models.Call).where(models.Call.call_id.in_(call_ids)))
         return list(rows)
-
-
-async def _inbox_barrier(*, svc: Service) -> None:
-    """Return once the driver has processed everything queued on its inbox before."""
-    passed = asyncio.Event()
-    svc.callcenter.inject_callable(passed.set)
-    await asyncio.wait_for(passed.wait(), 30.0)
 
 
 async def test_outage_suspends_calls_no_misses_and_all_routed_after_resync(
@@ -82,7 +74,7 @@ async def test_outage_suspends_calls_no_misses_and_all_routed_after_resync(
         # Each ready was handled at once (an offer is decided and written in the same
         # step); the failure reports such offers would have produced are queued on the
         # driver's inbox before this barrier, and a re-offer would have counted.
-        await _inbox_barrier(svc=service)
+        await inbox_barrier(service.callcenter)
         assert cc.counters["offers"] == offers_at_drop
         for c in call_ids:
             view = cc.engine.call(c)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cti.simulator import AsteriskSimulator, DeviceProfile
-from tests.live.conftest import PLAIN_PHONE, VIP_PHONE, Recorder, Service
+from tests.live.conftest import PLAIN_PHONE, VIP_PHONE, Recorder, Service, inbox_barrier
 from tests.live.test_calls import call_id_of, outcome, ready_agent
 from tests.polling import wait_for
 
@@ -24,13 +24,6 @@ def greeting(sim: AsteriskSimulator, seconds: float) -> Iterator[None]:
         yield
     finally:
         sim.arrive_event, sim.greeting_s = False, 0.0
-
-
-async def inbox_barrier(cc: Any) -> None:
-    """Return once the driver has processed everything queued on its inbox before."""
-    passed = asyncio.Event()
-    cc.inject_callable(passed.set)
-    await asyncio.wait_for(passed.wait(), 30.0)
 
 
 def delta(cc: Any, before: dict[str, int], name: str) -> int:
