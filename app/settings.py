@@ -21,6 +21,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.kpi import DEFAULT_SHORT_ABANDON_S, SlFormula
+
 DEFAULT_JWT_SECRET = "switchboard-demo-secret-change-me-0123456789"  # noqa: S105 - refused outside demo
 DEFAULT_ADMIN_PASSWORD = "admin"  # noqa: S105 - refused outside demo
 
@@ -103,6 +105,18 @@ class OutcomeSettings(BaseModel):
     retention_days: int = 730
 
 
+class KpiSettings(BaseModel):
+    """How the service level is computed, on the wallboard and in the reports (``app.kpi``).
+
+    ``sl_formula``: ``exclude_short_abandons`` (answered within the queue's threshold /
+    (answered + abandoned after ``short_abandon_s``)) or ``offered`` (... / (answered +
+    every abandon)).  ``short_abandon_s``: a caller who gives up sooner is a short abandon.
+    """
+
+    sl_formula: SlFormula = SlFormula.EXCLUDE_SHORT_ABANDONS
+    short_abandon_s: float = Field(default=DEFAULT_SHORT_ABANDON_S, ge=0, allow_inf_nan=False)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SWITCHBOARD_",
@@ -124,6 +138,7 @@ class Settings(BaseSettings):
     demo_traffic: DemoSettings = Field(default_factory=DemoSettings)
     outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
     devices: DeviceSettings = Field(default_factory=DeviceSettings)
+    kpi: KpiSettings = Field(default_factory=KpiSettings)
 
     @property
     def demo_mode(self) -> bool:

@@ -73,7 +73,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, assert_never
 
 from app.errors import AgentNotFound, InvalidForcedState, NothingToWrapUp, UnknownDisposition
-from app.live import loader, protocol
+from app.live import boardhistory, loader, protocol
 from app.live.actions import TELEPHONY_ACTIONS, ActionRunner
 from app.live.agents import AgentActions
 from app.live.classify import Classifier
@@ -265,6 +265,10 @@ class CallCenter:
         """Load the configuration and the previous run's live state, then start
         consuming events and the timers."""
         await self.reload()
+        try:  # the figures so far today: a restart must not zero the wallboard
+            await boardhistory.rebuild(self.wallboard, self.database.sessionmaker, now=self.clock())
+        except Exception:  # the wallboard is not worth refusing to route for
+            logger.exception("wallboard not rebuilt from the database; counting from zero")
         if self.store is not None:
             await self.restorer.restore(self.store)
             self.store.start(

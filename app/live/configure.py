@@ -76,7 +76,7 @@ class Configuration:
             self._apply(ConfigureQueue(qrow.config))
             state.queues[queue_id] = qrow
             state.queue_open[queue_id] = qrow.config.is_open
-            self.wallboard.set_queues([queue_id])
+            self.wallboard.set_queue(queue_id, sl_target_s=qrow.config.sl_target_s)
         for agent_id, arow in agents.items():
             self._apply(ConfigureAgent(arow.config))
             state.agents[agent_id] = arow

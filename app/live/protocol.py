@@ -246,11 +246,20 @@ class WallboardState(TypedDict):
     queues: dict[str, ScopeFigures]
 
 
+class HistoryPoint(TypedDict):
+    """One minute of the wallboard's last-hour chart (all queues)."""
+
+    t: float  # end of the minute (epoch s; the current minute: now)
+    sl: float | None  # the 15-minute service level then
+    w: int | None  # most callers waiting during the minute (None: unknown)
+
+
 class SnapshotFrame(TypedDict):
     type: Literal["snapshot"]
     seq: int
     overall: ScopeFigures
     queues: dict[str, ScopeFigures]
+    history: NotRequired[list[HistoryPoint]]
 
 
 class DeltaFrame(TypedDict):
@@ -264,8 +273,15 @@ class DeltaFrame(TypedDict):
     removed_queues: NotRequired[list[str]]
 
 
-def snapshot(seq: int, state: WallboardState) -> SnapshotFrame:
-    return SnapshotFrame(type="snapshot", seq=seq, overall=state["overall"], queues=state["queues"])
+def snapshot(
+    seq: int, state: WallboardState, history: list[HistoryPoint] | None = None
+) -> SnapshotFrame:
+    frame = SnapshotFrame(
+        type="snapshot", seq=seq, overall=state["overall"], queues=state["queues"]
+    )
+    if history is not None:
+        frame["history"] = history
+    return frame
 
 
 def delta(

@@ -136,7 +136,12 @@ async def live_runtime(
         await outcomes.start()
         stack.push_async_callback(outcomes.close)
 
-        engine = options.engine if options.engine is not None else RoutingEngine()
+        kpi = settings.kpi
+        engine = (
+            options.engine
+            if options.engine is not None
+            else RoutingEngine(short_abandon_s=kpi.short_abandon_s)
+        )
         from app.live.persist import StateStore
 
         store = StateStore(database.sessionmaker, interval_s=options.state_interval_s)
@@ -149,7 +154,9 @@ async def live_runtime(
             clock=clock,
             agent_hub=Hub("agents", queue_size=queue_size),
             wallboard_hub=Hub("wallboard", queue_size=max(4, queue_size // 8)),
-            wallboard=Wallboard(now=clock()),
+            wallboard=Wallboard(
+                now=clock(), short_abandon_s=kpi.short_abandon_s, sl_formula=kpi.sl_formula
+            ),
             store=store,
             lookup_timeout_s=options.lookup_timeout_s,
             offer_push_timeout_s=options.offer_push_timeout_s,

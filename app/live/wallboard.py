@@ -9,9 +9,11 @@ Invariants:
   is a plain accumulator reset at local midnight.
 - Definitions (per scope and window):
   offered = calls that arrived in the queue; answered; abandoned = caller hung up while
-  waiting or ringing after more than 5 s; short_abandoned = within 5 s (excluded from
-  service level and abandon rate, as the industry does);
-  service_level = answered within ``sl_threshold_s`` (15 s) / (answered + abandoned);
+  waiting or ringing after ``short_abandon_s`` (5 s) or more; short_abandoned = sooner
+  (excluded from the abandon rate, as the industry does);
+  answered_in_sl = answered within the threshold of the call's own queue
+  (``set_queue(q, sl_target_s=...)``; ``sl_threshold_s`` for a queue never configured);
+  service_level = answered_in_sl / the denominator of the configured ``app.kpi.SlFormula``;
   asa = mean wait of answered calls; aht = mean (talk + wrap-up) of handled calls,
   counted when the wrap-up ends; abandon_rate = abandoned / (answered + abandoned).
   A call is counted in the window of the minute it *ended* (answered calls: the minute
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.kpi import DEFAULT_SHORT_ABANDON_S, DEFAULT_SL_TARGET_S, SlFormula, service_level
 from app.live import protocol
 from app.live.protocol import DeltaFrame, Kpis, ScopeFigures, SnapshotFrame, WallboardState
 from routing.commands import (
@@ -46,7 +49,6 @@ from routing.commands import (
 )
 
 OVERALL = "*"
-SHORT_ABANDON_S = 5.0
 
 # Counter slots (a list per bucket keeps the per-event work to a few index adds).
 _OFFERED, _ANSWERED, _ANSWERED_SL, _ABANDONED, _SHORT, _OVERFLOWED, _FAILED = range(7)
@@ -54,6 +56,22 @@ _WAIT_SUM, _HANDLED, _HANDLE_SUM = 7, 8, 9
 _N = 10
 
 WINDOWS = (("15m", 15), ("60m", 60))
+HISTORY_MINUTES = 60  # the last-hour chart: one point per minute
+_KEEP_MINUTES = HISTORY_MINUTES + 15  # the hour's first point needs 15 minutes before it
+
+# Counter names as ``seed`` takes them (the rebuild from the database at start).
+SLOTS = {
+    "offered": _OFFERED,
+    "answered": _ANSWERED,
+    "answered_in_sl": _ANSWERED_SL,
+    "abandoned": _ABANDONED,
+    "short_abandoned": _SHORT,
+    "overflowed": _OVERFLOWED,
+    "failed": _FAILED,
+    "wait_sum": _WAIT_SUM,
+    "handled": _HANDLED,
+    "handle_sum": _HANDLE_SUM,
+}
 
 
 def _local_day(t: float) -> int:
@@ -72,6 +90,7 @@ class _Scope:
     )
     today: list[float] = field(default_factory=lambda: [0.0] * _N)
     waiting: dict[str, float] = field(default_factory=dict)  # call_id -> arrived_at
+    sl_target_s: float | None = None  # the queue's own threshold (None: the default)
     agents: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in AgentState})
 
 
@@ -86,8 +105,17 @@ class _Call:
 class Wallboard:
     """Incremental wallboard state; see the module docstring for the definitions."""
 
-    def __init__(self, *, sl_threshold_s: float = 15.0, now: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        sl_threshold_s: float = DEFAULT_SL_TARGET_S,
+        short_abandon_s: float = DEFAULT_SHORT_ABANDON_S,
+        sl_formula: SlFormula = SlFormula.EXCLUDE_SHORT_ABANDONS,
+        now: float | None = None,
+    ) -> None:
         self.sl_threshold_s = sl_threshold_s
+        self.short_abandon_s = short_abandon_s
+        self.sl_formula = sl_formula
         self._scopes: dict[str, _Scope] = {OVERALL: _Scope()}
         self._calls: dict[str, _Call] = {}  # arrived and not yet ended
         self._wrapping: dict[str, _Call] = {}  # answered + ended, waiting for wrap-up end
@@ -98,6 +126,7 @@ class Wallboard:
         self._day = _local_day(start)
         self.seq = 0
         self._published: WallboardState | None = None
+        self._waiting_peak: dict[int, int] = {}  # minute -> most callers waiting (overall)
 
     # --- configuration ----------------------------------------------------------------
 
@@ -111,6 +140,10 @@ class Wallboard:
         """Make sure every configured queue shows up, even with no traffic yet."""
         for q in queue_ids:
             self._scope(q)
+
+    def set_queue(self, queue_id: str, *, sl_target_s: float) -> None:
+        """A configured queue and its own service-level threshold (seconds)."""
+        self._scope(queue_id).sl_target_s = sl_target_s
 
     def remove_queue(self, queue_id: str) -> None:
         if queue_id != OVERALL:
@@ -177,12 +210,78 @@ class Wallboard:
                     if bucket is not None:
                         for i in range(_N):
                             sums[i] -= bucket[i]
-            for m in [m for m in scope.buckets if m <= minute - 60]:
+            for m in [m for m in scope.buckets if m <= minute - _KEEP_MINUTES]:
                 del scope.buckets[m]
             if day != self._day:
                 scope.today = [0.0] * _N
+        for m in [m for m in self._waiting_peak if m <= minute - HISTORY_MINUTES]:
+            del self._waiting_peak[m]
         self._minute = minute
         self._day = day
+
+    def _sample_waiting(self) -> None:
+        waiting = len(self._scopes[OVERALL].waiting)
+        if waiting > self._waiting_peak.get(self._minute, -1):
+            self._waiting_peak[self._minute] = waiting
+
+    # --- rebuilt from the database at start -------------------------------------------
+
+    def seed(self, queue_id: str | None, minute: int, name: str, value: float, now: float) -> None:
+        """Add ``value`` to counter ``name`` of ``minute`` (epoch minutes) as if counted live.
+
+        For the rebuild at start (``app.live.boardhistory``): a queue that is not configured
+        counts in the overall scope only; a minute outside every window is ignored.
+        """
+        self._advance(now)
+        today = _local_day(minute * 60) == self._day
+        if minute > self._minute or (minute <= self._minute - _KEEP_MINUTES and not today):
+            return
+        slot = SLOTS[name]
+        scopes = [self._scopes[OVERALL]]
+        if queue_id is not None and queue_id != OVERALL and queue_id in self._scopes:
+            scopes.append(self._scopes[queue_id])
+        for scope in scopes:
+            if minute > self._minute - _KEEP_MINUTES:
+                bucket = scope.buckets.get(minute)
+                if bucket is None:
+                    bucket = scope.buckets[minute] = [0.0] * _N
+                bucket[slot] += value
+            for window, span in WINDOWS:
+                if minute > self._minute - span:
+                    scope.sums[window][slot] += value
+            if today:
+                scope.today[slot] += value
+
+    def seed_waiting(self, minute: int, waiting: int) -> None:
+        """How many callers waited (overall) at the end of ``minute`` (the chart's line)."""
+        if self._minute - HISTORY_MINUTES < minute <= self._minute:
+            self._waiting_peak[minute] = max(self._waiting_peak.get(minute, 0), waiting)
+
+    def history(self, now: float) -> list[protocol.HistoryPoint]:
+        """The last hour, one point a minute (oldest first): the overall 15-minute service
+        level at the end of that minute and the most callers waiting during it (``None``
+        where the service was not running and the database could not tell)."""
+        self._advance(now)
+        self._sample_waiting()
+        buckets = self._scopes[OVERALL].buckets
+        points: list[protocol.HistoryPoint] = []
+        for m in range(self._minute - HISTORY_MINUTES + 1, self._minute + 1):
+            c = [0.0] * _N
+            for k in range(m - 14, m + 1):
+                bucket = buckets.get(k)
+                if bucket is not None:
+                    for i in (_ANSWERED, _ANSWERED_SL, _ABANDONED, _SHORT):
+                        c[i] += bucket[i]
+            sl = service_level(
+                self.sl_formula,
+                answered_in_sl=c[_ANSWERED_SL],
+                answered=c[_ANSWERED],
+                abandoned=c[_ABANDONED],
+                short_abandoned=c[_SHORT],
+            )
+            t = min(now, (m + 1) * 60.0)
+            points.append(protocol.HistoryPoint(t=t, sl=sl, w=self._waiting_peak.get(m)))
+        return points
 
     def apply(self, cmd: Command, now: float) -> None:
         """Account one routing notification (telephony actions are ignored)."""
@@ -196,6 +295,7 @@ class Wallboard:
                 self._scope(cmd.queue_id).waiting[cmd.call_id] = cmd.at
                 self._scopes[OVERALL].waiting[cmd.call_id] = cmd.at
                 self._count(cmd.queue_id, now, _OFFERED)
+                self._sample_waiting()
             elif call.queue_id != cmd.queue_id:
                 # Escalated into another queue: it keeps its arrival time.
                 self._scope(call.queue_id).waiting.pop(cmd.call_id, None)
@@ -211,7 +311,8 @@ class Wallboard:
             wait = max(0.0, cmd.at - call.arrived_at)
             self._count(call.queue_id, now, _ANSWERED)
             self._count(call.queue_id, now, _WAIT_SUM, wait)
-            if wait <= self.sl_threshold_s:
+            target = self._scope(call.queue_id).sl_target_s
+            if wait <= (self.sl_threshold_s if target is None else target):
                 self._count(call.queue_id, now, _ANSWERED_SL)
         elif isinstance(cmd, CallEnded):
             self._call_ended(cmd, now)
@@ -246,7 +347,7 @@ class Wallboard:
             if len(self._wrapping) > 100_000:  # a wrap-up end that never came
                 self._wrapping.pop(next(iter(self._wrapping)))
         elif rec.result is CallResult.ABANDONED:
-            if rec.ended_at - rec.arrived_at < SHORT_ABANDON_S:
+            if rec.ended_at - rec.arrived_at < self.short_abandon_s:
                 self._count(queue, now, _SHORT)
             else:
                 self._count(queue, now, _ABANDONED)
@@ -259,8 +360,7 @@ class Wallboard:
 
     # --- output ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _kpis(c: list[float]) -> Kpis:
+    def _kpis(self, c: list[float]) -> Kpis:
         answered, abandoned = c[_ANSWERED], c[_ABANDONED]
         denominator = answered + abandoned
         return Kpis(
@@ -271,7 +371,13 @@ class Wallboard:
             short_abandoned=int(c[_SHORT]),
             overflowed=int(c[_OVERFLOWED]),
             failed=int(c[_FAILED]),
-            service_level=round(c[_ANSWERED_SL] / denominator, 4) if denominator else None,
+            service_level=service_level(
+                self.sl_formula,
+                answered_in_sl=c[_ANSWERED_SL],
+                answered=answered,
+                abandoned=abandoned,
+                short_abandoned=c[_SHORT],
+            ),
             abandon_rate=round(abandoned / denominator, 4) if denominator else None,
             asa_s=round(c[_WAIT_SUM] / answered, 1) if answered else None,
             aht_s=round(c[_HANDLE_SUM] / c[_HANDLED], 1) if c[_HANDLED] else None,
@@ -302,7 +408,7 @@ class Wallboard:
         """The last published state (what the following deltas are relative to)."""
         if self._published is None:
             self._published = self.state(now)
-        return protocol.snapshot(self.seq, self._published)
+        return protocol.snapshot(self.seq, self._published, self.history(now))
 
     async def publish_async(self, clock: Callable[[], float], chunk: int = 16) -> DeltaFrame | None:
         """Advance to the current state; return the delta (only what changed) or None.
@@ -322,6 +428,7 @@ class Wallboard:
         for i in range(0, len(ids), chunk):
             now = clock()
             self._advance(now)
+            self._sample_waiting()
             for queue_id in ids[i : i + chunk]:
                 scope = self._scopes.get(queue_id)
                 if scope is None:

@@ -349,6 +349,21 @@ async def test_wallboard_follows_calls(service: Service, open_page: Any) -> None
     await service.callcenter.logout("1011")
     assert errors.errors == []
 
+    # A new screen (fresh browser, nothing stored) shows the last hour at once: the
+    # history comes from the server with the snapshot, one point a minute, SL included.
+    fresh, fresh_errors = await open_page(1600, 900)
+    await sign_in(fresh, "/wallboard", *SUPERVISOR)
+    await expect(fresh.locator("#conn")).to_have_text("Live")
+    # 60 points or more at once (local samples would come one per 5 s).
+    await expect(fresh.locator("body")).to_have_attribute(
+        "data-history-points", re.compile(r"^([6-9]\d|\d{3,})$")
+    )
+    await expect(fresh.locator('#chart-svg path[data-series="sl"]')).to_have_count(1)
+    assert (
+        await fresh.evaluate("Object.keys(localStorage).filter(k => k.includes('history'))") == []
+    )
+    assert fresh_errors.errors == []
+
 
 async def test_wallboard_resyncs_after_a_sequence_gap(service: Service, open_page: Any) -> None:
     """A delta lost on the way (a proxy drops one) must not leave wrong figures."""

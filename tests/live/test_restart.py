@@ -277,6 +277,10 @@ async def test_calls_that_ended_while_down_end_once(
     try:
         assert svc.callcenter.counters["ended_while_down"] == 0
         assert await rows_for(db, [talking, waiting]) == {talking: 1, waiting: 1}
+        # The wallboard's figures of today are rebuilt from the calls table, not zero.
+        board = svc.callcenter.wallboard.state(svc.callcenter.clock())
+        today = board["overall"]["windows"]["today"]
+        assert (today["offered"], today["answered"], today["failed"]) == (2, 1, 1)
     finally:
         await svc.stop()
 

@@ -7,6 +7,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from app.kpi import SlFormula
 from app.live.wallboard import OVERALL, Wallboard, apply_delta
 from routing.commands import (
     AgentState,
@@ -132,6 +133,7 @@ async def test_snapshot_plus_deltas_reproduce_state() -> None:
     client: dict[str, Any] = dict(copy.deepcopy(wb.snapshot(T0)))
     seq = client.pop("seq")
     client.pop("type")
+    client.pop("history")  # the chart's points, not part of the state the deltas change
     t = T0
     for i in range(5):
         t += 1
@@ -199,3 +201,63 @@ async def test_publish_in_slices_matches_one_pass_and_yields_to_the_loop() -> No
     finally:
         task.cancel()
     assert await sliced.publish_async(lambda: now[0]) is None  # nothing changed
+
+
+def test_service_level_uses_each_queues_own_threshold() -> None:
+    """A queue with a 1 s target: calls answered after 1.4-2.9 s are all outside it
+    (the overall scope judges each call by its own queue's threshold)."""
+    wb = Wallboard(now=T0)
+    wb.set_queue("fast", sl_target_s=1.0)
+    wb.set_queue("slow", sl_target_s=30.0)
+    for i, wait in enumerate((1.4, 2.0, 2.9)):
+        answered(wb, f"f{i}", "fast", T0 + i, wait=wait, talk=5)
+    answered(wb, "s0", "slow", T0, wait=20, talk=5)
+    answered(wb, "f3", "fast", T0 + 5, wait=0.5, talk=5)
+    state = wb.state(T0 + 59)
+    fast = state["queues"]["fast"]["windows"]["today"]
+    assert (fast["answered"], fast["answered_in_sl"]) == (4, 1)
+    assert fast["service_level"] == 0.25
+    slow = state["queues"]["slow"]["windows"]["today"]
+    assert (slow["answered"], slow["answered_in_sl"]) == (1, 1)
+    overall = state["overall"]["windows"]["today"]
+    assert (overall["answered"], overall["answered_in_sl"]) == (5, 2)
+
+
+def test_service_level_formula_and_short_abandon_threshold_are_configurable() -> None:
+    def board(**kw: Any) -> dict[str, Any]:
+        wb = Wallboard(now=T0, **kw)
+        answered(wb, "a", "q", T0, wait=5, talk=5)  # within 15 s
+        answered(wb, "b", "q", T0, wait=20, talk=5)  # outside
+        abandoned(wb, "c", "q", T0, after=3)  # short with 5 s, long with 2 s
+        abandoned(wb, "d", "q", T0, after=30)
+        return dict(wb.state(T0 + 59)["queues"]["q"]["windows"]["today"])
+
+    default = board()  # answered-within / (offered - short abandons)
+    assert (default["abandoned"], default["short_abandoned"]) == (1, 1)
+    assert default["service_level"] == round(1 / 3, 4)
+    offered = board(sl_formula=SlFormula.OFFERED)  # answered-within / offered
+    assert offered["service_level"] == 0.25
+    short2 = board(short_abandon_s=2.0)
+    assert (short2["abandoned"], short2["short_abandoned"]) == (2, 0)
+    assert short2["service_level"] == 0.25
+
+
+def test_history_is_the_last_hour_per_minute_from_the_server() -> None:
+    """The last-hour chart's points come with the snapshot: the 15-minute service level
+    at the end of each minute and the most callers waiting in it."""
+    wb = Wallboard(now=T0)
+    answered(wb, "a", "q", T0 + 5, wait=5, talk=1)  # minute 0: within
+    wb.apply(CallQueued("w1", "q", T0 + 130), T0 + 130)  # minute 2: two waiting
+    wb.apply(CallQueued("w2", "q", T0 + 140), T0 + 140)
+    abandoned(wb, "b", "q", T0 + 181, after=20)  # minute 3: one more waiting, then abandon
+    history = wb.snapshot(T0 + 200)["history"]
+    assert len(history) == 60
+    assert history[-1]["t"] == T0 + 200
+    assert [p["t"] for p in history[-4:-1]] == [T0 + 60, T0 + 120, T0 + 180]
+    by_minute = history[-4:]
+    assert [p["sl"] for p in by_minute] == [1.0, 1.0, 1.0, 0.5]
+    assert [p["w"] for p in by_minute] == [1, None, 2, 3]
+    assert history[0]["sl"] is None
+    # An hour later the first minutes have left the chart.
+    later = wb.history(T0 + 3600 + 150)
+    assert len(later) == 60 and later[0]["sl"] == 0.5

@@ -10,14 +10,15 @@
 //   resynchronises from a fresh snapshot instead of showing wrong numbers.
 // - While the socket is down the page says so (banner + dimmed figures) and reconnects
 //   by itself; figures are never presented as live when they are not.
-// - The chart is drawn from samples kept in this browser (localStorage), one every
-//   SAMPLE_MS, for the last hour, so a reload of the wall screen keeps its history.
+// - The chart's last hour comes from the server: every snapshot carries `history`, one
+//   point a minute (15-minute service level, most callers waiting), so a new screen or a
+//   reload shows the hour at once; between snapshots the page adds a live sample every
+//   SAMPLE_MS (kept in memory only).
 import { connectWs, el, $, fmtDuration, fmtPct, asFraction, api, requireSession, wireSignOut } from "/assets/common.js";
 import { drawChart } from "/assets/chart.js";
 
 const SAMPLE_MS = 5000;
 const HOUR_MS = 3600 * 1000;
-const HISTORY_KEY = "switchboard.wallboard.history";
 const WINDOW_KEY = "switchboard.wallboard.window";
 const DEFAULT_TARGET = 0.8;
 
@@ -31,17 +32,12 @@ let seq = null;
 let resyncs = 0;
 let lastUpdate = null;
 const queueInfo = {}; // id -> {name, sl_target_pct, sl_target_s}
-let history = loadHistory();
-let lastSampleAt = history.length ? history[history.length - 1].t : 0;
+let history = []; // [{t (ms), w, sl}], oldest first
+let lastSampleAt = 0;
 
-function loadHistory() {
-  try {
-    const h = JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]");
-    const cutoff = Date.now() - HOUR_MS;
-    return Array.isArray(h) ? h.filter((p) => p && p.t > cutoff) : [];
-  } catch {
-    return [];
-  }
+function serverHistory(points) {
+  // Server points are per minute, `t` in epoch seconds; `w` null: not known then.
+  return (Array.isArray(points) ? points : []).map((p) => ({ t: p.t * 1000, w: p.w ?? 0, sl: p.sl ?? null }));
 }
 
 // ---------- protocol ----------
@@ -61,6 +57,8 @@ function onMessage(msg) {
   if (msg.type === "snapshot") {
     state = { overall: msg.overall, queues: msg.queues };
     seq = msg.seq;
+    history = serverHistory(msg.history);
+    lastSampleAt = Date.now();
   } else if (msg.type === "delta") {
     if (state === null || seq === null || msg.seq !== seq + 1) {
       if (state !== null && seq !== null && msg.seq <= seq) return; // a duplicate: already applied
@@ -159,6 +157,7 @@ function renderChart() {
   // About a quarter of the screen's height: the tiles above keep the rest.
   const height = Math.max(160, Math.min(600, Math.round(window.innerHeight * 0.22)));
   drawChart($("#chart"), history, { now: Date.now(), spanMs: HOUR_MS, target: DEFAULT_TARGET, height });
+  document.body.dataset.historyPoints = String(history.length);
 }
 
 function sample() {
@@ -170,11 +169,6 @@ function sample() {
   const sl = o.windows && o.windows["15m"] ? o.windows["15m"].service_level : null;
   history.push({ t: now, w: o.waiting ?? 0, sl: sl ?? null });
   history = history.filter((p) => p.t > now - HOUR_MS);
-  try {
-    localStorage.setItem(HISTORY_KEY, JSON.stringify(history));
-  } catch {
-    // Storage full or disabled (kiosk mode): the chart still works for this page's life.
-  }
 }
 
 // ---------- window switch ----------
