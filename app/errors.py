@@ -267,6 +267,11 @@ class UnknownDisposition(ValidationFailed):
     title = "Unknown disposition code"
 
 
+class UnknownPauseCode(ValidationFailed):
+    error_id = "unknown-pause-code"
+    title = "Unknown pause code"
+
+
 class InvalidForcedState(ValidationFailed):
     error_id = "invalid-forced-state"
     title = "A supervisor can force only ready, paused or logged_out"

@@ -30,8 +30,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
+from app import agentlog, live
 from app import db as database
-from app import live
 from app.api import api_router
 from app.api.dberrors import install_database_error_handlers
 from app.apidocs import install_api_docs
@@ -46,6 +46,7 @@ from app.loginlimit import LoginLimiter
 from app.pages import router as pages_router
 from app.redact import install_token_redaction
 from app.settings import Settings
+from routing.commands import Command
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "skills", "description": "Skills agents have and queues require."},
     {"name": "teams", "description": "Teams of agents."},
     {"name": "dispositions", "description": "Wrap-up disposition codes."},
+    {"name": "pause-codes", "description": "Reasons an agent may pause with."},
     {"name": "users", "description": "Login accounts and roles."},
     {"name": "crm", "description": "Caller lookup (the screen pop)."},
     {"name": "calls", "description": "Call history and call events."},
@@ -110,6 +112,17 @@ async def _start_live(
     return callcenter
 
 
+async def _start_history(
+    stack: AsyncExitStack, db: database.Database
+) -> tuple[Callable[[Command, float], None], ...]:
+    """The writers that keep history of the routing notifications (started before the
+    live runtime, stopped after it, so they see its last notification)."""
+    from app.agentlog.writer import AgentStateWriter
+
+    states = await stack.enter_async_context(AgentStateWriter.running(db.sessionmaker))
+    return (states.notify,)
+
+
 def _server_statuses(callcenter: LiveService | None) -> list[ServerStatusRead]:
     if callcenter is None:
         return []
@@ -153,7 +166,14 @@ def create_app(
             app.state.db = db
             try:
                 async with AsyncExitStack() as stack:
-                    service = await _start_live(stack, runtime, settings, db, options)
+                    listeners = await _start_history(stack, db)
+                    service = await _start_live(
+                        stack,
+                        runtime,
+                        settings,
+                        db,
+                        replace(options, listeners=(*options.listeners, *listeners)),
+                    )
                     set_live_service(app.state, service)
                     logger.info("service started (demo=%s)", settings.demo_mode)
                     if on_started is not None:
@@ -200,6 +220,7 @@ def create_app(
     install_database_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(agentlog.router, prefix=API_PREFIX)
     app.include_router(live_routes.router)
     app.include_router(live_ws.router)
     app.include_router(pages_router)

@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import app.agentlog.models  # noqa: F401 - its tables on Base.metadata
 from app.models import Base
+from app.partitions import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -28,6 +30,7 @@ def _configure_and_run(connection: sa.Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        include_name=include_name,
         transaction_per_migration=True,
     )
     with context.begin_transaction():

@@ -9,7 +9,13 @@ import logging
 import time
 
 from app import errors as problems
-from app.errors import AgentNotFound, InvalidForcedState, NothingToWrapUp, UnknownDisposition
+from app.errors import (
+    AgentNotFound,
+    InvalidForcedState,
+    NothingToWrapUp,
+    UnknownDisposition,
+    UnknownPauseCode,
+)
 from app.live import loader, protocol
 from app.live.contracts import DatabaseLike, Driver
 from app.live.records import Recorder
@@ -56,7 +62,16 @@ class AgentActions:
         self._action(AgentReady(agent_id))
         return self.views.agent_view(agent_id)
 
+    async def _check_pause_code(self, reason: str) -> None:
+        async with self.database.sessionmaker() as session:
+            known = await loader.pause_code_exists(session, reason)
+        if not known:
+            raise UnknownPauseCode(f"Pause code {reason!r} does not exist.", reason=reason)
+
     async def pause(self, agent_id: str, reason: str) -> protocol.AgentView:
+        if agent_id not in self.state.agents:
+            raise AgentNotFound(f"Agent {agent_id} does not exist.")
+        await self._check_pause_code(reason)
         self._action(AgentPause(agent_id, reason))
         return self.views.agent_view(agent_id)
 
@@ -94,6 +109,9 @@ class AgentActions:
         if state == AgentState.READY.value:
             event: AgentReady | AgentPause | AgentLogout = AgentReady(agent_id)
         elif state == AgentState.PAUSED.value:
+            if agent_id not in self.state.agents:
+                raise AgentNotFound(f"Agent {agent_id} does not exist.")
+            await self._check_pause_code(reason or "supervisor")
             event = AgentPause(agent_id, reason or "supervisor")
         elif state == AgentState.LOGGED_OUT.value:
             event = AgentLogout(agent_id)

@@ -9,8 +9,8 @@ at once by ``_dispatch``:
 - telephony actions (``OfferCall``, ``ReturnToHold``, ``OverflowCall``, ``HangupCall``)
   go to ``app.live.actions`` (chained per call, concurrent across calls);
 - notifications go to the outcome writer (``app.live.records``; batched, off the
-  routing path), the agent websocket hub, and the wallboard counters.  None of them
-  awaits.
+  routing path), the agent websocket hub, the wallboard counters and the
+  ``listeners`` (the history domains' writers).  None of them awaits.
 
 The telephony link's items enter one inbox, consumed by one task in arrival order.
 The inbox is bounded (``inbox_size``, like the hub's queues) and never drops: when it
@@ -140,6 +140,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+Listener = Callable[[Command, float], None]
+"""A subscriber to the routing notifications (``(command, now)``; never awaits): the
+domains that keep history (``app.agentlog``, ``app.reports``), wired by the composition
+root through ``LiveOptions.listeners``."""
+
 # Events handled by the consumer before it lets the event loop run (sockets, timers).
 _CONSUME_SLICE = 64
 
@@ -169,8 +174,10 @@ class CallCenter:
         store: StateStore | None = None,
         restore_timeout_s: float = 60.0,
         inbox_size: int = 100_000,
+        listeners: Sequence[Listener] = (),
     ) -> None:
         self.engine = engine
+        self.listeners = tuple(listeners)
         self.database = database
         self.outcomes = outcomes
         self.clock = clock
@@ -513,6 +520,11 @@ class CallCenter:
                     self.actions.run(cmd, None)
                 continue
             self.wallboard.apply(cmd, now)
+            for listener in self.listeners:
+                try:
+                    listener(cmd, now)
+                except Exception:  # a subscriber's bug must not stop routing
+                    logger.exception("listener %r failed on %s", listener, type(cmd).__name__)
             if isinstance(cmd, AgentStateChanged):
                 self._agent_state_changed(cmd)
             elif isinstance(cmd, CallQueued):

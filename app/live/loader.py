@@ -183,6 +183,14 @@ async def load_dnis(session: AsyncSession) -> dict[str, str]:
     return {dnis: str(queue_id) for dnis, queue_id in rows}
 
 
+async def pause_code_exists(session: AsyncSession, code: str) -> bool:
+    """An active pause code (``pause_codes``, the agent-log domain's configuration)."""
+    found = await session.scalar(
+        sa.text("SELECT 1 FROM pause_codes WHERE code = :code AND active"), {"code": code}
+    )
+    return found is not None
+
+
 async def disposition_exists(session: AsyncSession, code: str) -> bool:
     found = await session.scalar(
         sa.select(models.Disposition.id).where(

@@ -35,6 +35,7 @@ from app.live.hub import Hub
 from app.live.wallboard import Wallboard
 from app.settings import Settings
 from cti.types import AmiServer, Dialplan
+from routing.commands import Command
 from routing.engine import RoutingEngine
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class LiveOptions:
     ws_queue_size: int = 256
     state_interval_s: float = 0.5  # live state store flush period
     inbox_size: int = 100_000  # the call center's inbox bound (app.live.inbox)
+    # Subscribers to the routing notifications (command, now): never await, never raise.
+    listeners: tuple[Callable[[Command, float], None], ...] = ()
 
 
 def _local_today(now: float) -> date:
@@ -165,6 +168,7 @@ async def live_runtime(
             default_queue_id=options.default_queue_id,
             restore_timeout_s=options.restore_timeout_s,
             inbox_size=options.inbox_size,
+            listeners=options.listeners,
         )
         await callcenter.start()
         stack.push_async_callback(callcenter.close)

@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from playwright.async_api import expect
 
 from app import models
@@ -277,6 +278,38 @@ async def test_agent_desktop_lists_dispositions(service: Service, open_page: Any
     assert errors.errors == []
 
 
+async def test_agent_pauses_with_the_configured_codes(service: Service, open_page: Any) -> None:
+    """The pause reasons come from the server's pause codes, not from a fixed list."""
+    async with service.db.sessionmaker() as s:
+        await s.execute(
+            sa.text(
+                "INSERT INTO pause_codes (code, label, position) VALUES ('fire drill', 'Fire drill', 1)"
+            )
+        )
+        await s.execute(sa.text("UPDATE pause_codes SET active = false WHERE code = 'coaching'"))
+        await s.commit()
+    try:
+        page, errors = await open_page()
+        await sign_in(page, "/agent", "agent1002", AGENT_PASSWORD)
+        reason = page.get_by_label("Pause reason")
+        await expect(reason.locator("option").first).to_have_text("Fire drill")
+        await expect(reason.locator('option[value="coaching"]')).to_have_count(0)
+        await expect(reason.locator('option[value="lunch"]')).to_have_count(1)
+        await page.get_by_role("button", name="Log in to phone").click()
+        await expect(page.locator("#state-badge")).to_have_text(re.compile("^Paused"))
+        await reason.select_option("fire drill")
+        await page.get_by_role("button", name="Pause", exact=True).click()
+        await expect(page.locator("#state-badge")).to_have_text("Paused: fire drill")
+        await page.get_by_role("button", name="Log out of phone").click()
+        await expect(page.locator("#state-badge")).to_have_text("Logged out")
+        assert errors.errors == []
+    finally:
+        async with service.db.sessionmaker() as s:
+            await s.execute(sa.text("DELETE FROM pause_codes WHERE code = 'fire drill'"))
+            await s.execute(sa.text("UPDATE pause_codes SET active = true WHERE code = 'coaching'"))
+            await s.commit()
+
+
 async def test_agent_picks_a_phone_from_its_devices(service: Service, open_page: Any) -> None:
     """No free-text device: the desktop lists the agent's own phone and the registered
     devices assigned to it, and logs in on the one picked (by id)."""
@@ -423,7 +456,7 @@ async def test_supervisor_filters_and_forces_a_pause(service: Service, open_page
     await page.get_by_role("button", name="Force pause Agent 1021").click()
     dialog = page.get_by_role("dialog")
     await expect(dialog).to_be_visible()
-    await dialog.get_by_label("Reason").fill("coaching")
+    await dialog.get_by_label("Reason").select_option("coaching")  # a configured pause code
     await screenshot(page, "supervisor-force-dialog", full_page=False)
     await dialog.get_by_role("button", name="Confirm").click()
     await expect(dialog).to_be_hidden()

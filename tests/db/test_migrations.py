@@ -12,8 +12,10 @@ from pydantic import SecretStr
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import app.agentlog.models  # noqa: F401 - its tables on Base.metadata
 from app.db import DatabaseError, alembic_config, open_database, upgrade
 from app.models import Base
+from app.partitions import include_name
 from app.settings import DatabaseSettings
 from tests.conftest import _admin_execute
 
@@ -39,7 +41,9 @@ def _tables(connection: sa.Connection) -> set[str]:
 
 
 def _diff(connection: sa.Connection) -> list[Any]:
-    ctx = MigrationContext.configure(connection, opts={"compare_type": True})
+    ctx = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": include_name}
+    )
     return list(compare_metadata(ctx, Base.metadata))
 
 

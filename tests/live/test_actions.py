@@ -163,7 +163,7 @@ async def test_slow_wallboard_client_dropped_without_stalling_others(
         async with service.client() as c:
             await c.post(f"/api/v1/agents/{a}/login", json={})
             for i in range(6):  # each change of the agent's state yields a delta
-                body = {"state": "ready"} if i % 2 == 0 else {"state": "paused", "reason": "x"}
+                body = {"state": "ready"} if i % 2 == 0 else {"state": "paused", "reason": "break"}
                 r = await c.post(f"/api/v1/agents/{a}/force", json=body)
                 assert r.status_code == 200, r.text
                 want = cc.wallboard.state(cc.clock())["overall"]["agents"]

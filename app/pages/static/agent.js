@@ -410,6 +410,18 @@ async function loadDevices() {
   if (saved && [...sel.options].some((o) => o.value === saved)) sel.value = saved;
 }
 
+// The pause codes an admin configured (GET /api/v1/pause-codes), in their order.
+async function loadPauseCodes() {
+  const sel = $("#pause-reason");
+  try {
+    const list = await api("GET", "/api/v1/pause-codes");
+    sel.replaceChildren(...list.map((p) => el("option", { value: p.code }, p.label)));
+    $("#pause-hint").textContent = list.length ? "" : "No pause codes are configured.";
+  } catch (err) {
+    $("#pause-hint").textContent = `The pause codes could not be loaded (${err.message}).`;
+  }
+}
+
 async function loadDispositions() {
   try {
     const data = await api("GET", "/api/v1/dispositions");
@@ -452,6 +464,7 @@ if (!agentId) {
   render();
   loadDevices();
   loadDispositions();
+  loadPauseCodes();
   loadState();
   connectWs(`/ws/agents/${encodeURIComponent(agentId)}`, {
     onMessage,

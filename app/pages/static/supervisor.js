@@ -12,12 +12,12 @@ import {
 
 const POLL_MS = 2000;
 const MAX_ROWS = 500;
-const SL_THRESHOLD_S = 15; // "answer within three rings"
+const SL_THRESHOLD_S = 15; // "answer within three rings": a queue without its own target
 const s = await requireSession();
 wireSignOut($("#signout"));
 showWho($("#who"), s);
 
-const data = { agents: [], queues: [], calls: [], fetchedAt: Date.now(), queueNames: {} };
+const data = { agents: [], queues: [], calls: [], fetchedAt: Date.now(), queueNames: {}, queueTargets: {}, pauseCodes: [] };
 let pendingForce = null;
 let failures = 0;
 
@@ -53,6 +53,7 @@ async function loadFilters() {
     for (const q of list(queues, "items", "queues")) {
       const id = q.queue_id || q.id;
       data.queueNames[id] = q.name || id;
+      if (q.sl_target_s) data.queueTargets[id] = q.sl_target_s;
       qsel.append(el("option", { value: id }, q.name && q.name !== id ? `${q.name} (${id})` : id));
     }
     const tsel = $("#f-team");
@@ -118,7 +119,7 @@ function renderQueues() {
     const wb = q.wallboard || q;
     const waiting = wb.waiting ?? 0;
     const longest = wb.longest_wait_s ?? null;
-    const alert = waiting > 0 && longest !== null && longest > SL_THRESHOLD_S;
+    const alert = waiting > 0 && longest !== null && longest > (data.queueTargets[id] ?? SL_THRESHOLD_S);
     const ready = wb.agents ? wb.agents.ready : null;
     const closed = q.open === false;
     return el("div", { class: `queue-card${alert ? " alert" : ""}`, dataset: { queue: id, waiting } },
@@ -221,9 +222,24 @@ function openForce(agentId, name, target) {
     ? `Pause ${name} now. A call in progress is not cut; the pause applies when it ends.`
     : `Log ${name} out of their phone now.`;
   $("#force-error").textContent = "";
-  $("#force-reason").value = target === "paused" ? "supervisor" : "supervisor logout";
+  // A pause takes one of the configured pause codes; a log-out, a free note.
+  const field = target === "paused"
+    ? el("select", { id: "force-reason", name: "reason", required: true },
+      ...data.pauseCodes.map((p) => el("option", { value: p.code }, p.label)))
+    : el("input", { id: "force-reason", name: "reason", required: true, maxlength: "64", value: "supervisor logout" });
+  $("#force-reason").replaceWith(field);
+  if (target === "paused" && data.pauseCodes.some((p) => p.code === "supervisor")) field.value = "supervisor";
   dialog.showModal();
-  $("#force-reason").select();
+  field.focus();
+}
+
+async function loadPauseCodes() {
+  try {
+    data.pauseCodes = await api("GET", "/api/v1/pause-codes");
+  } catch (err) {
+    data.pauseCodes = [];
+    $("#force-error").textContent = `The pause codes could not be loaded (${err.message}).`;
+  }
 }
 
 $("#force-cancel").addEventListener("click", () => dialog.close());
@@ -265,6 +281,6 @@ async function loop() {
   await poll();
   setTimeout(loop, POLL_MS);
 }
-await loadFilters();
+await Promise.all([loadFilters(), loadPauseCodes()]);
 loop();
 setInterval(tick, 1000);
