@@ -204,9 +204,11 @@ class TokenVersions:
     version of an active user, ``None`` for a disabled or unknown one).  The cache is
     exact because every change goes through ``revoke`` after its commit.
 
-    Single-process assumption (as for routing, see the README): another process changing
-    a user would not invalidate this cache.  Running several processes needs the change
-    broadcast (e.g. PostgreSQL ``LISTEN/NOTIFY``) -- not done here.
+    Several processes (``app.ha``): another process changing a user does not invalidate
+    this cache; only the leader serves clients, and a process that becomes the leader
+    starts with an empty cache (``forget``), so what it checks was read after the
+    previous leader's changes.  A change made through a standby while another process
+    leads is not broadcast (that would need e.g. PostgreSQL ``LISTEN/NOTIFY``).
     """
 
     def __init__(self, load: VersionLoader) -> None:
@@ -236,6 +238,11 @@ class TokenVersions:
             raise Unauthorized("The access token is invalid.") from exc
         if principal.token_version != await self.current(user_id):
             raise Unauthorized("The access token has been revoked.")
+
+    def forget(self) -> None:
+        """Drop every cached version (they are loaded again on first sight)."""
+        self._generation += 1
+        self._versions.clear()
 
     def revoke(self, user_id: int, version: int | None) -> None:
         """After a committed change: ``version`` is the user's new one (``None``: deleted).

@@ -40,6 +40,7 @@ Exception tree::
           │    ├── UnknownDisposition      422   unknown-disposition
           │    └── InvalidForcedState      422   invalid-forced-state
           ├── ServiceUnavailable           503   service-unavailable
+          │    └── Standby                 503   standby  (``/ready`` of a standby)
           └── InternalError                500   internal-error
      └── WebSocketClosed   (websocket already closed with a 4xxx code; ends quietly)
 """
@@ -294,6 +295,13 @@ class ServiceUnavailable(ProblemError):
     status = 503
     error_id = "service-unavailable"
     title = "Service unavailable"
+
+
+class Standby(ServiceUnavailable):
+    """This process stands by: another one holds the lease and routes (``app.ha``)."""
+
+    error_id = "standby"
+    title = "Standby"
 
 
 class InternalError(ProblemError):

@@ -8,8 +8,12 @@ Invariants:
   simulator] -> live runtime (routing engine, telephony, outcome writer, websocket hubs)
   -> [demo mode: simulated phones, ready agents, Poisson callers].
 - ``app.state`` carries ``settings``, ``token_versions`` and ``login_limiter`` (from
-  ``create_app``) and, while the lifespan runs, ``db`` and ``callcenter`` (a
-  ``LiveService``, stored and read with ``app.liveservice``'s typed accessors).  Handlers
+  ``create_app``) and, while the lifespan runs, ``db``, ``leadership`` (``app.ha``) and
+  ``callcenter`` (a ``LiveService``, stored and read with ``app.liveservice``'s typed
+  accessors; set only while this process leads).
+- The live runtime (and whatever else registers on the ``LeaderGate``) runs only while
+  this process holds the lease (``app.ha``, docs/ha.md); a lone process takes it at
+  once, so the lifespan starts everything before the first request as it always did.  Handlers
   reach them through ``app.deps``.
 - Tests swap parts through ``create_app(settings, live_options=LiveOptions(...))`` or a
   whole ``live_runtime``, never by patching.
@@ -37,7 +41,9 @@ from app.api.dberrors import install_database_error_handlers
 from app.apidocs import install_api_docs
 from app.auth import Role, TokenVersions, ensure_admin, load_token_version, optional_principal
 from app.bodylimit import BodySizeLimitMiddleware
-from app.errors import ServiceUnavailable, install_error_handlers
+from app.errors import ServiceUnavailable, Standby, install_error_handlers
+from app.ha.leader import Leadership, lease_connection
+from app.ha.routes import router as cluster_router
 from app.live import routes as live_routes
 from app.live import ws as live_ws
 from app.live.runtime import LiveOptions
@@ -65,6 +71,7 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "crm", "description": "Caller lookup (the screen pop)."},
     {"name": "calls", "description": "Call history and call events."},
     {"name": "health", "description": "Liveness and readiness probes (no token)."},
+    {"name": "cluster", "description": "Service processes, the leader and takeovers (admin)."},
 ]
 
 
@@ -129,6 +136,45 @@ def _server_statuses(callcenter: LiveService | None) -> list[ServerStatusRead]:
     return [ServerStatusRead.model_validate(status) for status in callcenter.server_status()]
 
 
+async def _nothing() -> None:
+    return None
+
+
+def _register_live(
+    app: FastAPI,
+    leadership: Leadership,
+    runtime: LiveRuntime,
+    settings: Settings,
+    db: database.Database,
+    options: LiveOptions,
+) -> None:
+    """The live runtime runs on the leader only: started when the lease is won (the
+    tenure's checks passed down to the AMI link and the live-state store), stopped when
+    it is lost or the process stops."""
+    stacks: list[AsyncExitStack] = []
+
+    async def start() -> None:
+        tenure = leadership.tenure()
+        opts = (
+            replace(options, may_send=tenure.may_act, write_fence=tenure.write_fence)
+            if leadership.enabled
+            else options
+        )
+        stack = AsyncExitStack()
+        stacks.append(stack)
+        listeners = await _start_history(stack, db)
+        opts = replace(opts, listeners=(*opts.listeners, *listeners))
+        service = await _start_live(stack, runtime, settings, db, opts)
+        set_live_service(app.state, service)
+
+    async def stop() -> None:
+        set_live_service(app.state, None)
+        while stacks:
+            await stacks.pop().aclose()
+
+    leadership.register("live runtime", start, stop)
+
+
 LiveRuntime = Callable[
     [Settings, database.Database, LiveOptions], AbstractAsyncContextManager[LiveService]
 ]
@@ -164,22 +210,27 @@ def create_app(
         async with database.open_database(settings.database) as db:
             await ensure_admin(db, settings)
             app.state.db = db
+            leadership = Leadership(
+                settings.ha,
+                lease_connection(db) if settings.ha.enabled else None,
+                address=f"http://{settings.host}:{settings.port}",
+            )
+            app.state.leadership = leadership
+
+            async def forget_token_versions() -> None:
+                # Users changed through the previous leader: read them again.
+                app.state.token_versions.forget()
+
+            leadership.register("token versions", forget_token_versions, _nothing)
+            _register_live(app, leadership, runtime, settings, db, options)
             try:
-                async with AsyncExitStack() as stack:
-                    listeners = await _start_history(stack, db)
-                    service = await _start_live(
-                        stack,
-                        runtime,
-                        settings,
-                        db,
-                        replace(options, listeners=(*options.listeners, *listeners)),
-                    )
-                    set_live_service(app.state, service)
-                    logger.info("service started (demo=%s)", settings.demo_mode)
-                    if on_started is not None:
-                        on_started()
-                    yield
+                await leadership.start()
+                logger.info("service started (demo=%s, %s)", settings.demo_mode, leadership.role)
+                if on_started is not None:
+                    on_started()
+                yield
             finally:
+                await leadership.close()
                 set_live_service(app.state, None)
                 app.state.db = None
         logger.info("service stopped")
@@ -201,6 +252,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = None
+    app.state.leadership = None
     set_live_service(app.state, None)
 
     async def load_version(user_id: int) -> int | None:
@@ -221,6 +273,7 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(agentlog.router, prefix=API_PREFIX)
+    app.include_router(cluster_router, prefix=API_PREFIX)
     app.include_router(live_routes.router)
     app.include_router(live_ws.router)
     app.include_router(pages_router)
@@ -243,9 +296,15 @@ def create_app(
     )
     async def ready(request: Request) -> ReadyRead:
         db = request.app.state.db
+        leadership: Leadership | None = request.app.state.leadership
+        if leadership is not None and not (leadership.leading and leadership.running):
+            # Another process leads (or this one is still taking over): send traffic there.
+            role = "starting" if leadership.leading else "standby"
+            raise Standby(f"{role.capitalize()}: this process does not route now.", role=role)
         db_ok = db is not None and await database.check(db)
-        servers = _server_statuses(live_service(request.app.state))
-        ok = db_ok and all(s.connected for s in servers)
+        service = live_service(request.app.state)
+        servers = _server_statuses(service)
+        ok = db_ok and service is not None and all(s.connected for s in servers)
         # A probe needs no more; PBX names and errors (hosts, ports) are for staff only.
         principal = await optional_principal(request)
         if principal is None or not principal.has_role(Role.SUPERVISOR):

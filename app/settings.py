@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.kpi import DEFAULT_SHORT_ABANDON_S, SlFormula
@@ -117,6 +117,36 @@ class KpiSettings(BaseModel):
     short_abandon_s: float = Field(default=DEFAULT_SHORT_ABANDON_S, ge=0, allow_inf_nan=False)
 
 
+class HaSettings(BaseModel):
+    """Leadership among service processes sharing one database (``app.ha``, docs/ha.md).
+
+    One process at a time holds the lease and routes; the others stand by.  A lone
+    process takes the free lease at start and leads, as before.  ``lease_ttl_s``: how long
+    a lease lasts past its last renewal (on the database's clock); ``renew_interval_s``:
+    how often the holder renews it; ``margin_s``: the holder stops acting this long before
+    the lease could expire, measured on its own monotonic clock from the moment it sent
+    the last successful renewal; ``poll_interval_s``: how often a standby looks for a free
+    or expired lease.  Defaults: routing again within about 4 s of the holder's SIGKILL.
+    """
+
+    enabled: bool = True
+    lease_name: str = Field(default="router", min_length=1, max_length=100)
+    lease_ttl_s: float = Field(default=3.0, gt=0, allow_inf_nan=False)
+    renew_interval_s: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    margin_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    poll_interval_s: float = Field(default=0.5, gt=0, allow_inf_nan=False)
+    member_name: str | None = None  # default: "<host>:<pid>"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HaSettings:
+        if self.renew_interval_s + self.margin_s >= self.lease_ttl_s:
+            raise ValueError(
+                "ha: renew_interval_s + margin_s must be below lease_ttl_s "
+                "(the holder must renew before it stops acting)"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SWITCHBOARD_",
@@ -139,6 +169,7 @@ class Settings(BaseSettings):
     outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
     devices: DeviceSettings = Field(default_factory=DeviceSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
 
     @property
     def demo_mode(self) -> bool:

@@ -124,6 +124,7 @@ class Options:
     gc_stats: bool = False  # record the service's garbage-collector pauses (sitecustomize hook)
     gc_freeze: bool = False  # experiment: gc.freeze() in the service once agents are ready
     service_env: dict[str, str] = field(default_factory=dict)  # extra SWITCHBOARD_* etc.
+    action_log: bool = False  # the simulators log every AMI action (bench.loadtest_failover)
 
     @property
     def phases(self) -> list[tuple[str, float, float]]:
@@ -831,6 +832,7 @@ async def start_sims(procs: ProcessSet, opts: Options, info: SeedInfo) -> list[S
             wrapup_by_dnis={
                 d: info.wrapup_by_queue.get(q, 0.0) for d, q in info.dnis_queue.items()
             },
+            action_log=opts.action_log,
         )
         sims.append(Sim(name, client, int(reply["port"]), "switchboard", secret))
     return sims
@@ -1678,7 +1680,12 @@ def write_report(opts: Options, report: dict[str, Any], h: Harness) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--failover" in args:  # several service processes, the leader killed mid-run
+        from bench.loadtest_failover import main as failover_main
+
+        return failover_main(args)
+    opts = parse_args(args)
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

@@ -61,6 +61,16 @@ class MeasuringSimulator(AsteriskSimulator):
         self.redirect_log: list[tuple[str, float, float, str]] = []  # (uid, redirect, hold, exten)
         self.finished: list[Call] = []
         self.last_hold: dict[str, float] = {}
+        # Every AMI action received, when asked for (``start`` with ``action_log``): the
+        # failover test tells the service processes apart by their ActionIDs
+        # ("sb<pid>-…", cti.ami) and orders their actions by these timestamps.
+        self.action_log: list[tuple[float, str, str, str]] | None = None
+
+    def handle_action(self, s: Any, msg: Any) -> None:
+        log_ = self.action_log
+        if log_ is not None:
+            log_.append((time.time(), msg.get("Action"), msg.get("ActionID"), msg.get("Channel")))
+        super().handle_action(s, msg)
 
     def _enter_hold(self, call: Call) -> None:
         now = time.time()
@@ -141,9 +151,17 @@ class SimWorker:
         self.device_agent = {d: d.rsplit("/", 1)[-1] for d in req.get("devices", ())}
         self.device_agent.update(req.get("device_agent", {}))
         self.wrapup_by_dnis = {k: float(v) for k, v in req.get("wrapup_by_dnis", {}).items()}
+        if req.get("action_log"):
+            sim.action_log = []
         await sim.start()
         self.sim = sim
         return {"port": sim.port}
+
+    async def actions(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The actions received since the last call (time, action, ActionID, channel)."""
+        sim = self._sim()
+        taken, sim.action_log = sim.action_log or [], [] if sim.action_log is not None else None
+        return {"actions": taken}
 
     async def callers(self, req: dict[str, Any]) -> dict[str, Any]:
         self.dnis = list(req["dnis"])
@@ -293,6 +311,7 @@ async def _main() -> None:
             "stop_traffic": w.stop_traffic,
             "poll": w.poll,
             "dump": w.dump,
+            "actions": w.actions,
             "close": w.close,
         }
     )

@@ -115,6 +115,11 @@ class AmiNotConnected(AmiError):
     pass
 
 
+class AmiFenced(AmiNotConnected):
+    """The process may not act on Asterisk now (it is not, or no longer surely, the
+    leader: ``may_send`` said no); nothing was written."""
+
+
 class AmiActionTimeout(AmiError):
     pass
 
@@ -377,8 +382,12 @@ class AmiConnection:
         reconnect_max_s: float = 30.0,
         skip_events: Iterable[str] = NOISE_EVENTS,
         events: str = "on",
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
         self.server = server
+        # Asked right before every write to the socket (the login included): the
+        # leadership's "still the leader, lease not past its safe deadline" (app.ha).
+        self._may_send = may_send
         self.name = server.name
         self._on_event = on_event
         self._on_login = on_login
@@ -707,6 +716,8 @@ class AmiConnection:
         if protocol is None or not (_login or self.logged_in):
             raise AmiNotConnected(f"server {self.name} is not connected")
         name = headers[0][1] if headers else ""
+        if self._may_send is not None and not self._may_send():
+            raise AmiFenced(f"server {self.name}: {name} not sent, this process is not the leader")
         action_id = f"{self._prefix}{next(self._seq)}"
         data = encode([*headers, ("ActionID", action_id)])
         future: asyncio.Future[AmiResponse] = asyncio.get_running_loop().create_future()

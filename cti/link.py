@@ -27,6 +27,9 @@ Invariants
   two consistent (see ``AmiCodec.begin_resync``): events of a channel being adopted
   update what ``adopt`` reports instead of being emitted.  ``ServerStatus(connected)``
   is emitted after the resync and its adoptions: the app may treat it as "resync done".
+- ``may_send`` (several service processes, ``app.ha``) is asked right before every
+  action is written to any socket, the login included: while it says no nothing is
+  written (commands fail as if the server were disconnected).
 - ``close()`` cancels and awaits every task and timer it started; ``settled()`` awaits
   them instead, so a caller can tell "nothing came of a command" from "not yet".
 """
@@ -104,6 +107,7 @@ class TelephonyLink:
         reconnect_max_s: float = 30.0,
         clock: Callable[[], float] = time.time,
         gone_grace_s: float = _GONE_GRACE_S,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
         names = [s.name for s in servers]
         if len(set(names)) != len(names):
@@ -125,6 +129,7 @@ class TelephonyLink:
                 action_timeout_s=action_timeout_s,
                 ping_interval_s=ping_interval_s,
                 reconnect_max_s=reconnect_max_s,
+                may_send=may_send,
             )
             self._servers[name] = _Server(server, codec, conn)
         self._tasks: set[asyncio.Task[None]] = set()  # command checks and grace periods

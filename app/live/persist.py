@@ -15,6 +15,10 @@ Invariants:
   mid-way (``close``) puts its marks back, so ``close`` writes them.
 - ``close`` stops the flusher and writes whatever is marked: after a clean stop the
   tables hold exactly the agents' last states and the calls still in progress.
+- With a ``fence`` (``app.fencing``: several service processes, one leader) every
+  transaction first checks that this process still holds the lease it was started
+  under; a fenced flush writes nothing (its items stay marked, never written again by
+  this process: the next leader rebuilds them from Asterisk and its own state).
 - One row the database refuses for its data (e.g. a NUL in a caller name from the PBX)
   does not stop the others: a batch failing that way is written again row by row, each
   in a savepoint, and only the refused rows are dropped (logged with their key; the
@@ -35,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.fencing import Fenced, WriteFence
 from app.models import AgentSession, Base, Call, LiveCall
 from app.writer import SLICE_ROWS, Flusher, execute_in_slices, is_transient
 
@@ -120,6 +125,7 @@ class StateStore:
         *,
         interval_s: float = 0.5,
         close_timeout_s: float = 10.0,
+        fence: WriteFence | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
@@ -132,6 +138,7 @@ class StateStore:
         self._call_row: RowOf | None = None
         self._flusher = Flusher("live-state-writer")
         self._closed = False
+        self._fence = fence
 
     # --- reading the previous run's state --------------------------------------------------
 
@@ -283,6 +290,8 @@ class StateStore:
                     upserts.append({**row, "updated_at": now})
             try:
                 async with self._sessionmaker() as session, session.begin():
+                    if self._fence is not None:
+                        await self._fence(session)
                     if sessions:
                         await execute_in_slices(session, _UPSERT_SESSIONS, sessions)
                     if upserts:
@@ -290,7 +299,7 @@ class StateStore:
                     if deletes:
                         await session.execute(_delete_live(deletes))
             except Exception as exc:
-                if is_transient(exc):
+                if is_transient(exc) or isinstance(exc, Fenced):
                     raise
                 await self._write_row_by_row(sessions, upserts, deletes, exc)
         except BaseException:
@@ -313,6 +322,8 @@ class StateStore:
             len(sessions) + len(upserts),
         )
         async with self._sessionmaker() as session, session.begin():
+            if self._fence is not None:
+                await self._fence(session)
             for statement, rows, key in (
                 (_UPSERT_SESSIONS, sessions, "agent_id"),
                 (_UPSERT_LIVE, upserts, "call_id"),

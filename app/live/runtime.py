@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime
 
 from app.crm import ScreenPop
 from app.db import Database
+from app.fencing import WriteFence
 from app.live.callcenter import CallCenter
 from app.live.hub import Hub
 from app.live.wallboard import Wallboard
@@ -49,6 +50,8 @@ class LiveOptions:
     benchmarks and the demo simulator).  ``clock`` and ``engine`` replace the wall clock
     and a fresh ``RoutingEngine``.  The rest are the call center's timings and the
     websocket queue size (``wallboard`` hub: an eighth of it, at least 4).
+    ``may_send`` and ``write_fence`` come from the leadership (``app.ha``): asked before
+    every AMI action, checked in every live-state transaction.
     """
 
     servers: Sequence[AmiServer] | None = None
@@ -65,6 +68,8 @@ class LiveOptions:
     inbox_size: int = 100_000  # the call center's inbox bound (app.live.inbox)
     # Subscribers to the routing notifications (command, now): never await, never raise.
     listeners: tuple[Callable[[Command, float], None], ...] = ()
+    may_send: Callable[[], bool] | None = None
+    write_fence: WriteFence | None = None
 
 
 def _local_today(now: float) -> date:
@@ -147,7 +152,9 @@ async def live_runtime(
         )
         from app.live.persist import StateStore
 
-        store = StateStore(database.sessionmaker, interval_s=options.state_interval_s)
+        store = StateStore(
+            database.sessionmaker, interval_s=options.state_interval_s, fence=options.write_fence
+        )
         queue_size = options.ws_queue_size
         callcenter = CallCenter(
             engine=engine,
@@ -182,6 +189,7 @@ async def live_runtime(
             action_timeout_s=settings.ami.action_timeout_s,
             ping_interval_s=settings.ami.ping_interval_s,
             reconnect_max_s=settings.ami.reconnect_max_s,
+            may_send=options.may_send,
         )
         callcenter.attach_link(link)
         await link.start()
