@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import app.agentlog.models  # noqa: F401 - its tables on Base.metadata
+import app.agentlog.models
 import app.ha.models  # noqa: F401 - its tables on Base.metadata
 from app.models import Base
 from app.partitions import include_name
