@@ -120,14 +120,19 @@ async def _start_live(
 
 
 async def _start_history(
-    stack: AsyncExitStack, db: database.Database
+    stack: AsyncExitStack, settings: Settings, db: database.Database
 ) -> tuple[Callable[[Command, float], None], ...]:
     """The writers that keep history of the routing notifications (started before the
-    live runtime, stopped after it, so they see its last notification)."""
+    live runtime, stopped after it, so they see its last notification): the agent state
+    log and the interval rollups."""
     from app.agentlog.writer import AgentStateWriter
+    from app.reports.rollup import RollupMaintainer
 
     states = await stack.enter_async_context(AgentStateWriter.running(db.sessionmaker))
-    return (states.notify,)
+    rollups = RollupMaintainer(db.sessionmaker, short_abandon_s=settings.kpi.short_abandon_s)
+    await rollups.start()
+    stack.push_async_callback(rollups.close)
+    return (states.notify, rollups.notify)
 
 
 def _server_statuses(callcenter: LiveService | None) -> list[ServerStatusRead]:
@@ -162,7 +167,7 @@ def _register_live(
         )
         stack = AsyncExitStack()
         stacks.append(stack)
-        listeners = await _start_history(stack, db)
+        listeners = await _start_history(stack, settings, db)
         opts = replace(opts, listeners=(*opts.listeners, *listeners))
         service = await _start_live(stack, runtime, settings, db, opts)
         set_live_service(app.state, service)

@@ -18,7 +18,8 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.agentlog.models
-import app.ha.models  # noqa: F401 - its tables on Base.metadata
+import app.ha.models
+import app.reports.models  # noqa: F401 - its tables on Base.metadata
 from app.models import Base
 from app.partitions import include_name
 

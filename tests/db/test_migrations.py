@@ -13,7 +13,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.agentlog.models
-import app.ha.models  # noqa: F401 - its tables on Base.metadata
+import app.ha.models
+import app.reports.models  # noqa: F401 - its tables on Base.metadata
 from app.db import DatabaseError, alembic_config, open_database, upgrade
 from app.models import Base
 from app.partitions import include_name
