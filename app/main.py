@@ -34,7 +34,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from app import agentlog, live
+from app import agentlog, live, reports
 from app import db as database
 from app.api import api_router
 from app.api.dberrors import install_database_error_handlers
@@ -67,6 +67,7 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "teams", "description": "Teams of agents."},
     {"name": "dispositions", "description": "Wrap-up disposition codes."},
     {"name": "pause-codes", "description": "Reasons an agent may pause with."},
+    {"name": "reports", "description": "Queue, team and agent reports from the interval rollups."},
     {"name": "users", "description": "Login accounts and roles."},
     {"name": "crm", "description": "Caller lookup (the screen pop)."},
     {"name": "calls", "description": "Call history and call events."},
@@ -278,6 +279,7 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(agentlog.router, prefix=API_PREFIX)
+    app.include_router(reports.router, prefix=API_PREFIX)
     app.include_router(cluster_router, prefix=API_PREFIX)
     app.include_router(live_routes.router)
     app.include_router(live_ws.router)

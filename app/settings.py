@@ -147,6 +147,13 @@ class HaSettings(BaseModel):
         return self
 
 
+class ReportSettings(BaseModel):
+    """Reports: the time zone whose hours, days and months group the intervals (an IANA
+    name, e.g. ``Asia/Shanghai``; a request may ask for another with ``tz``)."""
+
+    timezone: str = "UTC"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SWITCHBOARD_",
@@ -169,6 +176,7 @@ class Settings(BaseSettings):
     outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
     devices: DeviceSettings = Field(default_factory=DeviceSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     ha: HaSettings = Field(default_factory=HaSettings)
 
     @property
