@@ -49,6 +49,7 @@ PAGES: Final[dict[str, str]] = {
     "/agent": "agent.html",
     "/supervisor": "supervisor.html",
     "/wallboard": "wallboard.html",
+    "/reports": "reports.html",
 }
 
 _MEDIA_TYPES: Final[dict[str, str]] = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -473,3 +474,69 @@ async def test_supervisor_filters_and_forces_a_pause(service: Service, open_page
     await expect(agent_page.locator("#state-badge")).to_have_text("Logged out")
     assert errors.errors == []
     assert agent_errors.besides() == []
+
+
+async def test_reports_page_shows_tables_chart_and_csv(service: Service, open_page: Any) -> None:
+    """Supervisors read the interval rollups: a table per day, service level against the
+    target per period, and the server's CSV."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.reports.rollup import RollupMaintainer
+
+    day = datetime(2026, 10, 5, 8, 0, tzinfo=UTC)
+    rows = []
+    for n in range(12):  # two days, six calls each; all within 15 s on the first day
+        arrived = day + timedelta(days=n // 6, minutes=20 * (n % 6))
+        wait = 3.0 if n < 6 else (3.0 if n % 2 else 40.0)
+        rows.append(
+            {
+                "call_id": f"rp/{n}",
+                "server": "rp",
+                "uniqueid": str(n),
+                "caller": "1",
+                "queue_id": 1,
+                "arrived_at": arrived,
+                "answered_at": arrived + timedelta(seconds=wait),
+                "ended_at": arrived + timedelta(seconds=wait + 100),
+                "wait_s": wait,
+                "talk_s": 100.0,
+                "wrapup_s": 20.0,
+                "answered_by": 1001,
+                "result": "answered",
+            }
+        )
+    async with service.db.sessionmaker() as s:
+        await s.execute(sa.insert(models.Call), rows)
+        await s.commit()
+    await RollupMaintainer(service.db.sessionmaker).rebuild(day, day + timedelta(days=2))
+
+    page, errors = await open_page(1440, 900)
+    await sign_in(
+        page,
+        "/reports?kind=queues&from=2026-10-05&to=2026-10-06&group=day&tz=UTC",
+        *SUPERVISOR,
+    )
+    table = page.locator("#report-table tbody tr")
+    await expect(table).to_have_count(2)
+    await expect(table.nth(0).locator('[data-col="answered"]')).to_have_text("6")
+    await expect(table.nth(0).locator('[data-col="service_level"]')).to_have_text("100%")
+    await expect(table.nth(1).locator('[data-col="service_level"]')).to_have_text("50%")
+    await expect(table.nth(1).locator('[data-col="aht_s"]')).to_have_text("2:00")
+    points = page.locator("#sl-chart-svg circle")
+    await expect(points).to_have_count(2)
+    await expect(points.nth(1)).to_have_attribute("data-sl", "0.5000")
+    await expect(page.locator('#sl-chart-svg [data-series="target"]')).to_have_count(1)
+    await screenshot(page, "reports")
+
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name="Download CSV").click()
+    download = await info.value
+    text = Path(await download.path()).read_text(encoding="utf-8")
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("period,id,name,offered,answered") and len(lines) == 3
+
+    await page.get_by_label("Report", exact=True).select_option("agents")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.locator("#report-table thead")).to_contain_text("Occupancy")
+    await expect(page.locator("#chart-section")).to_be_hidden()
+    assert errors.errors == []
