@@ -51,6 +51,7 @@ from app.liveservice import LiveService, live_service, set_live_service
 from app.loginlimit import LoginLimiter
 from app.pages import router as pages_router
 from app.redact import install_token_redaction
+from app.reports.retention_job import RetentionJob
 from app.settings import Settings
 from routing.commands import Command
 
@@ -229,6 +230,12 @@ def create_app(
 
             leadership.register("token versions", forget_token_versions, _nothing)
             _register_live(app, leadership, runtime, settings, db, options)
+            retention = RetentionJob(
+                db.sessionmaker,
+                retention_days=settings.outcomes.retention_days,
+                timezone=settings.reports.timezone,
+            )
+            leadership.register("retention", retention.start, retention.stop)
             try:
                 await leadership.start()
                 logger.info("service started (demo=%s, %s)", settings.demo_mode, leadership.role)

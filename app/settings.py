@@ -102,7 +102,9 @@ class OutcomeSettings(BaseModel):
     batch_size: int = 500
     flush_interval_s: float = 0.2
     spill_dir: Path = Path(".data/spill")
-    retention_days: int = 730
+    # Calls, call events, agent state history, interactions and closed cases older than
+    # this are purged by the daily retention job (app/reports/retention_job.py).
+    retention_days: int = Field(default=730, ge=1)
 
 
 class KpiSettings(BaseModel):
