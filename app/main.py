@@ -131,7 +131,11 @@ async def _start_history(
     from app.reports.rollup import RollupMaintainer
 
     states = await stack.enter_async_context(AgentStateWriter.running(db.sessionmaker))
-    rollups = RollupMaintainer(db.sessionmaker, short_abandon_s=settings.kpi.short_abandon_s)
+    rollups = RollupMaintainer(
+        db.sessionmaker,
+        short_abandon_s=settings.kpi.short_abandon_s,
+        timezone=settings.reports.timezone,
+    )
     await rollups.start()
     stack.push_async_callback(rollups.close)
     return (states.notify, rollups.notify)

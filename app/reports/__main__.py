@@ -86,7 +86,11 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 0
         if args.command == "rebuild":
-            maintainer = RollupMaintainer(db.sessionmaker, short_abandon_s=kpi.short_abandon_s)
+            maintainer = RollupMaintainer(
+                db.sessionmaker,
+                short_abandon_s=kpi.short_abandon_s,
+                timezone=settings.reports.timezone,
+            )
             n = await maintainer.rebuild(args.start, args.end)
             print(json.dumps({"recomputed_intervals": n}))
             return 0

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 INTERVAL = timedelta(minutes=15)
+_LOCK_NAMESPACE = 0x5EB0  # pg_advisory_xact_lock(namespace, interval number)
 # The state an agent was in at an interval's start is its last row before it, looked up
 # this far back (an agent logged in longer than this without any change counts from it).
 STATE_LOOKBACK = timedelta(days=2)
@@ -169,6 +170,46 @@ GROUP BY a.team_id, p.reason
 """
 )
 
+# A recomputed interval's change reaches its day: the old rows are taken off (sign -1)
+# before they are deleted and the new ones added (sign +1) after they are written.
+_DAILY = sa.text(
+    """
+INSERT INTO daily_stats (kind, entity_id, day, max_wait_s,
+    offered, answered, answered_in_sl, abandoned, short_abandoned, abandoned_in_ivr, overflowed,
+    failed, wait_answered_s, talk_s, wrapup_s, transfers, rona, offers,
+    login_s, ready_s, reserved_s, on_call_s, wrap_state_s, paused_s)
+SELECT kind, entity_id, (interval_start AT TIME ZONE :tz)::date,
+    CASE WHEN :sign > 0 THEN max_wait_s ELSE 0 END,
+    :sign * offered, :sign * answered, :sign * answered_in_sl, :sign * abandoned, :sign * short_abandoned,
+    :sign * abandoned_in_ivr, :sign * overflowed, :sign * failed, :sign * wait_answered_s, :sign * talk_s,
+    :sign * wrapup_s, :sign * transfers, :sign * rona, :sign * offers, :sign * login_s,
+    :sign * ready_s, :sign * reserved_s, :sign * on_call_s, :sign * wrap_state_s, :sign * paused_s
+FROM interval_stats WHERE interval_start = :s
+ON CONFLICT (kind, entity_id, day) DO UPDATE SET
+    max_wait_s = greatest(daily_stats.max_wait_s, excluded.max_wait_s),
+    offered = daily_stats.offered + excluded.offered, answered = daily_stats.answered + excluded.answered,
+    answered_in_sl = daily_stats.answered_in_sl + excluded.answered_in_sl, abandoned = daily_stats.abandoned + excluded.abandoned,
+    short_abandoned = daily_stats.short_abandoned + excluded.short_abandoned, abandoned_in_ivr = daily_stats.abandoned_in_ivr + excluded.abandoned_in_ivr,
+    overflowed = daily_stats.overflowed + excluded.overflowed, failed = daily_stats.failed + excluded.failed,
+    wait_answered_s = daily_stats.wait_answered_s + excluded.wait_answered_s, talk_s = daily_stats.talk_s + excluded.talk_s,
+    wrapup_s = daily_stats.wrapup_s + excluded.wrapup_s, transfers = daily_stats.transfers + excluded.transfers,
+    rona = daily_stats.rona + excluded.rona, offers = daily_stats.offers + excluded.offers,
+    login_s = daily_stats.login_s + excluded.login_s, ready_s = daily_stats.ready_s + excluded.ready_s,
+    reserved_s = daily_stats.reserved_s + excluded.reserved_s, on_call_s = daily_stats.on_call_s + excluded.on_call_s,
+    wrap_state_s = daily_stats.wrap_state_s + excluded.wrap_state_s, paused_s = daily_stats.paused_s + excluded.paused_s
+"""
+)
+
+_DAILY_PAUSE = sa.text(
+    """
+INSERT INTO daily_pause (kind, entity_id, day, reason, seconds)
+SELECT kind, entity_id, (interval_start AT TIME ZONE :tz)::date, reason, :sign * seconds
+FROM pause_stats WHERE interval_start = :s
+ON CONFLICT (kind, entity_id, day, reason) DO UPDATE SET
+    seconds = daily_pause.seconds + excluded.seconds
+"""
+)
+
 
 async def recompute_interval(
     session: AsyncSession,
@@ -177,8 +218,12 @@ async def recompute_interval(
     now: datetime,
     short_abandon_s: float,
     default_sl_s: float,
+    timezone: str = "UTC",
 ) -> None:
-    """Replace the rows of the interval starting at ``start`` (call inside a transaction)."""
+    """Replace the rows of the interval starting at ``start`` and move its day's sums by
+    the change (call inside a transaction).  Recomputes of one interval are serialised
+    by a transaction-scoped advisory lock, so two processes never both take the same
+    old rows off the day."""
     end = start + INTERVAL
     params = {
         "s": start,
@@ -188,6 +233,13 @@ async def recompute_interval(
         "short_s": short_abandon_s,
         "sl": default_sl_s,
     }
+    await session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+        {"ns": _LOCK_NAMESPACE, "key": int(start.timestamp()) // 900},
+    )
+    day = {"s": start, "tz": timezone}
+    await session.execute(_DAILY, day | {"sign": -1})
+    await session.execute(_DAILY_PAUSE, day | {"sign": -1})
     await session.execute(
         sa.text("DELETE FROM interval_stats WHERE interval_start = :s"), {"s": start}
     )
@@ -199,3 +251,5 @@ async def recompute_interval(
     await session.execute(_AGENT_PAUSES, params)
     await session.execute(_TEAMS, params)
     await session.execute(_TEAM_PAUSES, params)
+    await session.execute(_DAILY, day | {"sign": 1})
+    await session.execute(_DAILY_PAUSE, day | {"sign": 1})

@@ -13,7 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -64,6 +64,59 @@ class IntervalStats(Base):
     __table_args__ = (
         sa.CheckConstraint("kind IN ('queue', 'team', 'agent')", name="kind_known"),
         sa.Index("ix_interval_stats_kind_interval_start", "kind", "interval_start"),
+    )
+
+
+class DailyStats(Base):
+    """The sums of a day's intervals (days of ``reports.timezone``), kept by adding each
+    recomputed interval's change, so month reports read 30 rows per entity, not 2,880.
+    ``max_wait_s`` only grows (the longest wait ever computed for the day)."""
+
+    __tablename__ = "daily_stats"
+
+    kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    entity_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    offered: Mapped[int] = _count()
+    answered: Mapped[int] = _count()
+    answered_in_sl: Mapped[int] = _count()
+    abandoned: Mapped[int] = _count()
+    short_abandoned: Mapped[int] = _count()
+    abandoned_in_ivr: Mapped[int] = _count()
+    overflowed: Mapped[int] = _count()
+    failed: Mapped[int] = _count()
+    wait_answered_s: Mapped[float] = _secs()
+    max_wait_s: Mapped[float] = _secs()
+    talk_s: Mapped[float] = _secs()
+    wrapup_s: Mapped[float] = _secs()
+    transfers: Mapped[int] = _count()
+    rona: Mapped[int] = _count()
+    offers: Mapped[int] = _count()
+    login_s: Mapped[float] = _secs()
+    ready_s: Mapped[float] = _secs()
+    reserved_s: Mapped[float] = _secs()
+    on_call_s: Mapped[float] = _secs()
+    wrap_state_s: Mapped[float] = _secs()
+    paused_s: Mapped[float] = _secs()
+
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('queue', 'team', 'agent')", name="kind_known"),
+        sa.Index("ix_daily_stats_kind_day", "kind", "day"),
+    )
+
+
+class DailyPause(Base):
+    __tablename__ = "daily_pause"
+
+    kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    entity_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    seconds: Mapped[float] = _secs()
+
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('team', 'agent')", name="kind_known"),
+        sa.Index("ix_daily_pause_kind_day", "kind", "day"),
     )
 
 

@@ -58,6 +58,7 @@ class RollupMaintainer:
         settle_s: float = 3.0,
         tick_s: float = 2.0,
         catch_up: timedelta = timedelta(days=1),
+        timezone: str = "UTC",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sessionmaker = sessionmaker
@@ -66,6 +67,7 @@ class RollupMaintainer:
         self._settle = settle_s
         self._tick = tick_s
         self._catch_up = catch_up
+        self._timezone = timezone
         self._clock = clock
         self._dirty: dict[float, float] = {}  # interval start (epoch) -> last marked
         self._call_interval: dict[str, float] = {}  # answered call -> arrival interval
@@ -170,5 +172,6 @@ class RollupMaintainer:
                 now=datetime.fromtimestamp(now, UTC),
                 short_abandon_s=self._short,
                 default_sl_s=self._sl,
+                timezone=self._timezone,
             )
         self.recomputed += 1

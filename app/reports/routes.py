@@ -96,6 +96,7 @@ async def _report(
         timezone=zone,
         ids=tuple(ids),
         teams=visible_teams(principal),
+        daily_timezone=settings.reports.timezone,
     )
     try:
         rows = await service.report(session, query, formula=settings.kpi.sl_formula)

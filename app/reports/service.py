@@ -61,6 +61,21 @@ class ReportQuery:
     timezone: str
     ids: tuple[int, ...] = ()
     teams: frozenset[int] | None = None  # a supervisor's teams (None: every team)
+    daily_timezone: str | None = None  # the days of ``daily_stats`` (reports.timezone)
+
+
+def _local_midnight(t: datetime, zone: ZoneInfo) -> bool:
+    local = t.astimezone(zone)
+    return (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0)
+
+
+def _uses_days(q: ReportQuery) -> bool:
+    """Whole days in the daily table's time zone, grouped by day or month: read the
+    daily rollups (30 rows per entity a month) instead of the intervals."""
+    if q.group not in ("day", "month") or q.timezone != q.daily_timezone:
+        return False
+    zone = ZoneInfo(q.timezone)
+    return _local_midnight(q.start, zone) and _local_midnight(q.end, zone)
 
 
 def _period(group: Group) -> str:
@@ -92,15 +107,23 @@ async def report(
     """The report's rows, ordered by period and entity id."""
     params: dict[str, Any] = {"kind": q.kind, "s": q.start, "e": q.end, "tz": q.timezone}
     where = _scope(q, params, "i")
-    period = _period(q.group)
+    if _uses_days(q):
+        zone = ZoneInfo(q.timezone)
+        params["s"], params["e"] = q.start.astimezone(zone).date(), q.end.astimezone(zone).date()
+        stats, pause_table, column = "daily_stats", "daily_pause", "i.day"
+        trunc = "i.day" if q.group == "day" else "date_trunc('month', i.day)"
+        period = f"({trunc})::timestamp AT TIME ZONE :tz"
+    else:
+        stats, pause_table, column = "interval_stats", "pause_stats", "i.interval_start"
+        period = _period(q.group)
     sums = ", ".join(f"sum(i.{c}) AS {c}" for c in SUMS)
     name_table = _NAMES[q.kind]
     extra = ", max(n.sl_target_s) AS sl_target_s" if q.kind == "queue" else ""
     sql = sa.text(
         f"SELECT {period} AS period, i.entity_id AS id, max(n.name) AS name,"  # noqa: S608 - constants
         f" max(i.max_wait_s) AS max_wait_s, {sums}{extra}"
-        f" FROM interval_stats i LEFT JOIN {name_table} n ON n.id = i.entity_id"
-        f" WHERE i.kind = :kind AND i.interval_start >= :s AND i.interval_start < :e{where}"
+        f" FROM {stats} i LEFT JOIN {name_table} n ON n.id = i.entity_id"
+        f" WHERE i.kind = :kind AND {column} >= :s AND {column} < :e{where}"
         " GROUP BY 1, 2 ORDER BY 1, 2"
         f" LIMIT {MAX_ROWS + 1}"
     )
@@ -113,8 +136,8 @@ async def report(
         pwhere = _scope(q, pause_params, "i")
         psql = sa.text(
             f"SELECT {period} AS period, i.entity_id AS id, i.reason, sum(i.seconds) AS s"  # noqa: S608
-            " FROM pause_stats i WHERE i.kind = :kind AND i.interval_start >= :s"
-            f" AND i.interval_start < :e{pwhere} GROUP BY 1, 2, 3"
+            f" FROM {pause_table} i WHERE i.kind = :kind AND {column} >= :s"
+            f" AND {column} < :e{pwhere} GROUP BY 1, 2, 3"
         )
         for r in (await session.execute(psql, pause_params)).mappings():
             pauses.setdefault((r["period"], r["id"]), {})[r["reason"] or "-"] = round(

@@ -50,7 +50,15 @@ async def db(db_settings: DatabaseSettings) -> AsyncIterator[Database]:
 
 async def clear(db: Database) -> None:
     async with db.engine.begin() as conn:
-        for table in ("calls", "call_events", "agent_state_log", "interval_stats", "pause_stats"):
+        for table in (
+            "calls",
+            "call_events",
+            "agent_state_log",
+            "interval_stats",
+            "pause_stats",
+            "daily_stats",
+            "daily_pause",
+        ):
             await conn.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608
 
 
@@ -158,6 +166,23 @@ async def _check_day(settings_: DatabaseSettings, specs: list[Any]) -> None:
                 )
             ).all()
         assert before == after
+        # The daily rollups equal the sums of their intervals, after recomputes too.
+        async with db.engine.connect() as conn:
+            by_days = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT kind, entity_id, (interval_start AT TIME ZONE 'UTC')::date,"
+                        " sum(answered), round(sum(talk_s)::numeric, 3),"
+                        " round(sum(login_s)::numeric, 3), sum(offered)"
+                        " FROM interval_stats GROUP BY 1, 2, 3"
+                        " EXCEPT SELECT kind, entity_id, day, answered, round(talk_s::numeric, 3),"
+                        " round(login_s::numeric, 3), offered"
+                        " FROM daily_stats WHERE answered <> 0 OR talk_s <> 0 OR offered <> 0"
+                        "  OR login_s <> 0"
+                    )
+                )
+            ).all()
+        assert by_days == []
         # Teams are the sums of their agents.
         async with db.engine.connect() as conn:
             teams: dict[int, int] = dict(
