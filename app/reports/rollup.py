@@ -143,7 +143,7 @@ class RollupMaintainer:
         now = self._clock()
         boundary = _key(now)
         if boundary > self._boundary:
-            self._dirty.setdefault(self._boundary, now - self._settle)
+            self._dirty[self._boundary] = now  # settles like any other mark
             self._boundary = boundary
         due = sorted(k for k, marked in self._dirty.items() if now - marked >= self._settle)
         for k in due:
