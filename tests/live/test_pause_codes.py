@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,6 +70,26 @@ async def test_pause_refuses_unknown_codes_and_admins_configure_them(
         ("logged_out", "logout"),
     ]
     await wait_for(lambda: _equal(logged(), want), what="state log written")
+
+    # The running service keeps the interval rollups: the agent's pause time by reason
+    # reaches the reports API within a few seconds (settle + tick), without a rebuild.
+    now = datetime.now(UTC)
+    window = {
+        "from": (now - timedelta(hours=1)).isoformat(),
+        "to": (now + timedelta(hours=1)).isoformat(),
+        "group": "hour",
+        "id": a,
+    }
+
+    async def reported() -> bool:
+        async with service.client("supervisor") as sup:
+            r = await sup.get("/api/v1/reports/agents", params=window)
+        assert r.status_code == 200, r.text
+        rows = r.json()["rows"]
+        reasons = {k for row in rows for k in row["paused_by_reason"]}
+        return {"login", "nap", "supervisor"} <= reasons and sum(x["login_s"] for x in rows) > 0
+
+    await wait_for(reported, what="the rollups to show the agent's pauses")
 
 
 async def _equal(rows: Any, want: list[tuple[str, str | None]]) -> bool:
