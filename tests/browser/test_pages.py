@@ -538,5 +538,6 @@ async def test_reports_page_shows_tables_chart_and_csv(service: Service, open_pa
     await page.get_by_label("Report", exact=True).select_option("agents")
     await page.get_by_role("button", name="Show").click()
     await expect(page.locator("#report-table thead")).to_contain_text("Occupancy")
+    await expect(page.locator("#report-table thead")).to_contain_text("Pause by reason")
     await expect(page.locator("#chart-section")).to_be_hidden()
     assert errors.errors == []

@@ -51,7 +51,7 @@ function localMidnight(day, tz) {
 
 const COLUMNS = {
   queues: [["offered", "Offered"], ["answered", "Answered"], ["abandoned", "Abandoned"], ["short_abandoned", "Short ab."], ["service_level", "SL", "pct"], ["asa_s", "ASA", "dur"], ["aht_s", "AHT", "dur"], ["max_wait_s", "Longest wait", "dur"], ["overflowed", "Overflow"], ["transfers", "Transfers"], ["rona", "RONA"]],
-  teams: [["answered", "Handled"], ["aht_s", "AHT", "dur"], ["talk_s", "Talk", "dur"], ["wrapup_s", "Wrap-up", "dur"], ["transfers", "Transfers"], ["rona", "RONA"], ["login_s", "Logged in", "dur"], ["paused_s", "Paused", "dur"], ["occupancy", "Occupancy", "pct"]],
+  teams: [["answered", "Handled"], ["aht_s", "AHT", "dur"], ["talk_s", "Talk", "dur"], ["wrapup_s", "Wrap-up", "dur"], ["transfers", "Transfers"], ["rona", "RONA"], ["login_s", "Logged in", "dur"], ["paused_s", "Paused", "dur"], ["paused_by_reason", "Pause by reason", "reasons"], ["occupancy", "Occupancy", "pct"]],
 };
 COLUMNS.agents = COLUMNS.teams;
 
@@ -59,6 +59,10 @@ function cell(v, kind) {
   if (v === null || v === undefined) return "—";
   if (kind === "pct") return fmtPct(v);
   if (kind === "dur") return fmtDuration(v);
+  if (kind === "reasons") {
+    const parts = Object.entries(v).sort((a, b) => b[1] - a[1]).map(([r, s]) => `${r} ${fmtDuration(s)}`);
+    return parts.length ? parts.join(" · ") : "—";
+  }
   return String(v);
 }
 
