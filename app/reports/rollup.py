@@ -7,7 +7,10 @@ Theory of operation:
   state spanned when its state changes.  Each 15-minute boundary also marks the interval
   that just closed (state time of agents whose state did not change in it).
 - One task recomputes dirty intervals whose last mark is at least ``settle_s`` old (the
-  outcome and state-log writers flush first), one transaction per interval
+  outcome and state-log writers flush first), or that stayed dirty ``min_gap_s`` (an
+  interval that is marked all the time, the current one at peak), but one interval at
+  most once per ``min_gap_s``: at 20,000 seats a peak interval takes seconds of database
+  time to recompute (``bench/reports_bench.py``).  One transaction per interval
   (``app.reports.compute``): a recompute replaces the interval's rows, so doing it again
   (a replay, a restart, a second process) gives the same rows.
 - At start it recomputes from the newest stored interval (at most ``catch_up`` back)
@@ -57,6 +60,7 @@ class RollupMaintainer:
         default_sl_s: float = 15.0,
         settle_s: float = 3.0,
         tick_s: float = 2.0,
+        min_gap_s: float = 30.0,
         catch_up: timedelta = timedelta(days=1),
         timezone: str = "UTC",
         clock: Callable[[], float] = time.time,
@@ -65,6 +69,9 @@ class RollupMaintainer:
         self._short = short_abandon_s
         self._sl = default_sl_s
         self._settle = settle_s
+        self._min_gap = min_gap_s
+        self._computed: dict[float, float] = {}  # interval start -> last recomputed at
+        self._first: dict[float, float] = {}  # dirty interval -> first marked since computed
         self._tick = tick_s
         self._catch_up = catch_up
         self._timezone = timezone
@@ -79,7 +86,9 @@ class RollupMaintainer:
     # --- the routing side ------------------------------------------------------------
 
     def _mark(self, start: float, now: float) -> None:
-        self._dirty[_key(start)] = now
+        k = _key(start)
+        self._dirty[k] = now
+        self._first.setdefault(k, now)
 
     def notify(self, cmd: Command, now: float) -> None:
         if isinstance(cmd, CallEnded):
@@ -143,14 +152,26 @@ class RollupMaintainer:
         now = self._clock()
         boundary = _key(now)
         if boundary > self._boundary:
-            self._dirty[self._boundary] = now  # settles like any other mark
+            self._mark(self._boundary, now)  # settles like any other mark
             self._boundary = boundary
-        due = sorted(k for k, marked in self._dirty.items() if now - marked >= self._settle)
+        gap = self._min_gap
+        due = sorted(
+            k
+            for k, marked in self._dirty.items()
+            if (now - marked >= self._settle or now - self._first[k] >= gap)
+            and now - self._computed.get(k, now - gap) >= gap
+        )
         for k in due:
             marked = self._dirty[k]
             await self._recompute(datetime.fromtimestamp(k, UTC), now)
+            self._computed[k] = now
             if self._dirty.get(k) == marked:  # not marked again meanwhile
                 del self._dirty[k]
+                self._first.pop(k, None)
+            else:
+                self._first[k] = now
+        for k in [k for k in self._computed if k < now - 2 * 86400]:
+            del self._computed[k]
         return len(due)
 
     async def rebuild(self, start: datetime, end: datetime) -> int:

@@ -45,7 +45,7 @@ async def stats(db: Database) -> list[tuple[Any, ...]]:
 
 async def test_dirty_intervals_are_recomputed_once_settled(db: Database) -> None:
     now = [T0 + 1200.0]
-    m = RollupMaintainer(db.sessionmaker, settle_s=3.0, clock=lambda: now[0])
+    m = RollupMaintainer(db.sessionmaker, settle_s=3.0, min_gap_s=1.0, clock=lambda: now[0])
     rec = CallRecord(
         call_id="pbx/1",
         queue_id="1",
@@ -81,7 +81,7 @@ async def test_dirty_intervals_are_recomputed_once_settled(db: Database) -> None
             ),
             {"at": datetime.fromtimestamp(T0, UTC)},
         )
-    m.notify(AgentStateChanged("1001", AgentState.READY, T0), T0)
+    m.notify(AgentStateChanged("1001", AgentState.READY, T0), now[0])
     m.notify(CallEnded(rec), now[0])
     assert await m.step() == 0  # not settled: the writers may still be flushing
     now[0] += 3.0
@@ -103,3 +103,17 @@ async def test_dirty_intervals_are_recomputed_once_settled(db: Database) -> None
     now[0] += 3.0
     assert await m.step() == 1
     assert ("agent", 1001, int(T0 + 900), 0, 0, 900.0) in await stats(db)
+
+
+async def test_a_busy_interval_is_recomputed_at_most_once_per_gap(db: Database) -> None:
+    """At peak the current interval is marked all the time: it never settles, yet it is
+    recomputed, once per ``min_gap_s`` (a peak interval costs seconds of database time)."""
+    now = [T0 + 100.0]
+    m = RollupMaintainer(db.sessionmaker, settle_s=3.0, min_gap_s=30.0, clock=lambda: now[0])
+    counts = []
+    for _ in range(40):  # a state change every 2 s for 80 s, a step after each
+        m.notify(AgentStateChanged("1001", AgentState.READY, now[0]), now[0])
+        now[0] += 2.0
+        counts.append(await m.step())
+    assert sum(counts) == 2  # at 30 s and at 60 s after the first mark
+    assert counts.index(1) == 14
