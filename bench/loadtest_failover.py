@@ -41,6 +41,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -195,6 +196,7 @@ class SimLog:
     ended: dict[str, dict[str, Any]] = field(default_factory=dict)
     in_progress: int = 0
     waiting: int = 0
+    waiting_series: list[tuple[float, int]] = field(default_factory=list)
 
     async def poll(self, sims: list[Sim]) -> None:
         in_progress = waiting = 0
@@ -216,6 +218,7 @@ class SimLog:
                 for t, name, aid, channel in got["actions"]
             )
         self.in_progress, self.waiting = in_progress, waiting
+        self.waiting_series.append((time.time(), waiting))
 
 
 def analyse(sl: SimLog, *, signalled_at: float, old_pid: int, new_pid: int) -> dict[str, Any]:
@@ -277,6 +280,42 @@ def analyse(sl: SimLog, *, signalled_at: float, old_pid: int, new_pid: int) -> d
         "reoffered_while_connected": len(reoffered),
         "reoffered_examples": reoffered[:5],
     }
+
+
+def plot_failover(
+    path: Path, sl: SimLog, members: list[Member], failovers: list[tuple[float, Member, Member]]
+) -> None:
+    """Calls waiting in hold and Redirects per second by member, the failovers marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = sl.waiting_series[0][0] if sl.waiting_series else time.time()
+    fig, (ax_wait, ax_red) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+    ax_wait.plot([t - t0 for t, _ in sl.waiting_series], [w for _, w in sl.waiting_series])
+    ax_wait.set_ylabel("calls waiting in hold")
+    for member in members:
+        per_s: dict[int, int] = {}
+        for at, name, pid, _channel in sl.actions:
+            if pid == member.pid and name == "Redirect":
+                per_s[int(at - t0)] = per_s.get(int(at - t0), 0) + 1
+        xs = sorted(per_s)
+        ax_red.plot(
+            xs, [per_s[x] for x in xs], ".-", lw=0.8, label=f"{member.name} (pid {member.pid})"
+        )
+    ax_red.set_ylabel("Redirects / s (simulator log)")
+    ax_red.set_xlabel("seconds since the traffic started")
+    ax_red.legend(loc="upper right", fontsize=8)
+    for at, old, new in failovers:
+        for ax in (ax_wait, ax_red):
+            ax.axvline(at - t0, color="red", ls="--", lw=1)
+        ax_wait.annotate(
+            f"{old.name} down -> {new.name}", (at - t0, 0), rotation=90, fontsize=8, color="red"
+        )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 async def stuck_agents(client: Any, leader: Member, token: str) -> list[dict[str, Any]]:
@@ -359,6 +398,8 @@ async def run_failover(fo: FailoverOptions) -> dict[str, Any]:
     pg: PgHandle | None = None
     sims: list[Sim] = []
     cluster: Cluster | None = None
+    sl = SimLog()
+    failovers: list[tuple[float, Member, Member]] = []
     report: dict[str, Any] = {
         "options": {
             "rate": opts.rate,
@@ -407,7 +448,6 @@ async def run_failover(fo: FailoverOptions) -> dict[str, Any]:
             await cluster.proxy.start()
         for _ in range(fo.members):
             await cluster.start_member()
-        sl = SimLog()
         async with httpx.AsyncClient(timeout=60.0) as client:
             leader = await cluster.wait_leader(client)
             report["first_leader"] = leader.name
@@ -420,7 +460,6 @@ async def run_failover(fo: FailoverOptions) -> dict[str, Any]:
                 await sim.client.call("traffic", rate=opts.rate / len(sims), duration=opts.duration)
             traffic_started = time.monotonic()
             sig = SIGNALS.get(fo.kill_signal)
-            failovers: list[tuple[float, Member, Member]] = []
             for kill in range(1, fo.kills + 1):
                 while time.monotonic() - traffic_started < fo.kill_at * kill:
                     await sl.poll(sims)
@@ -491,6 +530,10 @@ async def run_failover(fo: FailoverOptions) -> dict[str, Any]:
             await cluster.proxy.close()
         if pg is not None:
             await asyncio.to_thread(pg.close)
+    if cluster is not None and "failovers" in report:
+        with contextlib.suppress(Exception):  # the picture is a bonus, never the verdict
+            plot_failover(opts.out / "failover.png", sl, cluster.members, failovers)
+            report["plot"] = str(opts.out / "failover.png")
     out = opts.out / "failover-report.json"
     out.write_text(json.dumps(report, indent=2, default=str))
     return report
