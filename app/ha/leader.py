@@ -75,6 +75,16 @@ class LeaderGate(Protocol):
         ends (in reverse).  Registered while leading: started at once."""
 
 
+def leader_gate(state: Any) -> LeaderGate:
+    """The running process's ``LeaderGate`` from ``app.state`` (set by the lifespan)."""
+    gate = getattr(state, "leadership", None)
+    if gate is None:
+        raise RuntimeError("no leadership: the lifespan has not started")
+    if not isinstance(gate, Leadership):
+        raise TypeError(f"app.state.leadership is not a Leadership: {type(gate).__name__}")
+    return gate
+
+
 @dataclass(frozen=True, slots=True)
 class Tenure:
     """One holding of the lease: its token and the checks bound to it."""
