@@ -11,7 +11,8 @@ Theory of operation (docs/ha.md has the why):
   registration order when leadership is won, stops in reverse when it ends.  The lease
   keeps being renewed while they run (a long configuration load never loses it).
 - The leader renews every ``renew_interval_s`` on its own connection (never the busy
-  pool).  Its *safe deadline* is the monotonic time at which it *sent* the last
+  pool), from its own thread and event loop (the *keeper*): a busy main loop never
+  delays a renewal.  Its *safe deadline* is the monotonic time at which it *sent* the last
   successful renewal (or the acquisition) plus ``lease_ttl_s - margin_s``: the database
   extended the lease from a later instant, so the deadline always falls before the
   lease can expire for anybody else.
@@ -41,10 +42,11 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,6 +58,7 @@ from app.settings import HaSettings
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Callback = Callable[[], Awaitable[None]]
 Connect = Callable[[], Awaitable[Any]]  # -> an asyncpg connection
 
@@ -147,7 +150,10 @@ class Leadership:
         self._next_renew = 0.0
         self._next_heartbeat = 0.0
         self._deadline: asyncio.TimerHandle | None = None
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loop_task: asyncio.Task[None] | None = None  # on the keeper's loop
+        self._main: asyncio.AbstractEventLoop | None = None
+        self._keeper: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._transition: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -214,11 +220,16 @@ class Leadership:
             if error is not None:
                 raise error
             return
-        self._loop_task = asyncio.create_task(self._loop(), name="ha-lease")
-        await self._try_acquire()
+        self._main = asyncio.get_running_loop()
+        keeper = asyncio.new_event_loop()
+        self._keeper = keeper
+        self._thread = threading.Thread(target=keeper.run_forever, name="ha-lease", daemon=True)
+        self._thread.start()
+        await self._on_keeper(self._try_acquire())
+        self._loop_task = await self._on_keeper(self._start_loop())
         with contextlib.suppress(Exception):  # the loop heartbeats again; here: be seen now
             async with asyncio.timeout(self.settings.renew_interval_s):
-                await self._heartbeat(force=True)
+                await self._on_keeper(self._heartbeat(force=True))
         if self._transition is not None:  # won: the starts run while the loop renews
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._transition)
@@ -236,10 +247,9 @@ class Leadership:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._transition
         await self._run_stops()
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._loop_task
+        if self._keeper is not None:
+            with contextlib.suppress(Exception):
+                await self._on_keeper(self._halt_loop())
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):
@@ -252,19 +262,66 @@ class Leadership:
             self._token = None
             try:
                 async with asyncio.timeout(self.settings.lease_ttl_s):
-                    await self._db(
-                        lambda c: lease.release(c, self.settings.lease_name, self.member, token)
+                    await self._on_keeper(
+                        self._db(
+                            lambda c: lease.release(c, self.settings.lease_name, self.member, token)
+                        )
                     )
                 logger.info("ha: lease released (token %d)", token)
             except Exception as exc:  # noqa: BLE001 — it expires by itself
                 logger.warning("ha: lease not released (%s); it expires by itself", exc)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await self._heartbeat(force=True)
-        if self._conn is not None:
+                await self._on_keeper(self._heartbeat(force=True))
+        keeper, thread = self._keeper, self._thread
+        if keeper is not None and thread is not None:
             with contextlib.suppress(Exception):
-                await self._conn.close(timeout=1.0)
-            self._conn = None
+                await self._on_keeper(self._close_connection())
+            keeper.call_soon_threadsafe(keeper.stop)
+            await asyncio.to_thread(thread.join, 5.0)
+            if not thread.is_alive():
+                keeper.close()
+            self._keeper = self._thread = None
+
+    # --- the keeper thread ------------------------------------------------------------------
+    #
+    # The lease's connection, renewals and polls run on their own event loop in their own
+    # thread: a stalled main loop (a takeover loading 20,000 agents and adopting thousands
+    # of calls, a burst of work) never delays a renewal.  A stall of the whole process
+    # (SIGSTOP, a collection holding the GIL) stops the thread too, and ``may_act``'s clock
+    # check catches it.  What the keeper decides reaches the main loop through
+    # ``call_soon_threadsafe`` (``_to_main``); the main loop runs its coroutines on the
+    # keeper's loop with ``_on_keeper``.
+
+    async def _on_keeper(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the keeper's loop and await its result here."""
+        keeper = self._keeper
+        if keeper is None:
+            coro.close()
+            raise RuntimeError("the lease keeper is not running")
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, keeper))
+
+    def _to_main(self, fn: Callable[..., None], *args: Any) -> None:
+        main = self._main
+        if main is not None and not main.is_closed():
+            main.call_soon_threadsafe(fn, *args)
+
+    async def _start_loop(self) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(self._loop(), name="ha-lease")
+
+    async def _halt_loop(self) -> None:
+        """Stop renewing and polling (close; tests stall a holder with it)."""
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=1.0)
 
     # --- the lease loop -------------------------------------------------------------------
 
@@ -322,7 +379,13 @@ class Leadership:
             result.reason,
             f" from {result.previous_holder}" if result.previous_holder else "",
         )
-        self._transition = self._spawn(self._run_starts(result.token), "ha-starts")
+        self._to_main(self._won, result.token)
+
+    def _won(self, token: int) -> None:
+        """(main loop) The keeper took the lease: run the starts."""
+        if self._token == token and not self._closing:
+            self._arm_deadline()
+            self._transition = self._spawn(self._run_starts(token), "ha-starts")
 
     async def _renew(self) -> None:
         s = self.settings
@@ -337,20 +400,27 @@ class Leadership:
         except Exception as exc:  # noqa: BLE001 — retried until the safe deadline
             logger.warning("ha: lease renewal failed (%s: %s)", type(exc).__name__, exc)
             self._next_renew = self.clock() + min(0.2, s.renew_interval_s)
-            self._check_deadline()
+            self._to_main(self._check_deadline)
             return
         if self._token != token:
             return
         if not ok:
-            self.fence("the lease is no longer ours")
+            self._to_main(self.fence, "the lease is no longer ours")
             return
         self._set_safe(sent)
+        self._to_main(self._arm_deadline)
 
     def _set_safe(self, sent: float) -> None:
+        """(keeper) A renewal or acquisition sent at ``sent`` succeeded."""
         s = self.settings
         self._safe_until = sent + s.lease_ttl_s - s.margin_s
         self._next_renew = sent + s.renew_interval_s
+
+    def _arm_deadline(self) -> None:
+        """(main loop) Fence at the safe deadline unless a renewal moves it first."""
         self._cancel_deadline()
+        if self._token is None:
+            return
         loop = asyncio.get_running_loop()
         delay = max(0.0, self._safe_until - self.clock())
         self._deadline = loop.call_at(loop.time() + delay, self._check_deadline)
@@ -406,8 +476,10 @@ class Leadership:
             if self.enabled:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(self.settings.renew_interval_s):
-                        await self._db(
-                            lambda c: lease.routing_resumed(c, self.settings.lease_name, token)
+                        await self._on_keeper(
+                            self._db(
+                                lambda c: lease.routing_resumed(c, self.settings.lease_name, token)
+                            )
                         )
 
     async def _start_one(self, entry: _Registered) -> None:
@@ -422,8 +494,10 @@ class Leadership:
         if self.enabled:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.settings.renew_interval_s):
-                    await self._db(
-                        lambda c: lease.release(c, self.settings.lease_name, self.member, token)
+                    await self._on_keeper(
+                        self._db(
+                            lambda c: lease.release(c, self.settings.lease_name, self.member, token)
+                        )
                     )
 
     async def _run_stops(self) -> None:

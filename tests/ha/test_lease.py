@@ -109,8 +109,7 @@ async def test_a_stalled_holder_is_fenced_and_its_writes_refused(db: Database) -
     tenure = a.tenure()
     assert tenure.may_act()
     # The stall: a renews no more and its deadline timer never fires.
-    assert a._loop_task is not None
-    a._loop_task.cancel()
+    await a._on_keeper(a._halt_loop())
     a._cancel_deadline()
     await b.start()
     try:
