@@ -1,6 +1,7 @@
 """What a fenced write is, shared by the writers and the leadership (``app.ha``).
 
-A ``WriteFence`` runs inside a writer's transaction, before its rows: it raises
+A ``WriteFence`` runs inside a writer's transaction, last, right before the commit
+(its lock is then held only for the commit, never across the writes): it raises
 ``Fenced`` unless this process still holds the lease the writer was started under (in
 ``app.ha`` a locking read of the lease row, so the write and a takeover are ordered by
 the database).  A writer never retries a fenced write row by row and never counts it as

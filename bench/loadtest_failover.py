@@ -574,7 +574,21 @@ def main(argv: Sequence[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    report = asyncio.run(run_failover(fo))
+
+    async def guarded() -> dict[str, Any]:
+        # SIGINT / SIGTERM cancel the run: its finally stops every child and the database.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        return await run_failover(fo)
+
+    try:
+        report = asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("[failover] interrupted; processes cleaned up", file=sys.stderr)
+        return 130
     print(json.dumps(report, default=str))
     outcomes = report.get("outcomes", {})
     bad = (

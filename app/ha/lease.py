@@ -70,9 +70,10 @@ SELECT 1 FROM ha_lease
 WHERE name = :name AND holder = :holder AND token = :token AND expires_at > now()
 FOR SHARE
 """
-"""The write fence: run first in a live-state transaction.  ``FOR SHARE`` makes a
-takeover (``FOR UPDATE``) wait for the write's commit, and the write refuse once the
-takeover committed: one order for both, decided by the database."""
+"""The write fence: run last in a live-state transaction, right before its commit.
+``FOR SHARE`` makes a takeover (``FOR UPDATE``) wait for the write's commit, and the
+write refuse (roll back) once the takeover committed: one order for both, decided by
+the database.  Taken last, the share lock never makes a renewal wait for a long write."""
 
 
 @dataclass(frozen=True, slots=True)

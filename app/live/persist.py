@@ -16,8 +16,9 @@ Invariants:
 - ``close`` stops the flusher and writes whatever is marked: after a clean stop the
   tables hold exactly the agents' last states and the calls still in progress.
 - With a ``fence`` (``app.fencing``: several service processes, one leader) every
-  transaction first checks that this process still holds the lease it was started
-  under; a fenced flush writes nothing (its items stay marked, never written again by
+  transaction ends by checking that this process still holds the lease it was started
+  under (last, so the lease row's share lock is held only until the commit and never
+  delays a renewal); a fenced flush writes nothing (its items stay marked, never written again by
   this process: the next leader rebuilds them from Asterisk and its own state).
 - One row the database refuses for its data (e.g. a NUL in a caller name from the PBX)
   does not stop the others: a batch failing that way is written again row by row, each
@@ -290,14 +291,14 @@ class StateStore:
                     upserts.append({**row, "updated_at": now})
             try:
                 async with self._sessionmaker() as session, session.begin():
-                    if self._fence is not None:
-                        await self._fence(session)
                     if sessions:
                         await execute_in_slices(session, _UPSERT_SESSIONS, sessions)
                     if upserts:
                         await execute_in_slices(session, _UPSERT_LIVE, upserts)
                     if deletes:
                         await session.execute(_delete_live(deletes))
+                    if self._fence is not None:  # last: its lock is held only to the commit
+                        await self._fence(session)
             except Exception as exc:
                 if is_transient(exc) or isinstance(exc, Fenced):
                     raise
@@ -322,8 +323,6 @@ class StateStore:
             len(sessions) + len(upserts),
         )
         async with self._sessionmaker() as session, session.begin():
-            if self._fence is not None:
-                await self._fence(session)
             for statement, rows, key in (
                 (_UPSERT_SESSIONS, sessions, "agent_id"),
                 (_UPSERT_LIVE, upserts, "call_id"),
@@ -345,6 +344,8 @@ class StateStore:
                         )
             if deletes:
                 await session.execute(_delete_live(deletes))
+            if self._fence is not None:
+                await self._fence(session)
 
 
 def _delete_live(call_ids: list[str]) -> sa.Delete:
