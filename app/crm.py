@@ -5,8 +5,10 @@ Invariants:
   cannot be normalized raises ``InvalidPhoneNumber`` (never a silent miss).
 - ``lookup_caller`` costs ONE round trip: a primary-key probe on ``customer_phones``
   joined to ``customers``, with products, the last ``interactions`` and the open cases
-  aggregated as JSON by correlated sub-selects (each an index range scan).  No cache: a
-  screen pop must reflect the CRM as it is now.
+  aggregated as JSON by correlated sub-selects (each an index range scan), and the
+  repeat-caller mark (contacts in the short and long windows, ``RepeatWindows``) counted
+  on the same ``(customer_id, at DESC)`` index.  No cache: a screen pop must reflect the
+  CRM as it is now.
 - Entitlement (free technical support) is computed here, from dates only, by
   ``product_entitlement``: within ``PURCHASE_GRACE_DAYS`` (90) days of purchase, inclusive,
   or while a protection plan runs (up to and including ``protection_plan_end``).  When
@@ -18,7 +20,8 @@ from __future__ import annotations
 import enum
 import json
 import re
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -138,6 +141,32 @@ class InteractionInfo(BaseModel):
     channel: str
     agent_id: int | None
     summary: str
+    call_id: str | None = None
+    queue_id: int | None = None
+    result: str | None = None
+    disposition_code: str | None = None
+    notes: str | None = None
+    case_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatWindows:
+    """The repeat-caller mark's two windows (settings ``crm.repeat_short_h`` / ``_long_h``)."""
+
+    short_h: float = 24.0
+    long_h: float = 168.0
+
+
+DEFAULT_WINDOWS = RepeatWindows()
+
+
+class RepeatMark(BaseModel):
+    """How often this customer was in contact lately ("third call today")."""
+
+    short_window_h: float
+    long_window_h: float
+    contacts_short: int  # contacts (calls included) within the last ``short_window_h``
+    contacts_long: int
 
 
 class CaseInfo(BaseModel):
@@ -160,6 +189,7 @@ class ScreenPop(BaseModel):
     entitled_until: date | None = None
     products: list[ProductInfo] = Field(default_factory=list)
     interactions: list[InteractionInfo] = Field(default_factory=list)  # newest first
+    repeat: RepeatMark | None = None
     open_cases: list[CaseInfo] = Field(default_factory=list)  # oldest first
 
 
@@ -173,9 +203,15 @@ _LOOKUP_SQL = """
          FROM products p WHERE p.customer_id = c.id) AS products,
       (SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'at', i.at, 'channel', i.channel, 'agent_id', i.agent_id,
-                'summary', i.summary) ORDER BY i.at DESC), '[]'::jsonb)
+                'summary', i.summary, 'call_id', i.call_id, 'queue_id', i.queue_id,
+                'result', i.result, 'disposition_code', i.disposition_code,
+                'notes', i.notes, 'case_id', i.case_id) ORDER BY i.at DESC), '[]'::jsonb)
          FROM (SELECT * FROM interactions WHERE customer_id = c.id
                ORDER BY at DESC LIMIT :n_interactions) i) AS interactions,
+      (SELECT count(*) FROM interactions
+         WHERE customer_id = c.id AND at >= :since_short) AS contacts_short,
+      (SELECT count(*) FROM interactions
+         WHERE customer_id = c.id AND at >= :since_long) AS contacts_long,
       (SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'id', k.id, 'opened_at', k.opened_at, 'kind', k.kind,
                 'severity', k.severity, 'subject', k.subject, 'due_at', k.due_at)
@@ -191,6 +227,8 @@ _LOOKUP = sa.text(_LOOKUP_SQL).columns(
     sa.column("member", sa.Boolean),
     sa.column("products", JSONB),
     sa.column("interactions", JSONB),
+    sa.column("contacts_short", sa.BigInteger),
+    sa.column("contacts_long", sa.BigInteger),
     sa.column("open_cases", JSONB),
 )
 
@@ -201,24 +239,42 @@ async def lookup_caller(
     *,
     today: date,
     interactions: int = DEFAULT_INTERACTIONS,
+    now: datetime | None = None,
+    windows: RepeatWindows = DEFAULT_WINDOWS,
 ) -> ScreenPop | None:
     """The screen pop for ``phone``, or ``None`` when no customer has that number.
 
-    One query.  Raises ``InvalidPhoneNumber`` for malformed input.
+    One query.  Raises ``InvalidPhoneNumber`` for malformed input.  ``now`` (default: the
+    wall clock) is the end of the repeat-caller windows.
     """
     number = normalize_phone(phone)
-    row = (
-        await session.execute(_LOOKUP, {"phone": number, "n_interactions": interactions})
-    ).one_or_none()
+    since_short, since_long = _window_starts(now, windows)
+    params = {
+        "phone": number,
+        "n_interactions": interactions,
+        "since_short": since_short,
+        "since_long": since_long,
+    }
+    row = (await session.execute(_LOOKUP, params)).one_or_none()
     if row is None:
         return None
-    return _build(number, row._mapping, today=today)
+    return _build(number, row._mapping, today=today, windows=windows)
+
+
+def _window_starts(now: datetime | None, windows: RepeatWindows) -> tuple[datetime, datetime]:
+    end = now if now is not None else datetime.now(UTC)
+    return end - timedelta(hours=windows.short_h), end - timedelta(hours=windows.long_h)
 
 
 # The same statement for a plain asyncpg connection or pool (positional parameters).
 # The call center's screen-pop path uses it: no ORM session, pre-ping, BEGIN/ROLLBACK
 # per lookup (they were most of the lookup's cost under load).
-_LOOKUP_ASYNCPG = _LOOKUP_SQL.replace(":phone", "$1").replace(":n_interactions", "$2")
+_LOOKUP_ASYNCPG = (
+    _LOOKUP_SQL.replace(":phone", "$1")
+    .replace(":n_interactions", "$2")
+    .replace(":since_short", "$3")
+    .replace(":since_long", "$4")
+)
 _JSON_COLUMNS = ("products", "interactions", "open_cases")
 
 
@@ -228,20 +284,23 @@ async def lookup_caller_asyncpg(
     *,
     today: date,
     interactions: int = DEFAULT_INTERACTIONS,
+    now: datetime | None = None,
+    windows: RepeatWindows = DEFAULT_WINDOWS,
 ) -> ScreenPop | None:
     """``lookup_caller`` on an asyncpg connection or pool (``fetchrow``); same result."""
     number = normalize_phone(phone)
-    row = await conn.fetchrow(_LOOKUP_ASYNCPG, number, interactions)
+    since_short, since_long = _window_starts(now, windows)
+    row = await conn.fetchrow(_LOOKUP_ASYNCPG, number, interactions, since_short, since_long)
     if row is None:
         return None
     mapping = dict(row)
     for column in _JSON_COLUMNS:
         value = mapping[column]
         mapping[column] = json.loads(value) if isinstance(value, str) else value
-    return _build(number, mapping, today=today)
+    return _build(number, mapping, today=today, windows=windows)
 
 
-def _build(phone: str, row: Any, *, today: date) -> ScreenPop:
+def _build(phone: str, row: Any, *, today: date, windows: RepeatWindows) -> ScreenPop:
     products = []
     for raw in row["products"]:
         purchase = date.fromisoformat(raw["purchase_date"])
@@ -269,5 +328,11 @@ def _build(phone: str, row: Any, *, today: date) -> ScreenPop:
         entitled_until=best.until if best else None,
         products=products,
         interactions=[InteractionInfo(**raw) for raw in row["interactions"]],
+        repeat=RepeatMark(
+            short_window_h=windows.short_h,
+            long_window_h=windows.long_h,
+            contacts_short=row["contacts_short"],
+            contacts_long=row["contacts_long"],
+        ),
         open_cases=cases,
     )

@@ -335,6 +335,15 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=_NOW)
 
 
+# Look-up by name prefix, case-insensitive: ``lower(name) LIKE 'abc%' ORDER BY ..., id``.
+sa.Index(
+    "ix_customers_name_prefix",
+    sa.func.lower(Customer.name).label("lower_name"),
+    Customer.id,
+    postgresql_ops={"lower_name": "text_pattern_ops"},
+)
+
+
 class CustomerPhone(Base):
     """A contact number.  ``phone`` is normalized digits and unique (the primary key)."""
 
@@ -359,7 +368,7 @@ class Product(Base):
     )
     model: Mapped[str] = mapped_column(sa.Text)
     sku: Mapped[str] = mapped_column(sa.Text)
-    serial: Mapped[str | None] = mapped_column(sa.Text)
+    serial: Mapped[str | None] = mapped_column(sa.Text, index=True)
     purchase_date: Mapped[date] = mapped_column(sa.Date)
     protection_plan_end: Mapped[date | None] = mapped_column(sa.Date)
 
@@ -376,10 +385,20 @@ class Interaction(Base):
     # No foreign key: history outlives the agent row.
     agent_id: Mapped[int | None] = mapped_column(sa.Integer)
     summary: Mapped[str] = mapped_column(sa.Text)
+    # A handled call's contact (app/customers/interactions.py): one per call, so replays
+    # and restarts of the outcome writer never write it twice.
+    call_id: Mapped[str | None] = mapped_column(sa.Text)
+    queue_id: Mapped[int | None] = mapped_column(sa.Integer)
+    result: Mapped[str | None] = mapped_column(sa.Text)
+    disposition_code: Mapped[str | None] = mapped_column(sa.Text)
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    case_id: Mapped[int | None] = mapped_column(sa.BigInteger)  # no FK: cases may be purged
 
     __table_args__ = (
-        # The screen pop reads "last N interactions of this customer": one index range scan.
+        # The screen pop reads "last N interactions of this customer" and counts the recent
+        # ones (repeat-caller mark): index range scans.
         sa.Index("ix_interactions_customer_id_at", "customer_id", sa.text("at DESC")),
+        sa.UniqueConstraint("call_id", name="uq_interactions_call_id"),
     )
 
 

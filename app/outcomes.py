@@ -18,6 +18,8 @@ Theory of operation:
   A batch rejected for its *data* (constraint / data errors) is split row by row; rows
   PostgreSQL refuses on their own are appended to ``rejected-*.jsonl`` in ``spill_dir``
   and logged: kept for inspection, never silently dropped, never retried forever.
+- Each stored call whose number belongs to a customer also upserts its interaction
+  (``app.customers.interactions``), in the same transaction: one per call id.
 - When the backlog exceeds ``max_pending`` rows, new rows go to an append-only spill
   file (``spill-*.jsonl``, one JSON object per line) instead of memory.  Once the
   database keeps up again (and at ``start``) closed spill files are replayed: renamed to
@@ -48,6 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.customers import interactions
 from app.models import Base, Call
 from app.outcome_rows import CallEventRow as CallEventRow
 from app.outcome_rows import CallOutcome as CallOutcome
@@ -498,7 +501,11 @@ class OutcomeWriter:
                 rows = [_wrapup_params(w) for cid, w in wrapups.items() if cid in found]
                 if rows:
                     await session.execute(_UPDATE_WRAPUP, rows)
+                    await interactions.write_for_wrapups(session, found)
                 missing = set(wrapups) - found
+            # The customers' contact history, in the same transaction (idempotent by call).
+            if calls:
+                await interactions.write_for_calls(session, calls.values())
         # Committed: update parking only now, so a failed attempt changes nothing.
         for cid in newly_merged:
             self._parked.pop(cid, None)

@@ -156,6 +156,14 @@ class ReportSettings(BaseModel):
     timezone: str = "UTC"
 
 
+class CrmSettings(BaseModel):
+    """The screen pop's repeat-caller mark: contacts in the last ``repeat_short_h`` and
+    ``repeat_long_h`` hours (defaults: 24 h and 7 days)."""
+
+    repeat_short_h: float = Field(default=24.0, gt=0, le=24 * 366, allow_inf_nan=False)
+    repeat_long_h: float = Field(default=168.0, gt=0, le=24 * 366, allow_inf_nan=False)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SWITCHBOARD_",
@@ -180,6 +188,7 @@ class Settings(BaseSettings):
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     ha: HaSettings = Field(default_factory=HaSettings)
+    crm: CrmSettings = Field(default_factory=CrmSettings)
 
     @property
     def demo_mode(self) -> bool:

@@ -28,7 +28,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from app.crm import ScreenPop
+from app.crm import DEFAULT_WINDOWS, RepeatWindows, ScreenPop
 from app.db import Database
 from app.fencing import WriteFence
 from app.live.callcenter import CallCenter
@@ -81,7 +81,11 @@ ScreenPopLookup = Callable[[str, float], Coroutine[None, None, ScreenPop | None]
 
 
 async def open_fast_lookup(
-    database: Database, stack: AsyncExitStack, *, pool_size: int = 8
+    database: Database,
+    stack: AsyncExitStack,
+    *,
+    pool_size: int = 8,
+    windows: RepeatWindows = DEFAULT_WINDOWS,
 ) -> ScreenPopLookup:
     """The screen-pop lookup on its own small asyncpg pool (the routing path's query).
 
@@ -101,7 +105,13 @@ async def open_fast_lookup(
     stack.push_async_callback(pool.close)
 
     async def lookup(phone: str, now: float) -> ScreenPop | None:
-        return await lookup_caller_asyncpg(pool, phone, today=_local_today(now))
+        return await lookup_caller_asyncpg(
+            pool,
+            phone,
+            today=_local_today(now),
+            now=datetime.fromtimestamp(now, UTC),
+            windows=windows,
+        )
 
     return lookup
 
@@ -160,7 +170,11 @@ async def live_runtime(
             engine=engine,
             database=database,
             outcomes=outcomes,
-            lookup=await open_fast_lookup(database, stack),
+            lookup=await open_fast_lookup(
+                database,
+                stack,
+                windows=RepeatWindows(settings.crm.repeat_short_h, settings.crm.repeat_long_h),
+            ),
             clock=clock,
             agent_hub=Hub("agents", queue_size=queue_size),
             wallboard_hub=Hub("wallboard", queue_size=max(4, queue_size // 8)),
