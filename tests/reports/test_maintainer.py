@@ -58,6 +58,9 @@ async def test_dirty_intervals_are_recomputed_once_settled(db: Database) -> None
     )
     async with db.engine.begin() as conn:
         await conn.execute(
+            sa.insert(models.Agent), [{"id": 1001, "name": "a", "device": "PJSIP/1"}]
+        )
+        await conn.execute(
             sa.insert(models.Call),
             [
                 {
