@@ -41,6 +41,7 @@ from app.api.dberrors import install_database_error_handlers
 from app.apidocs import install_api_docs
 from app.auth import Role, TokenVersions, ensure_admin, load_token_version, optional_principal
 from app.bodylimit import BodySizeLimitMiddleware
+from app.customers import routes as customer_routes
 from app.errors import ServiceUnavailable, Standby, install_error_handlers
 from app.ha.leader import Leadership, lease_connection
 from app.ha.routes import router as cluster_router
@@ -290,6 +291,7 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(agentlog.router, prefix=API_PREFIX)
+    app.include_router(customer_routes.router, prefix=API_PREFIX)
     app.include_router(reports.router, prefix=API_PREFIX)
     app.include_router(cluster_router, prefix=API_PREFIX)
     app.include_router(live_routes.router)
