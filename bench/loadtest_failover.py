@@ -460,11 +460,18 @@ async def run_failover(fo: FailoverOptions) -> dict[str, Any]:
                 await sim.client.call("traffic", rate=opts.rate / len(sims), duration=opts.duration)
             traffic_started = time.monotonic()
             sig = SIGNALS.get(fo.kill_signal)
-            for kill in range(1, fo.kills + 1):
-                while time.monotonic() - traffic_started < fo.kill_at * kill:
+
+            async def poll_forever() -> None:
+                # Also while the harness waits for a new leader: the gap is on the picture.
+                while True:
                     await sl.poll(sims)
                     await asyncio.sleep(0.5)
-                await sl.poll(sims)
+
+            poller = asyncio.create_task(poll_forever(), name="failover-poller")
+            for kill in range(1, fo.kills + 1):
+                await asyncio.sleep(
+                    max(0.0, traffic_started + fo.kill_at * kill - time.monotonic())
+                )
                 signalled_at = time.time()
                 if sig is None:
                     cluster.proxy.cut()  # the leader keeps AMI, loses PostgreSQL
@@ -480,9 +487,10 @@ async def run_failover(fo: FailoverOptions) -> dict[str, Any]:
             report["new_leader"] = leader.name
             if cluster.proxy is not None:
                 cluster.proxy.restore()  # the cut-off process comes back as a standby
-            while time.monotonic() - traffic_started < opts.duration:
-                await sl.poll(sims)
-                await asyncio.sleep(0.5)
+            await asyncio.sleep(max(0.0, traffic_started + opts.duration - time.monotonic()))
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
             for sim in sims:
                 await sim.client.call("stop_traffic")
             report["drained"] = await drain(sl, sims, opts.drain_timeout)

@@ -32,10 +32,12 @@ from app.crm import DEFAULT_WINDOWS, RepeatWindows, ScreenPop
 from app.db import Database
 from app.fencing import WriteFence
 from app.live.callcenter import CallCenter
+from app.live.contracts import OutcomeWriterLike
+from app.live.fenced import FencedOutcomes, fenced_sink
 from app.live.hub import Hub
 from app.live.wallboard import Wallboard
 from app.settings import Settings
-from cti.types import AmiServer, Dialplan
+from cti.types import AmiServer, Dialplan, LinkItem
 from routing.commands import Command
 from routing.engine import RoutingEngine
 
@@ -51,7 +53,8 @@ class LiveOptions:
     and a fresh ``RoutingEngine``.  The rest are the call center's timings and the
     websocket queue size (``wallboard`` hub: an eighth of it, at least 4).
     ``may_send`` and ``write_fence`` come from the leadership (``app.ha``): asked before
-    every AMI action, checked in every live-state transaction.
+    every AMI action, before every link item reaches the call center and every outcome
+    record is queued (``app.live.fenced``), checked in every live-state transaction.
     """
 
     servers: Sequence[AmiServer] | None = None
@@ -153,6 +156,9 @@ async def live_runtime(
         )
         await outcomes.start()
         stack.push_async_callback(outcomes.close)
+        recorded: OutcomeWriterLike = outcomes
+        if options.may_send is not None:  # several processes: a fenced one records nothing
+            recorded = FencedOutcomes(outcomes, options.may_send)
 
         kpi = settings.kpi
         engine = (
@@ -169,7 +175,7 @@ async def live_runtime(
         callcenter = CallCenter(
             engine=engine,
             database=database,
-            outcomes=outcomes,
+            outcomes=recorded,
             lookup=await open_fast_lookup(
                 database,
                 stack,
@@ -196,9 +202,12 @@ async def live_runtime(
 
         from cti.link import TelephonyLink
 
+        sink: Callable[[LinkItem], None] = callcenter.sink
+        if options.may_send is not None:  # a fenced process hears nothing any more
+            sink = fenced_sink(sink, options.may_send)
         link = TelephonyLink(
             servers,
-            callcenter.sink,
+            sink,
             dialplan=Dialplan(),
             action_timeout_s=settings.ami.action_timeout_s,
             ping_interval_s=settings.ami.ping_interval_s,
