@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-BENCHES = ["routing_bench", "ami_bench", "sim_bench", "db_bench", "live_bench"]
+BENCHES = ["routing_bench", "ami_bench", "sim_bench", "db_bench", "crm_bench", "live_bench"]
 
 
 def main() -> int:

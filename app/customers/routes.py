@@ -10,8 +10,10 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.api.pagination import decode_cursor, encode_cursor
 from app.auth import CurrentUser, Principal, Role, require_role
+from app.crm import RepeatWindows
 from app.customers import service
 from app.customers.schemas import (
+    CallPop,
     CustomerIn,
     CustomerOut,
     CustomerPage,
@@ -20,7 +22,7 @@ from app.customers.schemas import (
     ProductIn,
     ProductPatch,
 )
-from app.deps import SessionDep, reject_unknown_query
+from app.deps import SessionDep, SettingsDep, reject_unknown_query
 from app.errors import ValidationFailed
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -80,6 +82,26 @@ async def search(
         limit=limit,
     )
     return CustomerPage(items=items, next_cursor=encode_cursor(*last) if last else None)
+
+
+@router.get(
+    "/pop",
+    summary="A call in progress (or just ended) with its screen pop (the desktop after a reload)",
+    responses=_PROBLEMS,
+    dependencies=[Depends(reject_unknown_query)],
+)
+async def call_pop(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentUser,
+    call_id: Annotated[str, Query(min_length=1, max_length=200)],
+) -> CallPop:
+    return await service.call_pop(
+        session,
+        principal,
+        call_id,
+        windows=RepeatWindows(settings.crm.repeat_short_h, settings.crm.repeat_long_h),
+    )
 
 
 @router.post("", status_code=201, summary="Create a customer", responses=_PROBLEMS)

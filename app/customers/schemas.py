@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.crm import ScreenPop
 from app.text import SingleLineText
 
 Name = Annotated[SingleLineText, Field(min_length=1, max_length=200)]
@@ -98,3 +99,20 @@ class CustomerSummary(BaseModel):
 class CustomerPage(BaseModel):
     items: list[CustomerSummary]
     next_cursor: str | None = None
+
+
+class CallInfo(BaseModel):
+    call_id: str
+    caller: str
+    caller_name: str | None = None
+    queue_id: str | None = None
+    agent_id: str | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class CallPop(BaseModel):
+    """The call an agent is on (or wrapping up) and its screen pop (``null``: unknown caller)."""
+
+    call: CallInfo
+    pop: ScreenPop | None

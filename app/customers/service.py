@@ -3,6 +3,7 @@ committed whole, or nothing is written (a taken number is a 409 ``phone-in-use``
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,8 +11,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crm
+from app.auth import Principal, Role
 from app.customers import interactions
 from app.customers.schemas import (
+    CallInfo,
+    CallPop,
     CustomerIn,
     CustomerOut,
     CustomerPatch,
@@ -22,7 +26,7 @@ from app.customers.schemas import (
     ProductOut,
     ProductPatch,
 )
-from app.errors import Conflict, InvalidPhoneNumber, NotFound, ValidationFailed
+from app.errors import Conflict, Forbidden, InvalidPhoneNumber, NotFound, ValidationFailed
 from app.models import Call, Customer, CustomerPhone, LiveCall, Product
 
 
@@ -93,11 +97,12 @@ async def _add_phones(
             owner = await session.scalar(
                 sa.select(CustomerPhone.customer_id).where(CustomerPhone.phone == number)
             )
-            if owner == customer_id:
-                continue  # linking a number twice to the same customer is harmless
-            raise PhoneInUse(
-                f"{number} already belongs to customer {owner}.", phone=number, customer_id=owner
-            )
+            if owner != customer_id:  # the same customer twice is harmless
+                raise PhoneInUse(
+                    f"{number} already belongs to customer {owner}.",
+                    phone=number,
+                    customer_id=owner,
+                )
         if body.call_id is not None:
             await interactions.link_call(session, body.call_id, number)
 
@@ -115,21 +120,20 @@ async def _checked_phones(
     checked: list[tuple[str, PhoneIn]] = []
     for i, body in enumerate(phones):
         number = normalize(body.phone, ["body", loc, i, "phone"] if loc else ["body", "phone"])
-        if body.call_id is not None:
-            caller = await _call_caller(session, body.call_id)
-            if caller is None:
-                raise NotFound(f"Call {body.call_id} does not exist.", resource="call")
-            if normalize(caller, ["body", "call_id"]) != number:
-                raise ValidationFailed(
-                    "The number is not the caller's number of that call.",
-                    errors=[
-                        {
-                            "loc": ["body", "phone"],
-                            "msg": "not the call's caller",
-                            "type": "phone_mismatch",
-                        }
-                    ],
-                )
+        # A call not stored yet (its live row is written within a fraction of a second) is
+        # taken at its word: its interaction follows when the outcome writer stores it.
+        caller = None if body.call_id is None else await _call_caller(session, body.call_id)
+        if caller is not None and normalize(caller, ["body", "call_id"]) != number:
+            raise ValidationFailed(
+                "The number is not the caller's number of that call.",
+                errors=[
+                    {
+                        "loc": ["body", "phone"],
+                        "msg": "not the call's caller",
+                        "type": "phone_mismatch",
+                    }
+                ],
+            )
         checked.append((number, body))
     return checked
 
@@ -274,3 +278,44 @@ async def search(
     more = len(rows) > limit
     last = rows[limit - 1] if more else None
     return items, ((last[1], last[0].id) if last is not None else None)
+
+
+async def call_pop(
+    session: AsyncSession, principal: Principal, call_id: str, *, windows: crm.RepeatWindows
+) -> CallPop:
+    """The call in progress (``live_calls``) or stored (``calls``) and its screen pop; an
+    agent sees only a call it is or was on."""
+    live = await session.scalar(sa.select(LiveCall).where(LiveCall.call_id == call_id))
+    if live is not None:
+        info = CallInfo(
+            call_id=live.call_id,
+            caller=live.caller,
+            caller_name=live.caller_name,
+            queue_id=live.queue_id,
+            agent_id=live.agent_id,
+            answered_at=live.answered_at,
+        )
+    else:
+        stored = await session.scalar(sa.select(Call).where(Call.call_id == call_id))
+        if stored is None:
+            raise NotFound(f"Call {call_id} does not exist.", resource="call")
+        info = CallInfo(
+            call_id=stored.call_id,
+            caller=stored.caller,
+            queue_id=None if stored.queue_id is None else str(stored.queue_id),
+            agent_id=None if stored.answered_by is None else str(stored.answered_by),
+            answered_at=stored.answered_at,
+            ended_at=stored.ended_at,
+        )
+    if not principal.has_role(Role.SUPERVISOR) and (
+        principal.agent_id is None or principal.agent_id != info.agent_id
+    ):
+        raise Forbidden("This call is not yours.")
+    now = datetime.now(UTC)
+    try:
+        pop = await crm.lookup_caller(
+            session, info.caller, today=now.astimezone().date(), now=now, windows=windows
+        )
+    except crm.InvalidPhoneNumber:
+        pop = None  # anonymous / withheld number: nothing to look up
+    return CallPop(call=info, pop=pop)

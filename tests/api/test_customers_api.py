@@ -153,7 +153,7 @@ async def test_agent_links_an_unknown_caller_and_the_interaction_follows(api: Ap
     a = api.auth(agent)
     r = await api.client.post("/api/v1/customers", json={"name": "New Caller"}, headers=a)
     cid = r.json()["id"]
-    # A number that is not the call's caller is refused; an unknown call is a 404.
+    # A number that is not the call's caller is refused.
     assert_problem(
         await api.client.post(
             f"/api/v1/customers/{cid}/phones",
@@ -163,15 +163,14 @@ async def test_agent_links_an_unknown_caller_and_the_interaction_follows(api: Ap
         422,
         "validation-failed",
     )
-    assert_problem(
-        await api.client.post(
-            f"/api/v1/customers/{cid}/phones",
-            json={"phone": "13500007777", "call_id": "pbx1/nope"},
-            headers=a,
-        ),
-        404,
-        "not-found",
+    # A call not stored yet: the number is linked all the same (the interaction follows
+    # when the call's row is written); linking it again with the stored call writes it.
+    r = await api.client.post(
+        f"/api/v1/customers/{cid}/phones",
+        json={"phone": "13500007777", "call_id": "pbx1/not-yet"},
+        headers=a,
     )
+    assert r.status_code == 201, r.text
     r = await api.client.post(
         f"/api/v1/customers/{cid}/phones",
         json={"phone": "13500007777", "call_id": "pbx1/link.1"},
@@ -183,3 +182,52 @@ async def test_agent_links_an_unknown_caller_and_the_interaction_follows(api: Ap
     ).json()
     assert [i["call_id"] for i in pop["interactions"]] == ["pbx1/link.1"]
     assert pop["repeat"]["short_window_h"] == 24.0
+
+
+async def test_call_pop_for_the_desktop_after_a_reload(api: Api) -> None:
+    agent_id, agent = await make_agent(api, "cust-popper")
+    _, other = await make_agent(api, "cust-other")
+    sup = await make_supervisor(api, "cust-pop-sup")
+    await insert(
+        api,
+        sa.insert(models.Customer).values(id=424242, name="Reload Customer"),
+        sa.insert(models.CustomerPhone).values(phone="13500004242", customer_id=424242),
+        sa.insert(models.LiveCall).values(
+            call_id="pbx1/live.9",
+            server="pbx1",
+            uniqueid="live.9",
+            caller="13500004242",
+            queue_id="1",
+            state="connected",
+            agent_id=str(agent_id),
+            arrived_at=T0,
+            answered_at=T0 + timedelta(seconds=4),
+        ),
+    )
+    r = await api.client.get(
+        "/api/v1/customers/pop", params={"call_id": "pbx1/live.9"}, headers=api.auth(agent)
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["call"]["caller"] == "13500004242"
+    assert body["pop"]["customer"]["name"] == "Reload Customer"
+    assert body["pop"]["repeat"]["contacts_short"] == 0
+    # Another agent may not see it; a supervisor may; an unknown call is a 404.
+    assert_problem(
+        await api.client.get(
+            "/api/v1/customers/pop", params={"call_id": "pbx1/live.9"}, headers=api.auth(other)
+        ),
+        403,
+        "forbidden",
+    )
+    r = await api.client.get(
+        "/api/v1/customers/pop", params={"call_id": "pbx1/live.9"}, headers=api.auth(sup)
+    )
+    assert r.status_code == 200
+    assert_problem(
+        await api.client.get(
+            "/api/v1/customers/pop", params={"call_id": "pbx1/none"}, headers=api.auth(sup)
+        ),
+        404,
+        "not-found",
+    )

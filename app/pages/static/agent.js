@@ -67,6 +67,95 @@ function applyView(agent) {
   view.pending = agent.pending;
   if (agent.device) view.device = agent.device;
   render();
+  // After a page reload mid-call the offer is gone: fetch the call and its pop again.
+  const onCall = agent.state === "reserved" || agent.state === "on_call" || agent.state === "wrap_up";
+  if (onCall && agent.call_id && !view.offer) restoreCall(agent.call_id, agent.state);
+}
+
+async function restoreCall(callId, state) {
+  let data;
+  try {
+    data = await api("GET", `/api/v1/customers/pop?call_id=${encodeURIComponent(callId)}`);
+  } catch (err) {
+    return; // the call is gone meanwhile: nothing to show
+  }
+  if (view.offer || view.state === "ready" || view.state === "logged_out") return;
+  const call = data.call;
+  view.offer = { call, pop: data.pop, ringTimeout: null, receivedAt: Date.now() };
+  view.callId = call.call_id;
+  if (state !== "reserved" && call.answered_at) {
+    view.answeredAt = Date.parse(call.answered_at) || Date.now();
+    view.endedAt = state === "wrap_up" ? (Date.parse(call.ended_at) || Date.now()) : null;
+  }
+  renderPop();
+  render();
+}
+
+// An unknown caller: the agent links the number (and this call) to a customer found by
+// name, or to a new one; the pop is then fetched again.
+async function linkCaller(customerId) {
+  const call = view.offer.call;
+  await api("POST", `/api/v1/customers/${customerId}/phones`, { phone: call.caller, call_id: call.call_id });
+  const pop = await api("GET", `/api/v1/crm/lookup?phone=${encodeURIComponent(call.caller)}`);
+  if (view.offer && view.offer.call.call_id === call.call_id) {
+    view.offer.pop = pop;
+    renderPop();
+    render();
+  }
+}
+
+function linkForm() {
+  const msg = el("p", { class: "error", id: "link-error", role: "alert" });
+  const results = el("ul", { class: "plain", id: "link-results" });
+  const guard = async (fn) => {
+    msg.textContent = "";
+    try { await fn(); } catch (err) { msg.textContent = err.message; }
+  };
+  const search = el("form", { id: "link-search", class: "inline" },
+    el("label", { for: "link-name" }, "Find customer by name"),
+    el("input", { id: "link-name", type: "search", maxlength: "200", required: "" }),
+    el("button", { type: "submit" }, "Search"));
+  search.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guard(async () => {
+      const q = new URLSearchParams({ name: $("#link-name").value, limit: "10" });
+      const page = await api("GET", `/api/v1/customers?${q}`);
+      results.replaceChildren(...(page.items.length ? page.items.map((c) => {
+        const b = el("button", { type: "button", class: "link-to", dataset: { customer: String(c.id) } }, `Link to ${c.name} (#${c.id})`);
+        b.addEventListener("click", () => guard(() => linkCaller(c.id)));
+        return el("li", null, b);
+      }) : [el("li", { class: "empty" }, "No customer with that name.")]));
+    });
+  });
+  const create = el("form", { id: "link-create", class: "inline" },
+    el("label", { for: "new-customer-name" }, "New customer name"),
+    el("input", { id: "new-customer-name", type: "text", maxlength: "200", required: "" }),
+    el("button", { type: "submit" }, "Create and link"));
+  create.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guard(async () => {
+      const c = await api("POST", "/api/v1/customers", { name: $("#new-customer-name").value });
+      await linkCaller(c.id);
+    });
+  });
+  return el("div", { id: "link-caller" }, search, results, create, msg);
+}
+
+function ordinal(n) {
+  const tail = n % 100 >= 11 && n % 100 <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th");
+  return `${n}${tail}`;
+}
+
+function hoursText(h) {
+  return h % 24 === 0 ? (h === 24 ? "24 h" : `${h / 24} days`) : `${h} h`;
+}
+
+// "3rd contact in 24 h · 5 in 7 days": this call is one more than the stored contacts.
+function repeatMark(pop) {
+  const r = pop.repeat;
+  if (!r || (r.contacts_short === 0 && r.contacts_long === 0)) return null;
+  const text = `${ordinal(r.contacts_short + 1)} contact in ${hoursText(r.short_window_h)} · ${r.contacts_long} earlier in ${hoursText(r.long_window_h)}`;
+  return el("span", { class: `badge ${r.contacts_short > 0 ? "bad" : "warn"}`, id: "pop-repeat", dataset: { short: String(r.contacts_short), long: String(r.contacts_long) } }, text);
 }
 
 // A `state` frame: the transition (the view's pending/device do not change with it).
@@ -255,7 +344,10 @@ function renderPop() {
   const body = $("#pop-body");
   $("#pop").hidden = false;
   if (!pop) {
-    body.replaceChildren(el("p", { class: "empty", id: "pop-unknown" }, "No customer record for this number."));
+    body.replaceChildren(
+      el("p", { class: "empty", id: "pop-unknown" }, "No customer record for this number."),
+      view.offer && view.offer.call && view.offer.call.caller ? linkForm() : null,
+    );
     return;
   }
   const c = pop.customer;
@@ -289,8 +381,9 @@ function renderPop() {
   const interList = interactions.length
     ? el("ul", { class: "plain", id: "pop-interactions" }, interactions.slice(0, 5).map((i) => el("li", null,
         el("strong", null, fmtDateTime(i.at)), " · ",
-        [i.channel, i.agent_id && `agent ${i.agent_id}`].filter(Boolean).join(" · "),
+        [i.channel, i.result, i.queue_id && `queue ${i.queue_id}`, i.agent_id && `agent ${i.agent_id}`, i.disposition_code].filter(Boolean).join(" · "),
         i.summary ? el("div", null, i.summary) : null,
+        i.notes ? el("div", { class: "hint" }, i.notes) : null,
       )))
     : el("p", { class: "empty" }, "No earlier interactions.");
 
@@ -308,6 +401,8 @@ function renderPop() {
   const badges = [];
   if (c.vip) badges.push(el("span", { class: "badge vip", id: "pop-vip" }, "VIP"));
   if (c.member) badges.push(el("span", { class: "badge member", id: "pop-member" }, "Member"));
+  const repeat = repeatMark(pop);
+  if (repeat) badges.push(repeat);
 
   body.replaceChildren(
     el("div", { class: "status-line" }, el("span", { class: "customer-name", id: "pop-name" }, c.name || "Unknown customer"), badges),
@@ -316,7 +411,7 @@ function renderPop() {
     el("div", { class: "pop-grid" },
       el("section", { "aria-labelledby": "h-products", class: "pop-products" }, el("h3", { id: "h-products" }, "Products"), productTable),
       el("section", { "aria-labelledby": "h-cases" }, el("h3", { id: "h-cases" }, `Open cases (${cases.length})`), caseList),
-      el("section", { "aria-labelledby": "h-inter" }, el("h3", { id: "h-inter" }, "Last interactions"), interList),
+      el("section", { "aria-labelledby": "h-inter" }, el("h3", { id: "h-inter" }, "Last contacts"), interList),
     ),
   );
 }
