@@ -23,8 +23,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from app.db import open_database
 from app.kpi import SlFormula
+from app.reports.models import DailyPause, DailyStats
 from app.reports.reconcile import reconcile
 from app.reports.rollup import RollupMaintainer
 from app.reports.service import Group, Kind, ReportQuery, report
@@ -243,6 +246,29 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "answered": result.totals["answered"],
         }
 
+        if args.replicate_days > args.days:
+            # Month-scale rollups without seeding a month of calls: the daily rows of the
+            # seeded days copied onto the following days (labelled in the output).
+            t0 = time.perf_counter()
+            async with db.engine.begin() as conn:
+                for model in (DailyStats, DailyPause):
+                    names = [c.name for c in model.__table__.columns]
+                    shifted = ", ".join("day + k" if n == "day" else n for n in names)
+                    await conn.execute(
+                        sa.text(
+                            f"INSERT INTO {model.__tablename__} ({', '.join(names)})"
+                            f" SELECT {shifted} FROM {model.__tablename__},"
+                            " generate_series(:n, :m - 1) k"
+                        ),
+                        {"n": args.days, "m": args.replicate_days},
+                    )
+                await conn.execute(sa.text("ANALYZE daily_stats"))
+                await conn.execute(sa.text("ANALYZE daily_pause"))
+            out["replicated_days"] = {
+                "until_day": args.replicate_days,
+                "s": round(time.perf_counter() - t0, 1),
+                "note": "daily rollups of the seeded days copied onto later days",
+            }
         month = (DAY0, DAY0 + timedelta(days=30))
         timings: dict[str, Any] = {}
         cases: tuple[tuple[str, Kind, tuple[int, ...]], ...] = (
@@ -290,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=20_000)
     parser.add_argument("--queues", type=int, default=100)
     parser.add_argument("--teams", type=int, default=200)
+    parser.add_argument(
+        "--replicate-days",
+        type=int,
+        default=0,
+        help="copy the seeded days' daily rollups up to this many days (month-scale reports)",
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
