@@ -28,6 +28,12 @@ Theory of operation:
   idempotent.
 - ``close`` flushes everything it can within ``close_timeout_s``; whatever is still
   unwritten (database down) is spilled, so a clean stop never loses an outcome.
+- A crash does not lose the backlog either: once ``start`` ran, every row is appended to
+  the journal (``app.journal``: one ``write(2)``, no ``fsync``, no database) before
+  ``record_*`` returns, and a row leaves the journal only once it is committed or
+  spilled.  ``start`` replays what a killed process left (its journal and spill files)
+  *before* it returns, so the live runtime's restore, which starts next, finds every
+  outcome that process acknowledged already in the database.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.customers import interactions
+from app.journal import Journal, Segment, claim_orphans
 from app.models import Base, Call
 from app.outcome_rows import CallEventRow as CallEventRow
 from app.outcome_rows import CallOutcome as CallOutcome
@@ -100,6 +107,7 @@ class _Item:
     row: dict[str, Any]
     enqueued: float  # clock() when recorded, for the lag statistic
     source: Path | None = None  # spill file it was replayed from
+    segment: Segment | None = None  # journal segment holding its copy until committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +167,7 @@ class OutcomeWriter:
         self._spill_files_exist = True  # unknown at start: look once
         self._file_seq = itertools.count()
 
+        self._journal: Journal | None = None  # from ``start`` on
         self._flusher = Flusher("outcome-writer")
         self._closing = False
         self._closed = False
@@ -211,7 +220,31 @@ class OutcomeWriter:
         if self._flusher.started:
             raise RuntimeError("OutcomeWriter already started")
         await asyncio.to_thread(self._spill_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(claim_orphans, self._spill_dir)
+        await self._replay_now()
+        self._journal = Journal(self._spill_dir)
         self._flusher.start(self._run())
+
+    async def _replay_now(self) -> None:
+        """Write what an earlier run left (spill and journal files) before routing starts,
+        within ``close_timeout_s`` while the database answers; the rest is replayed by
+        the flusher later."""
+        deadline = time.monotonic() + self._close_timeout_s
+        while time.monotonic() < deadline:
+            claimed = await asyncio.to_thread(self._claim_spill_file)
+            if claimed is None:
+                return
+            path, items = claimed
+            try:
+                for i in range(0, len(items), self._batch_size):
+                    await self._write(items[i : i + self._batch_size])
+            except Exception as exc:  # noqa: BLE001 — the file stays; the flusher retries it
+                log.warning("outcome writer: replay of %s at start failed (%s)", path.name, exc)
+                return
+            self._replayed += len(items)
+            self._rows_written += len(items)
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            log.info("outcome writer: replayed %d rows from %s at start", len(items), path.name)
 
     async def close(self) -> None:
         """Flush everything (spilling what the database will not take in time); idempotent."""
@@ -236,6 +269,8 @@ class OutcomeWriter:
             log.warning(
                 "outcome writer: %d rows spilled at close, replayed next start", len(leftover)
             )
+        if self._journal is not None:
+            self._journal.close()  # every row is committed or spilled now
         self._closed = True
 
     @property
@@ -260,6 +295,8 @@ class OutcomeWriter:
         if self._closed:
             raise RuntimeError("OutcomeWriter is closed")
         item = _Item(kind, row, self._clock())
+        if self._journal is not None:
+            item.segment = self._journal.append(_encode(kind, row))
         if len(self._pending) >= self._max_pending or self._overflow:
             self._overflow.append(item)  # the flusher appends these to the spill file
         else:
@@ -284,7 +321,17 @@ class OutcomeWriter:
                 os.fsync(f.fileno())
             self._spill_file_count += len(chunk)
             self._spilled += len(chunk)
+            self._release(chunk)
         self._spill_files_exist = True
+
+    def _release(self, items: list[_Item]) -> None:
+        """Committed or spilled: their journal copies are no longer needed."""
+        if self._journal is None:
+            return
+        for item in items:
+            if item.segment is not None:
+                self._journal.release(item.segment)
+                item.segment = None
 
     def _claim_spill_file(self) -> tuple[Path, list[_Item]] | None:
         """Blocking: take the oldest closed spill file (or an interrupted replay)."""
@@ -394,6 +441,7 @@ class OutcomeWriter:
                 self._replaying[item.source] -= 1
         self._rows_written += len(batch)
         self._batches += 1
+        self._release(batch)
         for path, remaining in list(self._replaying.items()):
             if remaining == 0:
                 del self._replaying[path]
@@ -445,6 +493,7 @@ class OutcomeWriter:
                 )
             # Either written or set aside: it leaves the backlog.
             self._pending.remove(item)
+            self._release([item])
             if item.source is not None:
                 self._replaying[item.source] -= 1
             else:
@@ -458,6 +507,7 @@ class OutcomeWriter:
                 del self._parked[call_id]
                 self._rejected += 1
                 self._write_rejected([item], "no call row arrived for this wrap-up")
+                self._release([item])
                 log.error("outcome writer: wrap-up of unknown call %s set aside", call_id)
 
     async def _write(self, batch: list[_Item]) -> None:
@@ -508,12 +558,19 @@ class OutcomeWriter:
                 await interactions.write_for_calls(session, calls.values())
         # Committed: update parking only now, so a failed attempt changes nothing.
         for cid in newly_merged:
-            self._parked.pop(cid, None)
+            merged_item = self._parked.pop(cid, None)
+            if merged_item is not None:
+                self._release([merged_item])
         now = self._clock()
         for cid in missing:
             previous = self._parked.get(cid)
             merged = _merge_wrapup(previous.row if previous else None, wrapups[cid])
-            self._parked[cid] = _Item("wrapup", merged, previous.enqueued if previous else now)
+            parked = _Item("wrapup", merged, previous.enqueued if previous else now)
+            if self._journal is not None:  # parked in memory: journaled again meanwhile
+                parked.segment = self._journal.append(_encode("wrapup", merged))
+            if previous is not None:
+                self._release([previous])
+            self._parked[cid] = parked
 
 
 _WRAPUP_FIELDS = ("disposition_code", "notes", "wrapup_ended_at")

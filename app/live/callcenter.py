@@ -529,7 +529,7 @@ class CallCenter:
                 self._agent_state_changed(cmd)
             elif isinstance(cmd, CallQueued):
                 state.mark_call(cmd.call_id)
-                record(cmd.call_id, "queued", cmd.at, None, {"queue_id": cmd.queue_id})
+                record(cmd.call_id, "queued", cmd.at, None, self._queued_data(cmd))
             elif isinstance(cmd, CallOffered):
                 state.mark_call(cmd.call_id)
                 record(cmd.call_id, "offered", cmd.at, cmd.agent_id, {"queue_id": cmd.queue_id})
@@ -543,6 +543,17 @@ class CallCenter:
                 self._call_ended(cmd)
             elif isinstance(cmd, WrapUpEnded):
                 self._wrapup_ended(cmd)
+
+    def _queued_data(self, cmd: CallQueued) -> dict[str, Any]:
+        """The queued event; on arrival it also names the caller (journaled at once, so a
+        restart can write the row of a call killed before its live state was saved)."""
+        data: dict[str, Any] = {"queue_id": cmd.queue_id}
+        meta = self.state.calls.get(cmd.call_id)
+        if cmd.reason == "arrived" and meta is not None:
+            inc = meta.incoming
+            data.update(caller=inc.caller_num, dnis=inc.dnis, arrived_at=inc.at)
+            data.update(vip=meta.vip, entitled=meta.entitled)
+        return data
 
     def _agent_state_changed(self, cmd: AgentStateChanged) -> None:
         self.state.mark_agent(cmd.agent_id)

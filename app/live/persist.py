@@ -30,18 +30,20 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.fencing import Fenced, WriteFence
-from app.models import AgentSession, Base, Call, LiveCall
+from app.models import AgentSession, Base, Call, CallEvent, LiveCall
 from app.writer import SLICE_ROWS, Flusher, execute_in_slices, is_transient
 
 logger = logging.getLogger(__name__)
@@ -99,6 +101,29 @@ class SavedState:
     sessions: list[SavedSession]
     calls: list[SavedCall]  # still without a ``calls`` row
     already_ended: list[str]  # live rows whose call has its ``calls`` row (stale)
+    # call id -> (answered at, agent) from ``call_events``, for saved calls: the event is
+    # journaled when it happens, the live row only at the next flush (``best_known``).
+    answered: dict[str, tuple[float, str | None]] = dataclasses.field(default_factory=dict)
+
+    def best_known(self, call: SavedCall) -> SavedCall:
+        """``call`` with its answer when only the events know it (killed before the live
+        state store wrote it): such a call ended while down was answered, not failed."""
+        known = self.answered.get(call.call_id)
+        if known is None or call.answered_at is not None:
+            return call
+        at, agent_id = known
+        agent_id = agent_id or call.agent_id
+        offered = call.agents_offered
+        if agent_id is not None and agent_id not in offered:
+            offered = (*offered, agent_id)
+        return dataclasses.replace(
+            call,
+            answered_at=at,
+            agent_id=agent_id,
+            state="connected",
+            first_offered_at=call.first_offered_at or at,
+            agents_offered=offered,
+        )
 
 
 _sessions = Base.metadata.tables["agent_sessions"]
@@ -154,6 +179,9 @@ class StateStore:
                     )
                 ).all()
             )
+            live_ids = [c.call_id for c in calls if c.call_id not in ended]
+            orphans = await _orphans(session)
+            answered = await _answered(session, live_ids + [o.call_id for o in orphans])
         return SavedState(
             sessions=[
                 SavedSession(
@@ -194,8 +222,10 @@ class StateStore:
                 )
                 for c in calls
                 if c.call_id not in ended
-            ],
+            ]
+            + orphans,
             already_ended=sorted(ended),
+            answered=answered,
         )
 
     # --- marking (the routing path: O(1), no I/O) ------------------------------------------
@@ -346,6 +376,82 @@ class StateStore:
                 await session.execute(_delete_live(deletes))
             if self._fence is not None:
                 await self._fence(session)
+
+
+# Calls queued this long before the newest event at most are looked for without a live
+# row: a call's live row is written within one flush interval of its arrival, so only the
+# last moments before a crash can leave a call named by its events alone.
+ORPHAN_WINDOW = timedelta(minutes=10)
+
+
+async def _orphans(session: AsyncSession) -> list[SavedCall]:
+    """Calls whose arrival is in ``call_events`` (the queued event names the caller) but
+    which have neither a ``calls`` nor a ``live_calls`` row: the process died before its
+    live state was written.  Restored like saved calls (adopted, or ended while down)."""
+    newest = await session.scalar(sa.select(sa.func.max(CallEvent.at)))
+    if newest is None:
+        return []
+    ev = sa.orm.aliased(CallEvent)
+    rows = (
+        await session.execute(
+            sa.select(ev.call_id, ev.at, ev.data)
+            .where(
+                ev.at > newest - ORPHAN_WINDOW,
+                ev.kind == "queued",
+                ev.data.has_key("caller"),
+                ~sa.exists().where(Call.call_id == ev.call_id),
+                ~sa.exists().where(LiveCall.call_id == ev.call_id),
+            )
+            .order_by(ev.at)
+        )
+    ).all()
+    out: dict[str, SavedCall] = {}
+    for call_id, at, data in rows:
+        server, _, uniqueid = call_id.partition("/")
+        if call_id in out or not uniqueid:
+            continue
+        queued_at = at.timestamp()
+        arrived = data.get("arrived_at")
+        out[call_id] = SavedCall(
+            call_id=call_id,
+            server=server,
+            uniqueid=uniqueid,
+            linkedid=None,
+            channel=None,
+            caller=str(data.get("caller") or ""),
+            caller_name=None,
+            dnis=data.get("dnis"),
+            queue_id=str(data.get("queue_id") or ""),
+            state="waiting",
+            agent_id=None,
+            arrived_at=float(arrived) if isinstance(arrived, int | float) else queued_at,
+            queued_at=queued_at,
+            first_offered_at=None,
+            answered_at=None,
+            agents_offered=(),
+            rona_count=0,
+            vip=bool(data.get("vip")),
+            entitled=bool(data.get("entitled")),
+        )
+    if out:
+        logger.warning("live state: %d calls known only from their events", len(out))
+    return list(out.values())
+
+
+async def _answered(
+    session: AsyncSession, call_ids: list[str]
+) -> dict[str, tuple[float, str | None]]:
+    """The first ``answered`` event of each of ``call_ids``."""
+    out: dict[str, tuple[float, str | None]] = {}
+    for i in range(0, len(call_ids), 1000):
+        rows = await session.execute(
+            sa.select(CallEvent.call_id, CallEvent.at, CallEvent.agent_id)
+            .where(CallEvent.call_id.in_(call_ids[i : i + 1000]), CallEvent.kind == "answered")
+            .order_by(CallEvent.at)
+        )
+        for call_id, at, agent_id in rows:
+            out.setdefault(call_id, (at.timestamp(), None if agent_id is None else str(agent_id)))
+    return out
 
 
 def _delete_live(call_ids: list[str]) -> sa.Delete:

@@ -87,7 +87,7 @@ class Restorer:
             else:
                 self.restore_agent(session)
         for call in saved.calls:
-            state.restored[call.call_id] = call
+            state.restored[call.call_id] = saved.best_known(call)
         logger.info(
             "restored %d agent sessions; %d agents and %d calls wait for their server's resync",
             state.counters["restored_agents"],
