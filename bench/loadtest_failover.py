@@ -75,6 +75,9 @@ class FailoverOptions:
     stop_for: float = 8.0  # SIGSTOP: seconds until SIGCONT
     kills: int = 1  # the leader of the moment is signalled this many times, kill_at apart
     ha_env: dict[str, str] = field(default_factory=dict)  # SWITCHBOARD_HA__* overrides
+    # Start a fresh process after each signal (the same host, database and spill
+    # directory): a crash and restart rather than a takeover by a standby.
+    restart: bool = False
 
 
 @dataclass(slots=True)
@@ -375,6 +378,66 @@ async def split_unobserved(
     outcomes["lost_observed"] = len(holder.lost_ids - in_gap)
 
 
+# The service has a call in hand this long after the simulator wrote its ACDHold: read,
+# classified (CRM look-up, at most ``lookup_timeout_s`` = 0.3 s) and queued.
+IN_HAND_S = 0.5
+
+
+async def crash_check(
+    pg: PgHandle, traces: dict[str, dict[str, Any]], signals: list[float]
+) -> dict[str, Any]:
+    """Counted against the simulator's traces, for the calls a signalled process had in
+    hand (first ACDHold written ``IN_HAND_S`` before a signal):
+
+    - ``without_row`` / ``duplicate_rows``: each of them has exactly one ``calls`` row;
+    - ``answered_recorded_failed``: answered before the signal (the process saw it
+      bridged) but recorded as anything but answered;
+    - ``ended_while_down``: rows the restart wrote from saved state, for information.
+    """
+    import asyncpg
+
+    from bench.loadtest_pg import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(pg.url))
+    try:
+        rows = await conn.fetch("SELECT call_id, result::text AS result, reason FROM calls")
+    finally:
+        await conn.close()
+    by_id: dict[str, list[Any]] = {}
+    for r in rows:
+        by_id.setdefault(r["call_id"], []).append(r)
+    in_hand: list[str] = []
+    without_row: list[str] = []
+    duplicates: list[str] = []
+    answered_failed: list[dict[str, Any]] = []
+    for call_id, t in traces.items():
+        queued = t.get("queued")
+        if queued is None or not any(queued + IN_HAND_S <= at for at in signals):
+            continue
+        in_hand.append(call_id)
+        found = by_id.get(call_id, [])
+        if not found:
+            without_row.append(call_id)
+            continue
+        if len(found) > 1:
+            duplicates.append(call_id)
+        answered_at = t.get("answered_at")
+        bridged_before = answered_at is not None and any(answered_at < at for at in signals)
+        if bridged_before and found[0]["result"] != "answered":
+            answered_failed.append(
+                {"call_id": call_id, "db": found[0]["result"], "reason": found[0]["reason"]}
+            )
+    return {
+        "in_hand": len(in_hand),
+        "without_row": len(without_row),
+        "without_row_traces": [traces[k] for k in without_row[:10]],
+        "duplicate_rows": len(duplicates),
+        "answered_recorded_failed": len(answered_failed),
+        "answered_recorded_failed_examples": answered_failed[:10],
+        "ended_while_down": sum(1 for r in rows if r["reason"] == "ended-while-down"),
+    }
+
+
 async def drain(sl: SimLog, sims: list[Sim], timeout_s: float) -> bool:
     """Poll until no call is in progress in any simulator (or the timeout)."""
     deadline = time.monotonic() + timeout_s
@@ -478,6 +541,8 @@ async def run_failover(fo: FailoverOptions) -> dict[str, Any]:
                 else:
                     cluster.signal(leader, sig)
                 print(f"[failover] {fo.kill_signal} {leader.name}", file=sys.stderr, flush=True)
+                if fo.restart:
+                    await cluster.start_member()
                 new_leader = await cluster.wait_leader(client, other_than=leader)
                 failovers.append((signalled_at, leader, new_leader))
                 if sig == signal.SIGSTOP:
@@ -523,6 +588,7 @@ async def run_failover(fo: FailoverOptions) -> dict[str, Any]:
                 for (at, _old, _new), f in zip(failovers, report["failovers"], strict=True)
             ]
             await split_unobserved(pg, report["outcomes"], holder, traces, gaps)
+            report["crash"] = await crash_check(pg, traces, [at for at, _o, _n in failovers])
             report["cluster"] = (
                 await client.get(
                     f"{leader.base_url}/api/v1/cluster",
@@ -560,6 +626,9 @@ def parse_failover_args(argv: Sequence[str]) -> FailoverOptions:
     )
     p.add_argument("--stop-for", type=float, default=8.0)
     p.add_argument("--kills", type=int, default=1, help="signal the leader this many times")
+    p.add_argument(
+        "--restart", action="store_true", help="start a new process after each signal (a crash)"
+    )
     known, rest = p.parse_known_args(argv)
     base = parse_args(rest)
     if base.duration <= known.kill_at * known.kills:
@@ -571,6 +640,7 @@ def parse_failover_args(argv: Sequence[str]) -> FailoverOptions:
         kill_signal=known.kill_signal,
         stop_for=known.stop_for,
         kills=known.kills,
+        restart=known.restart,
     )
 
 
