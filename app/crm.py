@@ -175,8 +175,9 @@ class CaseInfo(BaseModel):
     kind: str
     severity: str
     subject: str
-    due_at: datetime | None
+    due_at: datetime | None  # an instant: overdue from that moment, not from the next day
     overdue: bool
+    stage: str | None = None
 
 
 class ScreenPop(BaseModel):
@@ -214,7 +215,8 @@ _LOOKUP_SQL = """
          WHERE customer_id = c.id AND at >= :since_long) AS contacts_long,
       (SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'id', k.id, 'opened_at', k.opened_at, 'kind', k.kind,
-                'severity', k.severity, 'subject', k.subject, 'due_at', k.due_at)
+                'severity', k.severity, 'subject', k.subject, 'due_at', k.due_at,
+                'stage', k.stage)
               ORDER BY k.opened_at, k.id), '[]'::jsonb)
          FROM cases k WHERE k.customer_id = c.id AND k.status = 'open') AS open_cases
     FROM customer_phones cp JOIN customers c ON c.id = cp.customer_id
@@ -258,7 +260,7 @@ async def lookup_caller(
     row = (await session.execute(_LOOKUP, params)).one_or_none()
     if row is None:
         return None
-    return _build(number, row._mapping, today=today, windows=windows)
+    return _build(number, row._mapping, today=today, windows=windows, now=now)
 
 
 def _window_starts(now: datetime | None, windows: RepeatWindows) -> tuple[datetime, datetime]:
@@ -297,10 +299,13 @@ async def lookup_caller_asyncpg(
     for column in _JSON_COLUMNS:
         value = mapping[column]
         mapping[column] = json.loads(value) if isinstance(value, str) else value
-    return _build(number, mapping, today=today, windows=windows)
+    return _build(number, mapping, today=today, windows=windows, now=now)
 
 
-def _build(phone: str, row: Any, *, today: date, windows: RepeatWindows) -> ScreenPop:
+def _build(
+    phone: str, row: Any, *, today: date, windows: RepeatWindows, now: datetime | None
+) -> ScreenPop:
+    at = now if now is not None else datetime.now(UTC)
     products = []
     for raw in row["products"]:
         purchase = date.fromisoformat(raw["purchase_date"])
@@ -317,7 +322,8 @@ def _build(phone: str, row: Any, *, today: date, windows: RepeatWindows) -> Scre
     cases = []
     for raw in row["open_cases"]:
         case = CaseInfo(**raw, overdue=False)
-        if case.due_at is not None and case.due_at.date() < today:
+        # Instants, not dates: a case due at 10:00 is overdue at 17:00 the same day.
+        if case.due_at is not None and case.due_at <= at:
             case.overdue = True
         cases.append(case)
     return ScreenPop(

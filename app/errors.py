@@ -195,6 +195,20 @@ class DeviceInUse(Conflict):
     title = "The device belongs to another agent"
 
 
+class IllegalStageChange(Conflict):
+    """A case stage change its current stage does not allow (``app.cases.stages``)."""
+
+    error_id = "illegal-stage-change"
+    title = "Stage change not allowed"
+
+
+class CaseTeamOutOfScope(Forbidden):
+    """A supervisor acting on a case, or creating one, for a team it does not lead."""
+
+    error_id = "team-out-of-scope"
+    title = "Team outside your scope"
+
+
 class PayloadTooLarge(ProblemError):
     status = 413
     error_id = "payload-too-large"
@@ -266,6 +280,16 @@ class InvalidDevice(ValidationFailed):
 class UnknownDisposition(ValidationFailed):
     error_id = "unknown-disposition"
     title = "Unknown disposition code"
+
+
+class UnknownCategory(ValidationFailed):
+    error_id = "unknown-category"
+    title = "Unknown case category"
+
+
+class DueInPast(ValidationFailed):
+    error_id = "due-in-past"
+    title = "Due time in the past"
 
 
 class UnknownPauseCode(ValidationFailed):

@@ -41,6 +41,9 @@ from app.api.dberrors import install_database_error_handlers
 from app.apidocs import install_api_docs
 from app.auth import Role, TokenVersions, ensure_admin, load_token_version, optional_principal
 from app.bodylimit import BodySizeLimitMiddleware
+from app.cases import routes as case_routes
+from app.cases.routes import case_clock, policy_from
+from app.cases.scheduler import EscalationScheduler
 from app.customers import routes as customer_routes
 from app.errors import ServiceUnavailable, Standby, install_error_handlers
 from app.ha.leader import Leadership, lease_connection
@@ -241,6 +244,15 @@ def create_app(
                 timezone=settings.reports.timezone,
             )
             leadership.register("retention", retention.start, retention.stop)
+            escalations = EscalationScheduler(
+                db.sessionmaker,
+                policy_from(settings.cases),
+                interval_s=settings.cases.scheduler_interval_s,
+                batch=settings.cases.scheduler_batch,
+                clock=case_clock(app),
+            )
+            app.state.case_escalations = escalations
+            leadership.register("case escalations", escalations.start, escalations.stop)
             try:
                 await leadership.start()
                 logger.info("service started (demo=%s, %s)", settings.demo_mode, leadership.role)
@@ -292,6 +304,7 @@ def create_app(
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(agentlog.router, prefix=API_PREFIX)
     app.include_router(customer_routes.router, prefix=API_PREFIX)
+    app.include_router(case_routes.router, prefix=API_PREFIX)
     app.include_router(reports.router, prefix=API_PREFIX)
     app.include_router(cluster_router, prefix=API_PREFIX)
     app.include_router(live_routes.router)

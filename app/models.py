@@ -403,7 +403,13 @@ class Interaction(Base):
 
 
 class Case(Base):
-    """A service case (complaint, repair, follow-up...)."""
+    """A service case (complaint, repair, follow-up...).
+
+    ``status`` (open / closed) is what the screen pop and retention read; ``stage`` is the
+    workflow (``app.cases.stages``), and ``status`` follows it (closed and archived are
+    closed).  ``escalation_level`` climbs owner (0) -> supervisor (1) -> manager (2);
+    ``next_escalation_at`` is the clock the scheduler fires (``NULL``: nothing pending).
+    """
 
     __tablename__ = "cases"
 
@@ -420,6 +426,23 @@ class Case(Base):
     )
     subject: Mapped[str] = mapped_column(sa.Text)
     due_at: Mapped[datetime | None] = mapped_column()
+    stage: Mapped[str] = mapped_column(sa.Text, server_default="registered")
+    category_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("case_categories.id", ondelete="RESTRICT")
+    )
+    channel: Mapped[str] = mapped_column(sa.Text, server_default="phone")
+    valid: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    # Passed to another department (not within the center's scope): the longer clock.
+    referred: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    owner_user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    team_id: Mapped[int | None] = mapped_column(sa.ForeignKey("teams.id", ondelete="SET NULL"))
+    department: Mapped[str | None] = mapped_column(sa.Text)
+    call_id: Mapped[str | None] = mapped_column(sa.Text)  # the call it was opened from
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    escalation_level: Mapped[int] = mapped_column(sa.SmallInteger, server_default="0")
+    next_escalation_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
         # Only open cases are read on the hot path (screen pop); closed ones are history.
@@ -429,7 +452,54 @@ class Case(Base):
             postgresql_where=sa.text("status = 'open'"),
         ),
         sa.Index("ix_cases_customer_id_opened_at", "customer_id", "opened_at"),
+        # The escalation scheduler claims the earliest pending clocks.
+        sa.Index(
+            "ix_cases_next_escalation_at",
+            "next_escalation_at",
+            postgresql_where=sa.text("next_escalation_at IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_cases_owner_open", "owner_user_id", postgresql_where=sa.text("status = 'open'")
+        ),
+        sa.Index("ix_cases_team_open", "team_id", postgresql_where=sa.text("status = 'open'")),
+        sa.CheckConstraint(
+            "stage IN ('registered', 'accepted', 'handling', 'replied', 'closed', 'archived')",
+            name="known_stage",
+        ),
+        sa.CheckConstraint(
+            "channel IN ('phone', 'email', 'letter', 'visit', 'other')", name="known_channel"
+        ),
+        sa.CheckConstraint("escalation_level BETWEEN 0 AND 2", name="escalation_level_0_to_2"),
     )
+
+
+class CaseCategory(Base):
+    """The configurable complaint taxonomy (seeded with the center's classes)."""
+
+    __tablename__ = "case_categories"
+
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(sa.Text, unique=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+    active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+
+
+class CaseEvent(Base):
+    """One change of a case: who, when, what and why (the ladder is its escalations)."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column()
+    user_id: Mapped[int | None] = mapped_column(sa.Integer)  # None: the scheduler
+    kind: Mapped[str] = mapped_column(sa.Text)  # created, stage, assigned, escalated
+    from_stage: Mapped[str | None] = mapped_column(sa.Text)
+    to_stage: Mapped[str | None] = mapped_column(sa.Text)
+    level: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.Index("ix_case_events_case_id_at", "case_id", "at"),)
 
 
 # --- call outcomes --------------------------------------------------------------------------

@@ -259,6 +259,7 @@ def _crm_chunk(
                     "urgent" if urgent else "normal",
                     subject,
                     due,
+                    "handling" if is_open else "closed",
                 )
             )
     return {
@@ -293,6 +294,7 @@ _COPY_COLUMNS: dict[str, tuple[str, ...]] = {
         "severity",
         "subject",
         "due_at",
+        "stage",
     ),
 }
 _SEEDED_TABLES = (
@@ -323,6 +325,23 @@ async def _drop_bulk_indexes(conn: AsyncConnection) -> list[str]:
             {"tables": list(_BULK_TABLES)},
         )
     ).all()
+    # Foreign keys of other tables onto these primary keys (case_events -> cases) go first
+    # and come back last.
+    fks = (
+        await conn.execute(
+            sa.text(
+                "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)"
+                " FROM pg_constraint c JOIN pg_class t ON t.oid = c.confrelid"
+                " WHERE c.contype = 'f' AND t.relname = ANY(:tables)"
+                " AND t.relnamespace = 'public'::regnamespace"
+            ),
+            {"tables": list(_BULK_TABLES)},
+        )
+    ).all()
+    restore_fks = []
+    for table, conname, condef in fks:
+        await conn.execute(sa.text(f'ALTER TABLE {table} DROP CONSTRAINT "{conname}"'))
+        restore_fks.append(f'ALTER TABLE {table} ADD CONSTRAINT "{conname}" {condef}')
     rebuild = []
     for name, table, indexdef, conname, condef in rows:
         if conname is not None:
@@ -331,7 +350,7 @@ async def _drop_bulk_indexes(conn: AsyncConnection) -> list[str]:
         else:
             await conn.execute(sa.text(f'DROP INDEX "{name}"'))
             rebuild.append(indexdef)
-    return rebuild
+    return rebuild + restore_fks
 
 
 # --- configuration rows ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ PostgreSQL by accident.
 from __future__ import annotations
 
 import re
+from datetime import time
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -164,6 +165,23 @@ class CrmSettings(BaseModel):
     repeat_long_h: float = Field(default=168.0, gt=0, le=24 * 366, allow_inf_nan=False)
 
 
+class CaseSettings(BaseModel):
+    """Case SLA clocks: the center's working hours in ``timezone`` (IANA name) on
+    ``weekdays`` (0 = Monday); ordinary complaints handled within the center are due at the
+    end of the working day, the rest after ``long_days`` working days; a level escalates
+    when ``escalate_share`` of its span has passed.  The scheduler looks for due clocks
+    every ``scheduler_interval_s`` and fires at most ``scheduler_batch`` per transaction."""
+
+    timezone: str = "UTC"
+    work_start: time = time(9, 0)
+    work_end: time = time(18, 0)
+    weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    long_days: float = Field(default=3.0, gt=0, le=366, allow_inf_nan=False)
+    escalate_share: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
+    scheduler_interval_s: float = Field(default=5.0, gt=0, le=3600, allow_inf_nan=False)
+    scheduler_batch: int = Field(default=1000, ge=1, le=100_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SWITCHBOARD_",
@@ -189,6 +207,7 @@ class Settings(BaseSettings):
     reports: ReportSettings = Field(default_factory=ReportSettings)
     ha: HaSettings = Field(default_factory=HaSettings)
     crm: CrmSettings = Field(default_factory=CrmSettings)
+    cases: CaseSettings = Field(default_factory=CaseSettings)
 
     @property
     def demo_mode(self) -> bool:

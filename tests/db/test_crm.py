@@ -218,3 +218,31 @@ async def test_unknown_number_is_none_and_malformed_raises(session: AsyncSession
     assert await lookup_caller(session, "19999999999", today=TODAY) is None
     with pytest.raises(InvalidPhoneNumber):
         await lookup_caller(session, "not a number", today=TODAY)
+
+
+async def test_open_case_due_this_morning_is_overdue_this_afternoon(
+    session: AsyncSession,
+) -> None:
+    """Overdue compares instants: due at 10:00, looked up at 17:00 the same day."""
+    c = await _customer(session, "13912340001")
+    due = datetime(2026, 6, 15, 10, tzinfo=UTC)
+    session.add(
+        Case(
+            customer_id=c.id,
+            opened_at=due - timedelta(hours=2),
+            status=CaseStatus.OPEN,
+            kind=CaseKind.COMPLAINT,
+            subject="noise",
+            due_at=due,
+        )
+    )
+    await session.flush()
+    afternoon = due.replace(hour=17)
+    pop = await lookup_caller(session, "13912340001", today=TODAY, now=afternoon)
+    assert pop is not None and pop.open_cases[0].overdue
+    assert pop.open_cases[0].stage == "registered"
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    apg = raw.driver_connection
+    early = await lookup_caller_asyncpg(apg, "13912340001", today=TODAY, now=due.replace(hour=9))
+    assert early is not None and not early.open_cases[0].overdue
