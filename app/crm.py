@@ -7,7 +7,8 @@ Invariants:
   joined to ``customers``, with products, the last ``interactions`` and the open cases
   aggregated as JSON by correlated sub-selects (each an index range scan), and the
   repeat-caller mark (contacts in the short and long windows, ``RepeatWindows``) counted
-  on the same ``(customer_id, at DESC)`` index.  No cache: a screen pop must reflect the
+  in one range scan of the same ``(customer_id, at DESC)`` index (the long window must
+  contain the short one: the settings check it).  No cache: a screen pop must reflect the
   CRM as it is now.
 - Entitlement (free technical support) is computed here, from dates only, by
   ``product_entitlement``: within ``PURCHASE_GRACE_DAYS`` (90) days of purchase, inclusive,
@@ -156,6 +157,10 @@ class RepeatWindows:
     short_h: float = 24.0
     long_h: float = 168.0
 
+    def __post_init__(self) -> None:
+        if not 0 < self.short_h <= self.long_h:
+            raise ValueError("repeat windows: need 0 < short_h <= long_h")
+
 
 DEFAULT_WINDOWS = RepeatWindows()
 
@@ -209,10 +214,7 @@ _LOOKUP_SQL = """
                 'notes', i.notes, 'case_id', i.case_id) ORDER BY i.at DESC), '[]'::jsonb)
          FROM (SELECT * FROM interactions WHERE customer_id = c.id
                ORDER BY at DESC LIMIT :n_interactions) i) AS interactions,
-      (SELECT count(*) FROM interactions
-         WHERE customer_id = c.id AND at >= :since_short) AS contacts_short,
-      (SELECT count(*) FROM interactions
-         WHERE customer_id = c.id AND at >= :since_long) AS contacts_long,
+      r.contacts_short, r.contacts_long,
       (SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'id', k.id, 'opened_at', k.opened_at, 'kind', k.kind,
                 'severity', k.severity, 'subject', k.subject, 'due_at', k.due_at,
@@ -220,6 +222,11 @@ _LOOKUP_SQL = """
               ORDER BY k.opened_at, k.id), '[]'::jsonb)
          FROM cases k WHERE k.customer_id = c.id AND k.status = 'open') AS open_cases
     FROM customer_phones cp JOIN customers c ON c.id = cp.customer_id
+    CROSS JOIN LATERAL (
+      -- Both windows in one range scan (the short one lies inside the long one).
+      SELECT count(*) FILTER (WHERE at >= :since_short) AS contacts_short,
+             count(*) AS contacts_long
+        FROM interactions WHERE customer_id = c.id AND at >= :since_long) r
     WHERE cp.phone = :phone
     """
 _LOOKUP = sa.text(_LOOKUP_SQL).columns(

@@ -164,6 +164,12 @@ class CrmSettings(BaseModel):
     repeat_short_h: float = Field(default=24.0, gt=0, le=24 * 366, allow_inf_nan=False)
     repeat_long_h: float = Field(default=168.0, gt=0, le=24 * 366, allow_inf_nan=False)
 
+    @model_validator(mode="after")
+    def _nested(self) -> CrmSettings:
+        if self.repeat_short_h > self.repeat_long_h:
+            raise ValueError("crm: repeat_short_h must not exceed repeat_long_h")
+        return self
+
 
 class CaseSettings(BaseModel):
     """Case SLA clocks: the center's working hours in ``timezone`` (IANA name) on

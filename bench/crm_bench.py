@@ -155,7 +155,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         fast: list[float] = []
         marks: list[int] = []
         try:
-            for _ in range(300):  # warm the statement cache and a little of the buffers
+            # Warm the statement cache and the upper index pages, as a running service has.
+            for _ in range(2000):
                 await lookup_caller_asyncpg(
                     conn, customer_phone(rng.randint(1, args.customers)), today=TODAY, now=NOW
                 )
