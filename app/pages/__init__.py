@@ -50,6 +50,7 @@ PAGES: Final[dict[str, str]] = {
     "/supervisor": "supervisor.html",
     "/wallboard": "wallboard.html",
     "/reports": "reports.html",
+    "/cases": "cases.html",
 }
 
 _MEDIA_TYPES: Final[dict[str, str]] = {

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Role
 from app.cases import escalation, service, sla
+from app.cases.scheduler import EscalationScheduler
 from app.cases.schemas import AssignIn, CaseIn, EscalateIn, StageIn
+from app.db import Database
 from app.errors import (
     CaseTeamOutOfScope,
     Conflict,
@@ -211,3 +213,42 @@ async def test_manual_escalation_and_take_over(session: AsyncSession) -> None:
         await service.get(session, actor=agent, case_id=out.id, now=T0)
     detail = await service.get(session, actor=sup, case_id=out.id, now=T0)
     assert [e.kind for e in detail.events] == ["created", "escalated", "taken-over", "escalated"]
+
+
+async def test_scheduler_restart_mid_sla_fires_once(database: Database) -> None:
+    """A scheduler stopped before the clock runs out and a new one started after: the
+    level fires exactly once, from the persisted clock."""
+    async with database.sessionmaker() as session:
+        agent, _, cid, _, _ = await _world(session)
+        out = await service.create(
+            session, actor=agent, now=T0, policy=POLICY, body=CaseIn(customer_id=cid, subject="r")
+        )
+    now = [T0.replace(hour=12)]
+    heard: list[int] = []
+
+    def scheduler() -> EscalationScheduler:
+        return EscalationScheduler(
+            database.sessionmaker,
+            POLICY,
+            clock=lambda: now[0],
+            notify=lambda fired: heard.extend(f.case_id for f in fired),
+        )
+
+    first = scheduler()
+    await first.start()
+    await first.run_once()
+    await first.stop()
+    assert out.id not in heard  # 12:00: not due yet
+    now[0] = T0.replace(hour=18, minute=5)
+    await scheduler().run_once()
+    await scheduler().run_once()
+    assert heard.count(out.id) == 1
+    async with database.sessionmaker() as session:
+        events = (
+            await session.scalars(
+                sa.select(CaseEvent.level).where(
+                    CaseEvent.case_id == out.id, CaseEvent.kind == "escalated"
+                )
+            )
+        ).all()
+    assert list(events) == [1]
