@@ -519,8 +519,11 @@ async def run_failover(fo: FailoverOptions) -> dict[str, Any]:
             report["login"] = await login_agents(
                 service, token, info.agents, opts.login_concurrency
             )
+            talk = {} if opts.talk_mean is None else {"talk_mean": opts.talk_mean}
             for sim in sims:
-                await sim.client.call("traffic", rate=opts.rate / len(sims), duration=opts.duration)
+                await sim.client.call(
+                    "traffic", rate=opts.rate / len(sims), duration=opts.duration, **talk
+                )
             traffic_started = time.monotonic()
             sig = SIGNALS.get(fo.kill_signal)
 
