@@ -16,6 +16,7 @@ from playwright.async_api import expect
 from app import models
 from tests.browser.conftest import (
     AGENT_PASSWORD,
+    NEW_NAME,
     NEW_PHONE,
     SUPERVISOR,
     Service,
@@ -34,12 +35,19 @@ async def test_complaint_climbs_the_ladder_on_the_pages(service: Service, open_p
     # Thursday 10:00 UTC, inside the default working hours: due today at 18:00.
     now = [datetime(2026, 12, 3, 10, tzinfo=UTC)]
     service.app.state.case_clock = lambda: now[0]
-    call_id = service.place_call("6003", NEW_PHONE, patience_s=5.0)
-
-    page, errors = await open_page(1440, 900)
-    await sign_in(
-        page, f"/cases?customer_id={customer_id}&call_id={call_id}", "agent1001", AGENT_PASSWORD
-    )
+    desk, errors = await open_page(1440, 900)
+    await sign_in(desk, "/agent", "agent1001", AGENT_PASSWORD)
+    await desk.get_by_role("button", name="Log in to phone").click()
+    await desk.get_by_role("button", name="Ready", exact=True).click()
+    await expect(desk.locator("#state-badge")).to_have_text("Ready")
+    call_id = service.place_call("6000", NEW_PHONE)
+    await expect(desk.locator("#pop-name")).to_have_text(NEW_NAME)
+    await expect(desk.locator("#offer-banner")).to_have_attribute("data-phase", "connected")
+    # The desktop opens the case form for the call in a tab of its own (the call stays).
+    async with desk.context.expect_page() as info:
+        await desk.locator("#pop-new-case").click()
+    page = await info.value
+    await page.wait_for_url("**/cases?*")
     await expect(page.get_by_label("Customer id")).to_have_value(str(customer_id))
     await expect(page.get_by_label("Call")).to_have_value(call_id)
     await page.get_by_label("Category", exact=True).first.select_option("product-quality")

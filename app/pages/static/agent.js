@@ -394,7 +394,7 @@ function renderPop() {
         k.subject,
         " ", k.severity ? el("span", { class: `badge ${k.severity === "urgent" || k.severity === "special" ? "bad" : "warn"}` }, k.severity) : null,
         k.overdue ? [" ", el("span", { class: "badge bad" }, "Overdue")] : null,
-        el("div", { class: "hint" }, [k.kind, k.opened_at && `opened ${fmtDate(k.opened_at)}`, k.due_at && `due ${fmtDateTime(k.due_at)}`].filter(Boolean).join(" · ")),
+        el("div", { class: "hint" }, [k.kind, k.stage, k.opened_at && `opened ${fmtDate(k.opened_at)}`, k.due_at && `due ${fmtDateTime(k.due_at)}`].filter(Boolean).join(" · ")),
       )))
     : el("p", { class: "empty" }, "No open cases.");
 
@@ -410,7 +410,8 @@ function renderPop() {
     entBox,
     el("div", { class: "pop-grid" },
       el("section", { "aria-labelledby": "h-products", class: "pop-products" }, el("h3", { id: "h-products" }, "Products"), productTable),
-      el("section", { "aria-labelledby": "h-cases" }, el("h3", { id: "h-cases" }, `Open cases (${cases.length})`), caseList),
+      el("section", { "aria-labelledby": "h-cases" }, el("h3", { id: "h-cases" }, `Open cases (${cases.length})`), caseList,
+        el("a", { id: "pop-new-case", target: "_blank", rel: "opener", href: `/cases?${new URLSearchParams({ customer_id: String(c.id), ...(view.offer && view.offer.call && view.offer.call.call_id ? { call_id: view.offer.call.call_id } : {}) })}` }, "New case for this call")),
       el("section", { "aria-labelledby": "h-inter" }, el("h3", { id: "h-inter" }, "Last contacts"), interList),
     ),
   );
