@@ -29,6 +29,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,7 +57,7 @@ from app.loginlimit import LoginLimiter
 from app.pages import router as pages_router
 from app.redact import install_token_redaction
 from app.reports.retention_job import RetentionJob
-from app.settings import Settings
+from app.settings import CaseSettings, Settings
 from routing.commands import Command
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,16 @@ async def _start_history(
     await rollups.start()
     stack.push_async_callback(rollups.close)
     return (states.notify, rollups.notify)
+
+
+async def _demo_cases(db: database.Database) -> CaseSettings:
+    """Demo mode: round-the-clock case hours and a complaint that climbs within minutes."""
+    from app.cases.demo import ROUND_THE_CLOCK, add_climbing_complaint
+
+    async with db.sessionmaker() as session:
+        case_id = await add_climbing_complaint(session, now=datetime.now(UTC))
+    logger.info("demo mode: complaint #%s escalates every 2 minutes (/cases)", case_id)
+    return ROUND_THE_CLOCK
 
 
 def _server_statuses(callcenter: LiveService | None) -> list[ServerStatusRead]:
@@ -244,11 +255,15 @@ def create_app(
                 timezone=settings.reports.timezone,
             )
             leadership.register("retention", retention.start, retention.stop)
+            case_settings = settings.cases
+            if settings.demo_mode and "cases" not in settings.model_fields_set:
+                case_settings = await _demo_cases(db)
+            app.state.case_policy = policy_from(case_settings)
             escalations = EscalationScheduler(
                 db.sessionmaker,
-                policy_from(settings.cases),
-                interval_s=settings.cases.scheduler_interval_s,
-                batch=settings.cases.scheduler_batch,
+                app.state.case_policy,
+                interval_s=case_settings.scheduler_interval_s,
+                batch=case_settings.scheduler_batch,
                 clock=case_clock(app),
             )
             app.state.case_escalations = escalations

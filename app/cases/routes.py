@@ -67,7 +67,9 @@ def _now(request: Request) -> datetime:
 
 
 def _policy(request: Request) -> sla.SlaPolicy:
-    return policy_from(request.app.state.settings.cases)
+    """The scheduler's policy (the demo's round-the-clock hours too), else the settings'."""
+    policy: sla.SlaPolicy | None = getattr(request.app.state, "case_policy", None)
+    return policy if policy is not None else policy_from(request.app.state.settings.cases)
 
 
 async def _actor(session: SessionDep, principal: CurrentUser) -> service.Actor:
