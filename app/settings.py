@@ -184,6 +184,11 @@ class CaseSettings(BaseModel):
     weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
     long_days: float = Field(default=3.0, gt=0, le=366, allow_inf_nan=False)
     escalate_share: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
+    # Per type / category: the kinds due the same working day, and long clocks by kind
+    # ("repair": 5) or by category code ("billing": 1), in working days.
+    same_day_kinds: list[str] = Field(default_factory=lambda: ["complaint"])
+    long_days_by_kind: dict[str, float] = Field(default_factory=dict)
+    long_days_by_category: dict[str, float] = Field(default_factory=dict)
     scheduler_interval_s: float = Field(default=5.0, gt=0, le=3600, allow_inf_nan=False)
     scheduler_batch: int = Field(default=1000, ge=1, le=100_000)
 

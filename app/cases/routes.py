@@ -46,7 +46,10 @@ def policy_from(settings: CaseSettings) -> sla.SlaPolicy:
             end=settings.work_end,
             weekdays=frozenset(settings.weekdays),
         ),
+        same_day_kinds=frozenset(settings.same_day_kinds),
         long_days=settings.long_days,
+        long_days_by_kind=dict(settings.long_days_by_kind),
+        long_days_by_category=dict(settings.long_days_by_category),
         escalate_share=settings.escalate_share,
     )
 

@@ -130,3 +130,30 @@ def test_same_day_due_is_a_working_day_end_after_opening(
     # Never a whole working day skipped: no working time lies between at and the
     # start of due's day unless at is inside that day.
     assert sla.working_time_between(at, due, hours) <= hours.day_length
+
+
+def test_policy_from_settings_per_kind_and_category() -> None:
+    from app.cases.routes import policy_from
+    from app.settings import Settings
+
+    settings = Settings.model_validate(
+        {
+            "cases": {
+                "timezone": "Asia/Shanghai",
+                "same_day_kinds": ["complaint", "inquiry"],
+                "long_days_by_kind": {"repair": 5},
+                "long_days_by_category": {"billing": 1},
+            }
+        }
+    ).cases
+    policy = policy_from(settings)
+    opened = sh(2026, 12, 3, 10)
+    assert sla.due_at(opened, policy, kind="inquiry", urgent=False, referred=False) == sh(
+        2026, 12, 3, 18
+    )
+    assert sla.due_at(opened, policy, kind="repair", urgent=False, referred=False) == sh(
+        2026, 12, 10, 10
+    )
+    assert sla.due_at(
+        opened, policy, kind="complaint", urgent=True, referred=False, category="billing"
+    ) == sh(2026, 12, 4, 10)
